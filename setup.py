@@ -1,0 +1,51 @@
+"""Install DVI for TensorBoard: the `tensorboard_plugin_dvi` plugin, the `dvi_core` method and the tab's files."""
+
+import glob
+import os
+
+from setuptools import setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def frontend_files():
+    """Every tab file under frontend/, relative to it (shipped as package data of tensorboard_plugin_dvi.frontend)."""
+    root = os.path.join(HERE, "frontend")
+    patterns = ("**/*.js", "**/*.css", "**/*.svg", "**/*.png")
+    return sorted({os.path.relpath(p, root) for pat in patterns for p in glob.glob(os.path.join(root, pat),
+                                                                                   recursive=True)})
+
+
+with open(os.path.join(HERE, "README.md"), encoding="utf-8") as handle:
+    LONG_DESCRIPTION = handle.read()
+
+setup(
+    name="tensorboard-plugin-dvi",
+    version="0.1.0",
+    description="DVI for TensorBoard: time-travelling maps of a classifier's representations and decision boundaries",
+    long_description=LONG_DESCRIPTION,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=["dvi_core", "tensorboard_plugin_dvi", "tensorboard_plugin_dvi.frontend"],
+    package_dir={"tensorboard_plugin_dvi.frontend": "frontend"},
+    package_data={"tensorboard_plugin_dvi": ["http_api.md"], "tensorboard_plugin_dvi.frontend": frontend_files()},
+    install_requires=[
+        "tensorboard>=2.20",
+        # Any torch >= 2.1 works; the Makefile installs a CPU build first so this never pulls a CUDA build.
+        "torch>=2.1",
+        "numpy>=1.24",
+        "pynndescent>=0.5.10",
+        "protobuf",
+        "werkzeug>=2.0",
+        "pillow>=9.0",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pytest-timeout>=2.1", "playwright>=1.40", "scikit-learn>=1.2", "ruff>=0.5"],
+        "bench": ["umap-learn>=0.5.4", "scikit-learn>=1.2"],
+    },
+    entry_points={
+        "tensorboard_plugins": ["dvi = tensorboard_plugin_dvi.loader:DviLoader"],
+    },
+    classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Visualization"],
+)

@@ -1,0 +1,285 @@
+"""A run's DVI files: writing them atomically and reading them back with integrity checks.
+
+Layout under ``<run>/plugins/dvi/`` (schema version 1):
+
+* ``step_<step:08d>-<hash8>.npz``: the step's arrays (features, labels, split, ids, logits, boundary samples, flags).
+  Names are content-addressed so that re-logging a step never clobbers a file an older record points to.
+* ``step_<step:08d>-<hash8>.head.pt`` (or ``.pt2``): the classifier head (see :mod:`heads`).
+* ``step_<step:08d>.json``: the step's index record, written after the arrays. The same JSON goes into the event
+  file as the ``dvi/snapshot`` tensor, last of all.
+* ``inputs.npz``: once per run, sample ids and uint8 thumbnails.
+* ``cache/``: derived results (visualization models, coordinates, metrics), keyed by settings.
+
+Every file is written to a temporary name and renamed into place, so a crash leaves either the old file or the new
+one, never half of one. A reader checks every file against the SHA-256 in its record and reports, rather than raises
+for, a step that is incomplete or corrupt; the other steps stay readable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import threading
+from typing import Any
+
+import numpy as np
+
+from tensorboard_plugin_dvi import metadata
+
+_STEP_JSON = re.compile(r"^step_(\d{8})\.json$")
+_STEP_DATA = re.compile(r"^step_(\d{8})-[0-9a-f]{8}\.(npz|head\.pt2?)$")
+
+
+class StepError(Exception):
+    """A logged step that cannot be read: missing, truncated or altered files, or a malformed record."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StepProblem:
+    """Why one step is not served."""
+
+    step: int
+    error: str
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form used by the ``runs`` route."""
+        return {"step": self.step, "error": self.error}
+
+
+@dataclasses.dataclass
+class StepData:
+    """The arrays of one step, as logged."""
+
+    step: int
+    features: np.ndarray  # [N, D] float32 or float16
+    labels: np.ndarray  # [N] int64
+    split: np.ndarray  # [N] uint8, 1 = train
+    ids: np.ndarray  # [N] int64
+    logits: np.ndarray  # [N, C] float32
+    boundary: np.ndarray | None  # [M, D] boundary samples for training data
+    boundary_test: np.ndarray | None  # [M', D] an independent set for evaluating test data
+    flags: dict[str, np.ndarray]  # name -> ids
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old content or the new, never a partial file."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """Serialise arrays as an uncompressed ``.npz`` (fast to write, memory-mappable members)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def asset_dir(run_dir: str) -> str:
+    """The DVI folder of a run directory."""
+    return os.path.join(run_dir, *metadata.ASSET_DIR)
+
+
+class RunStore:
+    """Reads and writes the DVI files of one run directory."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
+        self.root = asset_dir(run_dir)
+        self._verified: dict[str, tuple[int, int, str]] = {}
+        self._lock = threading.Lock()
+
+    # -- writing ---------------------------------------------------------------------------------------------------
+
+    def write_step(self, step: int, arrays: dict[str, np.ndarray], head: bytes, head_kind: str,
+                   record: dict[str, Any]) -> dict[str, Any]:
+        """Write a step's arrays and head, then its JSON index record; return the completed record.
+
+        The caller writes the same record to the event file afterwards, so the index is always last.
+        """
+        data = npz_bytes(arrays)
+        data_hash = sha256_bytes(data)
+        head_hash = sha256_bytes(head)
+        ext = "head.pt" if head_kind == "spec" else "head.pt2"
+        files = {
+            "arrays": {"name": f"step_{step:08d}-{data_hash[:8]}.npz", "sha256": data_hash, "bytes": len(data)},
+            "head": {"name": f"step_{step:08d}-{head_hash[:8]}.{ext}", "sha256": head_hash, "bytes": len(head),
+                     "kind": head_kind},
+        }
+        atomic_write(os.path.join(self.root, files["arrays"]["name"]), data)
+        atomic_write(os.path.join(self.root, files["head"]["name"]), head)
+        full = {"version": metadata.SCHEMA_VERSION, **record, "step": step, "files": files}
+        atomic_write(self._record_path(step), json.dumps(full).encode("utf-8"))
+        return full
+
+    def write_inputs(self, ids: np.ndarray, thumbnails: np.ndarray) -> None:
+        """Write (or extend with new ids) the run's thumbnails."""
+        existing = self.load_inputs()
+        if existing is not None:
+            old_ids, old_thumbs = existing
+            new = ~np.isin(ids, old_ids)
+            if not new.any():
+                return
+            if old_thumbs.shape[1:] == thumbnails.shape[1:]:
+                ids = np.concatenate([old_ids, ids[new]])
+                thumbnails = np.concatenate([old_thumbs, thumbnails[new]])
+        atomic_write(os.path.join(self.root, "inputs.npz"), npz_bytes({"ids": ids, "thumbnails": thumbnails}))
+
+    # -- reading ---------------------------------------------------------------------------------------------------
+
+    def _record_path(self, step: int) -> str:
+        return os.path.join(self.root, f"step_{step:08d}.json")
+
+    def list_records(self) -> tuple[dict[int, dict[str, Any]], list[StepProblem]]:
+        """Index records found on disk, plus problems: unreadable records and data files no record points to."""
+        if not os.path.isdir(self.root):
+            return {}, []
+        names = os.listdir(self.root)
+        records: dict[int, dict[str, Any]] = {}
+        problems: list[StepProblem] = []
+        for name in sorted(names):
+            match = _STEP_JSON.match(name)
+            if not match:
+                continue
+            step = int(match.group(1))
+            try:
+                with open(os.path.join(self.root, name), "rb") as handle:
+                    records[step] = parse_record(handle.read())
+            except (OSError, StepError) as err:
+                problems.append(StepProblem(step, f"unreadable index record {name}: {err}"))
+        orphans = {int(m.group(1)) for m in map(_STEP_DATA.match, names) if m} - set(records)
+        orphans -= {p.step for p in problems}
+        problems += [
+            StepProblem(s, "incomplete step: data files exist but no index record was written (crash while logging?)")
+            for s in sorted(orphans)
+        ]
+        return records, sorted(problems, key=lambda p: p.step)
+
+    def check(self, record: dict[str, Any]) -> None:
+        """Raise :class:`StepError` unless every file of ``record`` exists and matches its hash."""
+        for role in ("arrays", "head"):
+            entry = record["files"][role]
+            self._verify_file(entry["name"], entry["sha256"])
+
+    def _verify_file(self, name: str, expected: str) -> str:
+        if os.path.basename(name) != name or name.startswith("."):
+            raise StepError(f"invalid file name {name!r} in index record")
+        path = os.path.join(self.root, name)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            raise StepError(f"missing file {name}") from None
+        key = (stat.st_size, stat.st_mtime_ns, expected)
+        with self._lock:
+            if self._verified.get(path) == key:
+                return path
+        if sha256_file(path) != expected:
+            raise StepError(f"hash mismatch in {name} (file truncated or modified after logging)")
+        with self._lock:
+            self._verified[path] = key
+        return path
+
+    def load_step(self, record: dict[str, Any]) -> StepData:
+        """Load a step's arrays after checking their hash; raises :class:`StepError` if they cannot be trusted."""
+        entry = record["files"]["arrays"]
+        path = self._verify_file(entry["name"], entry["sha256"])
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as err:
+            raise StepError(f"cannot read {entry['name']}: {err}") from err
+        flags = {k[len("flag_"):]: v for k, v in arrays.items() if k.startswith("flag_")}
+        return StepData(
+            step=int(record["step"]), features=arrays["features"], labels=arrays["labels"],
+            split=arrays["split"], ids=arrays["ids"], logits=arrays["logits"],
+            boundary=arrays.get("boundary"), boundary_test=arrays.get("boundary_test"), flags=flags,
+        )
+
+    def load_head(self, record: dict[str, Any]):
+        """Load a step's head (a ``torch.nn.Module`` on CPU) after checking its hash."""
+        from tensorboard_plugin_dvi import heads  # torch is imported lazily
+
+        entry = record["files"]["head"]
+        path = self._verify_file(entry["name"], entry["sha256"])
+        try:
+            return heads.load_head(path, entry.get("kind", "spec"))
+        except Exception as err:  # a corrupt file can fail in many ways inside torch
+            raise StepError(f"cannot load head {entry['name']}: {err}") from err
+
+    def load_inputs(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(ids, thumbnails)`` or ``None`` when the run logged no inputs."""
+        path = os.path.join(self.root, "inputs.npz")
+        if not os.path.exists(path):
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return npz["ids"], npz["thumbnails"]
+        except (OSError, ValueError, KeyError) as err:
+            raise StepError(f"cannot read inputs.npz: {err}") from err
+
+    def read_run(self) -> tuple[dict[int, dict[str, Any]], list[StepProblem]]:
+        """Complete, verified steps of the run (from the records on disk) and the problems of the others."""
+        records, problems = self.list_records()
+        good = {}
+        for step, record in records.items():
+            try:
+                self.check(record)
+                good[step] = record
+            except StepError as err:
+                problems.append(StepProblem(step, str(err)))
+        return good, sorted(problems, key=lambda p: p.step)
+
+
+_REQUIRED = {"step": int, "n": int, "d": int, "n_classes": int, "files": dict}
+
+
+def parse_record(raw: bytes | str) -> dict[str, Any]:
+    """Parse and validate an index record's JSON; raise :class:`StepError` if it is malformed."""
+    try:
+        record = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise StepError(f"index record is not valid JSON: {err}") from err
+    if not isinstance(record, dict):
+        raise StepError("index record is not a JSON object")
+    if record.get("version") != metadata.SCHEMA_VERSION:
+        raise StepError(f"unsupported schema version {record.get('version')!r} (expected {metadata.SCHEMA_VERSION})")
+    for key, kind in _REQUIRED.items():
+        if not isinstance(record.get(key), kind):
+            raise StepError(f"index record field {key!r} is missing or not a {kind.__name__}")
+    files = record["files"]
+    for role in ("arrays", "head"):
+        entry = files.get(role)
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(
+            entry.get("sha256"), str
+        ):
+            raise StepError(f"index record has no valid {role!r} file entry")
+    return record

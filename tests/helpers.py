@@ -1,0 +1,83 @@
+"""Test helpers that write real DVI runs and start real TensorBoard processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import torch
+
+import tensorboard_plugin_dvi as dvi
+
+
+def write_run(run_dir: str, steps: int, n: int = 60, d: int = 8, c: int = 3, seed: int = 0,
+              inputs: bool = False) -> None:
+    """A run of `steps` steps whose features drift slowly, with a linear head that changes a little each step."""
+    gen = torch.Generator().manual_seed(seed)
+    base = torch.randn(n, d, generator=gen)
+    head = torch.nn.Linear(d, c)
+    labels = torch.randint(0, c, (n,), generator=gen)
+    split = np.arange(n) < int(0.8 * n)
+    images = np.random.default_rng(seed).integers(0, 255, size=(n, 8, 8), dtype=np.uint8) if inputs else None
+    for step in range(steps):
+        feats = base + 0.05 * step * torch.randn(n, d, generator=gen)
+        dvi.summary.snapshot(run_dir, step, feats, labels, head, split=split, inputs=images)
+    dvi.summary.close(run_dir)
+
+
+def start_tensorboard(logdir: str, *extra: str, timeout: float = 90.0) -> tuple[subprocess.Popen, str]:
+    """Start the real `tensorboard` command on a free loopback port; return the process and its base URL.
+
+    Output goes to `<logdir>/../tensorboard-<pid>.log` (a file, so a chatty server never blocks on a full pipe).
+    """
+    exe = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    log_path = os.path.join(os.path.dirname(os.path.abspath(logdir)), f"tensorboard-{time.time_ns()}.log")
+    log = open(log_path, "w")  # noqa: SIM115 - kept open for the process's lifetime
+    proc = subprocess.Popen(
+        [exe, "--logdir", logdir, "--host", "127.0.0.1", "--port", "0", "--reload_interval", "1", *extra],
+        stdout=log, stderr=subprocess.STDOUT, text=True,
+    )
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        with open(log_path) as handle:
+            match = re.search(r"(http://127\.0\.0\.1:\d+/)", handle.read())
+        if match:
+            return proc, match.group(1).rstrip("/")
+        time.sleep(0.2)
+    proc.kill()
+    with open(log_path) as handle:
+        raise RuntimeError("tensorboard did not start:\n" + handle.read())
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a process started by :func:`start_tensorboard`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def get(url: str, timeout: float = 30.0) -> tuple[int, bytes]:
+    """GET `url`; return (status, body) without raising for HTTP errors."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def poll(fn, timeout: float = 60.0, interval: float = 0.5):
+    """Call `fn` until it returns a truthy value or `timeout` passes; return the last value."""
+    deadline = time.time() + timeout
+    value = fn()
+    while not value and time.time() < deadline:
+        time.sleep(interval)
+        value = fn()
+    return value
