@@ -1,0 +1,86 @@
+// Sample details: thumbnail, id, label, prediction and confidence now, and a sparkline of its history.
+import {h, fill, s, swatch, fmtPct} from './dom.js';
+
+/** SVG sparkline: confidence over steps (line), predicted class per step (dots in class colour), current step. */
+export function sparkline({steps, conf, pred, label, colors, classes, current, width = 248, height = 64}) {
+  const pad = {l: 26, r: 6, t: 6, b: 14};
+  const w = width - pad.l - pad.r;
+  const hh = height - pad.t - pad.b;
+  const n = steps.length;
+  const X = (i) => pad.l + (n > 1 ? (w * i) / (n - 1) : w / 2);
+  const Y = (v) => pad.t + hh * (1 - v);
+  const svg = s('svg', {class: 'dvi-spark', width, height, viewBox: `0 0 ${width} ${height}`, 'data-testid': 'sparkline', role: 'img', 'aria-label': 'Confidence and prediction over steps'});
+  svg.append(s('line', {x1: pad.l, x2: pad.l + w, y1: Y(1), y2: Y(1), class: 'dvi-spark-grid'}));
+  svg.append(s('line', {x1: pad.l, x2: pad.l + w, y1: Y(0.5), y2: Y(0.5), class: 'dvi-spark-grid'}));
+  svg.append(s('line', {x1: pad.l, x2: pad.l + w, y1: Y(0), y2: Y(0), class: 'dvi-spark-axis'}));
+  svg.append(s('text', {x: pad.l - 4, y: Y(1) + 3, class: 'dvi-spark-text', 'text-anchor': 'end'}, '1'));
+  svg.append(s('text', {x: pad.l - 4, y: Y(0) + 3, class: 'dvi-spark-text', 'text-anchor': 'end'}, '0'));
+  const ci = steps.indexOf(current);
+  if (ci >= 0) svg.append(s('line', {x1: X(ci), x2: X(ci), y1: pad.t - 2, y2: pad.t + hh, class: 'dvi-spark-now'}));
+  const pts = [];
+  steps.forEach((st, i) => conf[i] !== null && conf[i] !== undefined && pts.push(`${X(i).toFixed(1)},${Y(conf[i]).toFixed(1)}`));
+  svg.append(s('polyline', {points: pts.join(' '), class: 'dvi-spark-line'}));
+  steps.forEach((st, i) => {
+    if (conf[i] === null || conf[i] === undefined) return;
+    const p = pred[i];
+    const wrong = p !== label;
+    const c = s('circle', {cx: X(i), cy: Y(conf[i]), r: i === ci ? 4 : 3, fill: wrong ? '#fff' : colors[p % colors.length], stroke: colors[p % colors.length], 'stroke-width': wrong ? 2 : 1});
+    c.append(s('title', {}, `step ${st}: predicted ${classes[p] ?? p}, confidence ${fmtPct(conf[i])}`));
+    svg.append(c);
+  });
+  svg.append(s('text', {x: pad.l, y: height - 2, class: 'dvi-spark-text'}, `step ${steps[0]}`));
+  svg.append(s('text', {x: pad.l + w, y: height - 2, class: 'dvi-spark-text', 'text-anchor': 'end'}, `step ${steps[n - 1]}`));
+  return svg;
+}
+
+export function createInspect({onClose, onFocus}) {
+  const body = h('div', {class: 'dvi-inspect-body'});
+  const el = h('div', {class: 'dvi-inspect', testid: 'inspect'}, body);
+
+  function classChip(i, classes, colors) {
+    return h('span', {class: 'dvi-class-chip'}, swatch(colors[i % colors.length]), classes[i] ?? String(i));
+  }
+
+  /**
+   * state: null (nothing selected) | {id, run, loading} | {id, run, sample, now: {pred, conf, label, split} | null,
+   *   thumbnailUrl, classes, colors, step, missing}
+   */
+  function update(state) {
+    if (!state) {
+      fill(body, h('div', {class: 'dvi-muted'}, 'Click a point on the map to inspect a sample.'));
+      return;
+    }
+    const close = h('button', {type: 'button', class: 'dvi-link', testid: 'inspect-close', onclick: () => onClose()}, 'Clear');
+    const focus = h('button', {type: 'button', class: 'dvi-link', testid: 'inspect-focus', onclick: () => onFocus()}, 'Centre');
+    if (state.error) {
+      fill(body, h('div', {class: 'dvi-inspect-head'}, h('span', {class: 'dvi-id'}, `#${state.id}`), h('span', {class: 'dvi-spacer'}), close),
+        h('div', {class: 'dvi-muted'}, state.error));
+      return;
+    }
+    const {sample, classes, colors, now} = state;
+    const thumb = state.thumbnailUrl
+      ? h('img', {class: 'dvi-thumb', testid: 'thumbnail', src: state.thumbnailUrl, alt: `sample ${state.id}`, width: 84, height: 84})
+      : h('div', {class: 'dvi-thumb dvi-thumb-empty'}, 'no input logged');
+    const rows = [];
+    const label = sample ? sample.label : now ? now.label : null;
+    if (label !== null && label !== undefined) rows.push(['Label', classChip(label, classes, colors)]);
+    if (now) {
+      rows.push(['Predicted', h('span', {class: 'dvi-pred-now', testid: 'inspect-pred'}, classChip(now.pred, classes, colors), h('span', {class: now.pred === label ? 'dvi-ok' : 'dvi-bad'}, now.pred === label ? ' correct' : ' wrong'))]);
+      rows.push(['Confidence', h('span', {testid: 'inspect-conf'}, fmtPct(now.conf))]);
+    }
+    const split = sample ? sample.split : now ? now.split : null;
+    if (split !== null && split !== undefined) rows.push(['Split', split ? 'train' : 'test']);
+    if (sample && sample.flags && sample.flags.length) rows.push(['Flags', h('span', {class: 'dvi-flag', testid: 'inspect-flags'}, sample.flags.join(', '))]);
+    fill(body, 
+      h('div', {class: 'dvi-inspect-head'}, h('span', {class: 'dvi-id', testid: 'inspect-id'}, `#${state.id}`), h('span', {class: 'dvi-muted dvi-small'}, state.run), h('span', {class: 'dvi-spacer'}), focus, close),
+      h('div', {class: 'dvi-inspect-main'}, thumb,
+        h('dl', {class: 'dvi-dl'}, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))),
+      sample
+        ? h('div', {class: 'dvi-history'}, h('div', {class: 'dvi-field-label'}, 'Confidence and prediction over steps'),
+          sparkline({steps: sample.steps, conf: sample.conf, pred: sample.pred, label: sample.label, colors, classes, current: state.step}))
+        : h('div', {class: 'dvi-muted dvi-small'}, state.loading ? 'Loading history…' : ''),
+      state.missing ? h('div', {class: 'dvi-muted dvi-small'}, 'Not in this step\'s projection.') : null);
+  }
+  update(null);
+  return {el, update};
+}
