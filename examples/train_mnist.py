@@ -33,9 +33,9 @@ class SmallCNN(nn.Module):
     def __init__(self, dim: int = 256, n_classes: int = 10) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 7 * 7, dim), nn.ReLU(),
+            nn.Conv2d(1, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(16 * 7 * 7, dim), nn.ReLU(),
         )
         self.fc = nn.Linear(dim, n_classes)
 
@@ -68,7 +68,7 @@ def train_run(logdir: str, name: str, noise: float, epochs: int, seed: int = 0) 
     torch.manual_seed(seed)
     images, labels, is_train, flipped = load_data(noise, seed)
     model = SmallCNN()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     x_train, y_train = images[:N_TRAIN], torch.from_numpy(labels[:N_TRAIN])
     writer = SummaryWriter(os.path.join(logdir, name))
     flags = {"flipped": flipped} if flipped.size else None
@@ -77,7 +77,7 @@ def train_run(logdir: str, name: str, noise: float, epochs: int, seed: int = 0) 
         model.train()
         order = torch.randperm(N_TRAIN)
         total = 0.0
-        for batch in torch.split(order, 64):
+        for batch in torch.split(order, 128):
             optimizer.zero_grad()
             loss = nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
             loss.backward()

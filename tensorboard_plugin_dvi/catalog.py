@@ -42,9 +42,11 @@ class RunIndex:
 
 def confine(logdir: str, run: str) -> str:
     """Directory of ``run`` under ``logdir``; raises NotFoundError for anything escaping the logdir."""
+    if "\x00" in run:
+        raise errors.NotFoundError(f"Unknown run {run!r}.")
     root = os.path.realpath(logdir)
     path = os.path.realpath(os.path.join(root, run))
-    if "\x00" in run or os.path.commonpath([root, path]) != root:
+    if os.path.commonpath([root, path]) != root:
         raise errors.NotFoundError(f"Unknown run {run!r}.")
     return path
 

@@ -137,9 +137,11 @@ class DviPlugin(base_plugin.TBPlugin):
     def static_impl(self, rel: str) -> tuple[bytes, str]:
         """Bytes and MIME type of a frontend file; NotFoundError for anything else."""
         ext = os.path.splitext(rel)[1]
+        if ext not in _STATIC_TYPES or "\x00" in rel:
+            raise errors.NotFoundError(f"No such DVI route or file: {rel!r}.")
         root = os.path.realpath(self._frontend)
         path = os.path.realpath(os.path.join(root, rel))
-        if ext not in _STATIC_TYPES or "\x00" in rel or os.path.commonpath([root, path]) != root:
+        if os.path.commonpath([root, path]) != root:
             raise errors.NotFoundError(f"No such DVI route or file: {rel!r}.")
         try:
             with open(path, "rb") as handle:

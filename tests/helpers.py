@@ -81,3 +81,58 @@ def poll(fn, timeout: float = 60.0, interval: float = 0.5):
         time.sleep(interval)
         value = fn()
     return value
+
+
+def loader_flags(**overrides):
+    """The DVI flags as the `tensorboard` command would parse them with no arguments (plus overrides)."""
+    import argparse
+
+    from tensorboard_plugin_dvi.loader import DviLoader
+
+    parser = argparse.ArgumentParser()
+    DviLoader().define_flags(parser)
+    flags = parser.parse_args([])
+    flags.samples_per_plugin = {}
+    for key, value in overrides.items():
+        setattr(flags, key, value)
+    DviLoader().fix_flags(flags)
+    return flags
+
+
+class WsgiApp:
+    """The DVI plugin inside `TensorBoardWSGI` over a multiplexer sampled like the CLI's Python loader."""
+
+    def __init__(self, logdir: str, **flag_overrides) -> None:
+        from tensorboard.backend import application
+        from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+        from tensorboard.plugins import base_plugin
+        from werkzeug.test import Client
+
+        from tensorboard_plugin_dvi.loader import DviLoader
+
+        self.flags = loader_flags(**flag_overrides)
+        # Tensors are sampled to 10 per tag, as the CLI does for plugins not named in samples_per_plugin;
+        # the loader's fix_flags decides what DVI gets.
+        self.mux = plugin_event_multiplexer.EventMultiplexer(
+            size_guidance={"tensors": 10}, tensor_size_guidance=dict(self.flags.samples_per_plugin))
+        self.logdir = logdir
+        self.reload()
+        provider = data_provider.MultiplexerDataProvider(self.mux, logdir)
+        context = base_plugin.TBContext(logdir=logdir, data_provider=provider, flags=self.flags)
+        self.plugin = DviLoader().load(context)
+        self.client = Client(application.TensorBoardWSGI([self.plugin], data_provider=provider))
+
+    def reload(self) -> None:
+        self.mux.AddRunsFromDirectory(self.logdir)
+        self.mux.Reload()
+
+    def get(self, path: str, **kwargs):
+        return self.client.get("/data/plugin/dvi/" + path, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.client.post("/data/plugin/dvi/" + path, **kwargs)
+
+    def close(self) -> None:
+        close = getattr(self.plugin, "close", None)
+        if close:
+            close()

@@ -102,7 +102,8 @@ def test_atomic_write_keeps_old_content_when_interrupted(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
         storage.atomic_write(path, b"new content")
-    assert open(path, "rb").read() == b"old"
+    with open(path, "rb") as handle:
+        assert handle.read() == b"old"
     assert os.listdir(tmp_path) == ["f.bin"]
 
 
