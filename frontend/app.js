@@ -219,6 +219,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
       // Keep the last map on screen under a progress veil and ask again.
       panel.view.setProgress({step, progress: proj.progress ?? null, text: proj.status === 'queued' ? `Step ${step} is queued for projection…` : `Projecting step ${step}…`});
       panel.pendingStep = step;
+      if (!panel.shown) await showFallback(panel, step, token);
       refresh();
       await new Promise((resolve) => {
         panel.timer = setTimeout(resolve, PENDING_POLL_MS);
@@ -240,6 +241,24 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     if (ni > 0 && ni < steps.length && readySet(r).has(steps[ni])) {
       api.projection(panel.run, steps[ni]).catch(() => null);
       if (!(r && r.has_head === false)) api.landscape(panel.run, steps[ni]).catch(() => null);
+    }
+  }
+
+  /** While `step` is being projected and the panel is empty, show the latest ready step before it (never a blank map). */
+  async function showFallback(panel, step, token) {
+    const r = runInfo(panel.run);
+    const ready = readySet(r);
+    const candidates = (r ? r.steps : []).filter((s) => s < step && ready.has(s));
+    if (!candidates.length) return;
+    const fb = candidates[candidates.length - 1];
+    try {
+      const proj = await api.projection(panel.run, fb);
+      if (proj.pending || token !== panel.token) return;
+      const image = r && r.has_head === false ? null : await api.landscape(panel.run, fb).catch(() => null);
+      if (token !== panel.token || panel.shown) return;
+      await show(panel, {step: fb, data: align(panel.run, proj), prev: null, land: image ? {image, bounds: proj.bounds} : null}, false, token);
+    } catch (_) {
+      /* keep the veil */
     }
   }
 

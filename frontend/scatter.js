@@ -28,28 +28,28 @@ attribute float aHigh;
 uniform float uT;
 uniform vec4 uView;
 uniform float uSize;
-uniform float uPass;
 uniform float uDimAlpha;
 uniform vec3 uPalette[${MAX_PALETTE}];
 varying vec3 vLabel;
 varying vec3 vPred;
 varying float vMis;
 varying float vAlpha;
+varying float vSize;
 vec3 pal(float i) {
-  int k = int(mod(i, ${MAX_PALETTE}.0));
-  for (int j = 0; j < ${MAX_PALETTE}; j++) { if (j == k) return uPalette[j]; }
-  return vec3(0.5);
+  // Dynamic indexing of uniform arrays is allowed in WebGL 1 vertex shaders.
+  return uPalette[int(mod(i + 0.5, ${MAX_PALETTE}.0))];
 }
 void main() {
   vec2 p = mix(aPosA, aPosB, uT);
   float high = aHigh > 0.5 ? 1.0 : 0.0;
-  if (high != uPass) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); gl_PointSize = 0.0; return; }
-  gl_Position = vec4((p.x - uView.x) * uView.z, (p.y - uView.y) * uView.w, 0.0, 1.0);
+  // One pass: highlighted points sit in front (depth test), so dimmed ones never cover them.
+  gl_Position = vec4((p.x - uView.x) * uView.z, (p.y - uView.y) * uView.w, high > 0.5 ? -0.5 : 0.5, 1.0);
   vMis = aLabel != aPred ? 1.0 : 0.0;
   vLabel = pal(aLabel);
   vPred = pal(aPred);
   vAlpha = high > 0.5 ? 1.0 : uDimAlpha;
   gl_PointSize = (vMis > 0.5 ? uSize * 1.7 : uSize) * (high > 0.5 ? 1.0 : 0.8);
+  vSize = gl_PointSize;
 }`;
 
 const POINT_FS = `
@@ -58,9 +58,12 @@ varying vec3 vLabel;
 varying vec3 vPred;
 varying float vMis;
 varying float vAlpha;
+varying float vSize;
 void main() {
   float r = length(gl_PointCoord - vec2(0.5)) * 2.0;
   if (r > 1.0) discard;
+  // Soft edge of about one pixel (the context has no MSAA: it is costly in software GL).
+  float edge = clamp((1.0 - r) * vSize * 0.5, 0.0, 1.0);
   vec3 c;
   if (vMis > 0.5) {
     if (r > 0.62) c = vLabel * 0.92;
@@ -69,7 +72,7 @@ void main() {
   } else {
     c = r > 0.74 ? vLabel * 0.78 : vLabel;
   }
-  gl_FragColor = vec4(c, vAlpha);
+  gl_FragColor = vec4(c, vAlpha * edge);
 }`;
 
 const BG_VS = `
@@ -120,7 +123,7 @@ function compile(gl, vs, fs) {
 function createGlRenderer(canvas) {
   let gl = null;
   try {
-    const attrs = {antialias: true, premultipliedAlpha: false, preserveDrawingBuffer: true, alpha: false};
+    const attrs = {antialias: false, depth: true, premultipliedAlpha: false, preserveDrawingBuffer: true, alpha: false};
     gl = canvas.getContext('webgl', attrs) || canvas.getContext('experimental-webgl', attrs);
   } catch (_) {
     gl = null;
@@ -173,7 +176,8 @@ function createGlRenderer(canvas) {
     gl.viewport(0, 0, canvas.width, canvas.height);
     const [br, bgc, bb] = s.background;
     gl.clearColor(br, bgc, bb, 1);
-    gl.clear(gl.COLOR_BUFFER_BIT);
+    gl.clearDepth(1);
+    gl.clear(gl.COLOR_BUFFER_BIT | gl.DEPTH_BUFFER_BIT);
     gl.enable(gl.BLEND);
     gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
     // Landscapes: A fully, B on top with the fade weight.
@@ -202,10 +206,10 @@ function createGlRenderer(canvas) {
     gl.uniform1f(points.loc.uSize, s.pointSize * s.dpr);
     gl.uniform1f(points.loc.uDimAlpha, s.dimAlpha);
     gl.uniform3fv(points.loc.uPalette, s.paletteFlat);
-    for (const pass of [0, 1]) {
-      gl.uniform1f(points.loc.uPass, pass);
-      gl.drawArrays(gl.POINTS, 0, s.n);
-    }
+    gl.enable(gl.DEPTH_TEST);
+    gl.depthFunc(gl.LEQUAL);
+    gl.drawArrays(gl.POINTS, 0, s.n);
+    gl.disable(gl.DEPTH_TEST);
   }
 
   function destroy() {
