@@ -46,6 +46,7 @@ setup(
     },
     entry_points={
         "tensorboard_plugins": ["dvi = tensorboard_plugin_dvi.loader:DviLoader"],
+        "console_scripts": ["dvi-project = tensorboard_plugin_dvi.cli:main"],
     },
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Visualization"],
 )

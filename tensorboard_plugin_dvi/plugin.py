@@ -21,9 +21,15 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from tensorboard_plugin_dvi import catalog, metadata
+from tensorboard_plugin_dvi import cache, catalog, jobs, metadata, params, views
 
 logger = logging.getLogger(__name__)
+
+
+class MethodNotAllowed(errors.PublicError):
+    """Wrong HTTP method for the route (405)."""
+
+    http_code = 405
 
 _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
 
@@ -70,11 +76,30 @@ class DviPlugin(base_plugin.TBPlugin):
         self._catalog = catalog.Catalog(context.data_provider, self._logdir)
         self._frontend = frontend_dir()
         self.flags = flags
+        settings = cache.Settings(variant=getattr(flags, "dvi_variant", "dvi"))
+        self.service = jobs.ProjectionService(settings, device=getattr(flags, "dvi_device", "cpu"))
+        self._autoproject = getattr(flags, "dvi_autoproject", "on_demand")
+        self.views = views.Views(self.service, autoproject=self._autoproject)
+        self._default_size = int(getattr(flags, "dvi_resolution", 256))
+
+    def close(self) -> None:
+        """Stop the background worker (tests; TensorBoard itself just exits)."""
+        self.service.close()
 
     # -- TBPlugin --------------------------------------------------------------------------------------------------
 
     def get_plugin_apps(self) -> dict[str, Callable]:
-        return {"/runs": self._serve_runs, "/*": self._serve_static}
+        return {
+            "/runs": self._serve_runs,
+            "/projection": self._serve_projection,
+            "/landscape": self._serve_landscape,
+            "/predict": self._serve_predict,
+            "/sample": self._serve_sample,
+            "/thumbnail": self._serve_thumbnail,
+            "/metrics": self._serve_metrics,
+            "/project": self._serve_project,
+            "/*": self._serve_static,
+        }
 
     def is_active(self) -> bool:
         return False  # data tagged plugin_name="dvi" activates the plugin; this hook stays cheap
@@ -87,6 +112,20 @@ class DviPlugin(base_plugin.TBPlugin):
     @staticmethod
     def _request_context(request: wrappers.Request) -> tuple[Any, str]:
         return tb_context.from_environ(request.environ), plugin_util.experiment_id(request.environ)
+
+    def _index(self, request: wrappers.Request) -> catalog.RunIndex:
+        """The run named by the ``run`` parameter: only names the data provider lists are accepted (else 404)."""
+        ctx, eid = self._request_context(request)
+        return self._catalog.index(ctx, eid, params.required(request.args, "run"))
+
+    def _index_step(self, request: wrappers.Request) -> tuple[catalog.RunIndex, int]:
+        index = self._index(request)
+        return index, params.integer(request.args, "step", lo=0)
+
+    @staticmethod
+    def _method(request: wrappers.Request, method: str) -> None:
+        if request.method != method:
+            raise MethodNotAllowed(f"This route accepts {method} only, not {request.method}.")
 
     # -- runs ------------------------------------------------------------------------------------------------------
 
@@ -119,9 +158,95 @@ class DviPlugin(base_plugin.TBPlugin):
         }
 
     def status_impl(self, index: catalog.RunIndex) -> dict[str, Any]:
-        """Projection status of a run (overridden once the projection service is attached)."""
-        return {"state": "not projected", "ready": [], "queued": [], "running": None, "progress": 0.0,
-                "error": None}
+        """Projection status of a run; with ``--dvi_autoproject=all`` also queues its unprojected steps."""
+        if self._autoproject == "all" and index.steps:
+            self.service.request(index, index.steps)
+        return self.service.status(index)
+
+    # -- projection routes -----------------------------------------------------------------------------------------
+
+    def _pending(self, request: wrappers.Request, not_ready: views.NotReady) -> wrappers.Response:
+        return respond_json(request, not_ready.body, code=202)
+
+    @wrappers.Request.application
+    @json_errors
+    def _serve_projection(self, request: wrappers.Request) -> wrappers.Response:
+        index, step = self._index_step(request)
+        fmt = request.args.get("format", "json")
+        if fmt not in ("json", "binary"):
+            raise errors.InvalidArgumentError(f"Parameter 'format' must be 'json' or 'binary', got {fmt[:20]!r}.")
+        try:
+            body, mime = self.views.projection(index, step, fmt)
+        except views.NotReady as pending:
+            return self._pending(request, pending)
+        if mime == "application/json":
+            return respond_json(request, body)
+        return http_util.Respond(request, body, mime)
+
+    @wrappers.Request.application
+    @json_errors
+    def _serve_landscape(self, request: wrappers.Request) -> wrappers.Response:
+        index, step = self._index_step(request)
+        size = params.integer(request.args, "size", default=self._default_size, lo=params.MIN_SIZE,
+                              hi=params.MAX_SIZE)
+        try:
+            return http_util.Respond(request, self.views.landscape(index, step, size), "image/png")
+        except views.NotReady as pending:
+            return self._pending(request, pending)
+
+    @wrappers.Request.application
+    @json_errors
+    def _serve_predict(self, request: wrappers.Request) -> wrappers.Response:
+        self._method(request, "POST")
+        index, step = self._index_step(request)
+        points = params.points(params.json_body(request))
+        try:
+            return respond_json(request, self.views.predict(index, step, points))
+        except views.NotReady as pending:
+            return self._pending(request, pending)
+
+    @wrappers.Request.application
+    @json_errors
+    def _serve_metrics(self, request: wrappers.Request) -> wrappers.Response:
+        index, step = self._index_step(request)
+        try:
+            return respond_json(request, self.views.metrics(index, step))
+        except views.NotReady as pending:
+            return self._pending(request, pending)
+
+    @wrappers.Request.application
+    @json_errors
+    def _serve_sample(self, request: wrappers.Request) -> wrappers.Response:
+        index = self._index(request)
+        sample_id = params.integer(request.args, "id", lo=0)
+        return respond_json(request, self.views.sample(index, sample_id))
+
+    @wrappers.Request.application
+    @json_errors
+    def _serve_thumbnail(self, request: wrappers.Request) -> wrappers.Response:
+        index = self._index(request)
+        sample_id = params.integer(request.args, "id", lo=0)
+        return http_util.Respond(request, self.views.thumbnail(index, sample_id), "image/png", expires=3600)
+
+    @wrappers.Request.application
+    @json_errors
+    def _serve_project(self, request: wrappers.Request) -> wrappers.Response:
+        self._method(request, "POST")
+        if request.headers.get("X-XSRF-Protected") != "1":
+            raise errors.PermissionDeniedError("POST project requires the header 'X-XSRF-Protected: 1'.")
+        body = params.json_body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("run"), str):
+            raise errors.InvalidArgumentError("Parameter 'body' must be a JSON object with a string 'run'.")
+        ctx, eid = self._request_context(request)
+        index = self._catalog.index(ctx, eid, body["run"])
+        steps = body.get("steps", index.steps)
+        if not isinstance(steps, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
+            raise errors.InvalidArgumentError("Parameter 'steps' must be a list of integer steps.")
+        unknown = sorted(set(steps) - set(index.steps))
+        if unknown:
+            raise errors.NotFoundError(f"Run {index.name!r} has no servable steps {unknown[:10]}.")
+        self.service.clear_failures(index, steps)
+        return respond_json(request, {"queued": self.service.request(index, steps)}, code=202)
 
     # -- static frontend files ------------------------------------------------------------------------------------
 

@@ -208,15 +208,19 @@ class RunStore:
             self._verified[path] = key
         return path
 
-    def load_step(self, record: dict[str, Any]) -> StepData:
-        """Load a step's arrays after checking their hash; raises :class:`StepError` if they cannot be trusted."""
+    def load_arrays(self, record: dict[str, Any], *, features: bool = True) -> dict[str, np.ndarray]:
+        """A step's arrays by name after checking the file's hash (``features=False`` skips the largest one)."""
         entry = record["files"]["arrays"]
         path = self._verify_file(entry["name"], entry["sha256"])
         try:
             with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
+                return {k: npz[k] for k in npz.files if features or k not in ("features", "boundary", "boundary_test")}
         except (OSError, ValueError) as err:
             raise StepError(f"cannot read {entry['name']}: {err}") from err
+
+    def load_step(self, record: dict[str, Any]) -> StepData:
+        """Load a step's arrays after checking their hash; raises :class:`StepError` if they cannot be trusted."""
+        arrays = self.load_arrays(record)
         flags = {k[len("flag_"):]: v for k, v in arrays.items() if k.startswith("flag_")}
         return StepData(
             step=int(record["step"]), features=arrays["features"], labels=arrays["labels"],

@@ -1,0 +1,79 @@
+"""Projecting one logged step with ``dvi_core``: the glue between stored arrays and the method.
+
+No HTTP and no threads here: :func:`project_step` takes a run's store, a step record and the previous step's result,
+and returns the new result written to the cache. The job service and the offline CLI both call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tensorboard_plugin_dvi import cache, storage
+
+
+def _aligned_prev(prev_data: storage.StepData | None, data: storage.StepData) -> np.ndarray | None:
+    """Previous step's features of the same samples in the same order, or None when the sample sets differ."""
+    if prev_data is None or prev_data.features.shape[1] != data.features.shape[1]:
+        return None
+    if np.array_equal(prev_data.ids, data.ids):
+        return prev_data.features.astype(np.float32)
+    order = {int(i): k for k, i in enumerate(prev_data.ids)}
+    if not all(int(i) in order for i in data.ids):
+        return None
+    return prev_data.features[[order[int(i)] for i in data.ids]].astype(np.float32)
+
+
+def project_step(store: storage.RunStore, results: cache.ResultCache, record: dict[str, Any],
+                 prev_record: dict[str, Any] | None, *, device: str = "cpu",
+                 progress: Callable[[float], None] | None = None) -> cache.StepResult:
+    """Fit the visualization model of ``record``'s step (warm-started from ``prev_record``'s), cache and return it.
+
+    Raises :class:`storage.StepError` when the step's files cannot be trusted, ``ValueError`` when the method
+    rejects the data (e.g. a single class); the caller reports either in the run's status.
+    """
+    from dvi_core import DVIProjector, StepProjection, boundary, metrics
+
+    settings = results.settings
+    data = store.load_step(record)
+    head = store.load_head(record).to(device)
+    train = data.split.astype(bool)
+    if train.sum() <= settings.n_neighbors:
+        train = np.ones_like(train)  # too few training samples: fit on everything rather than fail
+    feats = data.features.astype(np.float32)
+    prev, prev_feats = None, None
+    if prev_record is not None:
+        prev_result = results.load(prev_record)
+        if prev_result is not None:
+            prev = StepProjection.load(prev_result.model_path, device=device)
+            prev_feats = _aligned_prev(store.load_step(prev_record), data)
+            if prev_feats is None:
+                prev = None
+    b_train, b_test = data.boundary, data.boundary_test
+    if b_train is None:  # no input-space boundary samples logged: make them in representation space
+        b_train, b_test = (boundary.boundary_samples(head, feats[train], seed=settings.seed + i, device=device)
+                           for i in (0, 1))
+    projector = DVIProjector(n_neighbors=settings.n_neighbors, variant=settings.variant, device=device,
+                             seed=settings.seed)
+    fitted = projector.fit_step(
+        feats[train], head, boundary=b_train, prev=prev,
+        prev_features=None if prev_feats is None else prev_feats[train], progress=progress,
+    )
+    test = ~train
+    scores = metrics.evaluate_step(
+        fitted, head, feats[train], test_features=feats[test] if test.sum() > settings.n_neighbors else None,
+        boundary=b_train, test_boundary=b_test, prev=prev,
+        prev_train_features=None if prev_feats is None else prev_feats[train],
+        prev_test_features=None if prev_feats is None or test.sum() <= settings.n_neighbors else prev_feats[test],
+        k=settings.n_neighbors,
+    )
+    xy = fitted.transform(feats)
+    return results.save(record, prev_record, data.ids, xy, fitted.bounds_, _finite(scores), fitted.save)
+
+
+def _finite(scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Metrics as plain floats, with NaN turned into None (JSON has no NaN)."""
+    return {split: {k: (None if v is None or not np.isfinite(v) else float(v)) for k, v in values.items()}
+            for split, values in scores.items()}

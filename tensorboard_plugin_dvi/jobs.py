@@ -1,0 +1,200 @@
+"""Background projection: one worker thread, a bounded queue of runs, single-flight per run.
+
+A request for step s of a run queues every unprojected step up to s (each step is warm-started from the one before).
+A run is in the queue at most once; more requests for it merge into its pending steps. The worker projects a run's
+pending steps in order, reports progress, records failures per step and carries on with the next step and the next
+run: one bad run never stops the others. Results land in the on-disk cache, so a restart serves them at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import threading
+from typing import Any
+
+from tensorboard import errors
+
+from tensorboard_plugin_dvi import cache, compute
+from tensorboard_plugin_dvi.catalog import RunIndex
+
+logger = logging.getLogger(__name__)
+
+
+class QueueFullError(errors.PublicError):
+    """Too many runs are waiting for projection; try again later (HTTP 503)."""
+
+    http_code = 503
+
+
+@dataclasses.dataclass
+class _RunState:
+    """What the service knows about one run."""
+
+    index: RunIndex
+    pending: set[int] = dataclasses.field(default_factory=set)
+    running: int | None = None
+    progress: float = 0.0
+    failed: dict[int, str] = dataclasses.field(default_factory=dict)
+    last_error: str | None = None
+
+
+class ProjectionService:
+    """Projects runs' steps in the background and answers which steps are ready."""
+
+    def __init__(self, settings: cache.Settings, *, device: str = "cpu", max_queued_runs: int = 64) -> None:
+        self.settings = settings
+        self.device = device
+        self.max_queued_runs = max_queued_runs
+        self._cond = threading.Condition()
+        self._queue: collections.deque[str] = collections.deque()
+        self._runs: dict[str, _RunState] = {}
+        self._ready: set[tuple[str, str, str | None]] = set()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    # -- queries ---------------------------------------------------------------------------------------------------
+
+    def results(self, index: RunIndex) -> cache.ResultCache:
+        """The result cache of a run for this service's settings."""
+        return cache.ResultCache(index.store, self.settings)
+
+    def _prev_record(self, index: RunIndex, step: int) -> dict[str, Any] | None:
+        steps = index.steps
+        pos = steps.index(step)
+        return index.records[steps[pos - 1]] if pos > 0 else None
+
+    def is_ready(self, index: RunIndex, step: int) -> bool:
+        """Whether ``step`` has a cached result for its current data and its current predecessor."""
+        record, prev = index.records[step], self._prev_record(index, step)
+        key = (index.directory, cache.result_name(record), cache.result_name(prev) if prev else None)
+        if key in self._ready:
+            return True
+        if self.results(index).has(record, prev):
+            self._ready.add(key)
+            return True
+        return False
+
+    def result(self, index: RunIndex, step: int) -> cache.StepResult | None:
+        """The cached result of a ready step, else None."""
+        return self.results(index).load(index.records[step]) if self.is_ready(index, step) else None
+
+    def status(self, index: RunIndex) -> dict[str, Any]:
+        """Projection status of a run, as the ``runs`` route reports it."""
+        ready = [s for s in index.steps if self.is_ready(index, s)]
+        with self._cond:
+            state = self._runs.get(index.directory)
+            queued = sorted(state.pending) if state else []
+            running = state.running if state else None
+            progress = state.progress if state else 0.0
+            failed = dict(state.failed) if state else {}
+            error = state.last_error if state else None
+        failed = {s: e for s, e in failed.items() if s in index.records and s not in ready}
+        if running is not None:
+            name = "running"
+        elif queued:
+            name = "queued"
+        elif failed:
+            name = "error"
+        elif index.steps and len(ready) == len(index.steps):
+            name = "ready"
+        else:
+            name = "not projected"
+        return {"state": name, "ready": ready, "queued": queued, "running": running, "progress": progress,
+                "error": error if failed else None,
+                "failed": [{"step": s, "error": e} for s, e in sorted(failed.items())]}
+
+    # -- requests --------------------------------------------------------------------------------------------------
+
+    def request(self, index: RunIndex, steps: list[int]) -> list[int]:
+        """Queue ``steps`` and every unprojected step before them; return the steps now pending for the run."""
+        if not index.steps or not steps:
+            return []
+        upto = max(steps)
+        needed = {s for s in index.steps if s <= upto and not self.is_ready(index, s)}
+        with self._cond:
+            state = self._runs.get(index.directory)
+            if state is None:
+                state = self._runs[index.directory] = _RunState(index)
+            state.index = index  # newer index: new steps, re-logged steps
+            needed -= {state.running} if state.running is not None else set()
+            needed -= set(state.failed)  # failed steps are retried only on explicit request
+            if needed and not state.pending and index.directory not in self._queue:
+                if len(self._queue) >= self.max_queued_runs:
+                    raise QueueFullError(f"{len(self._queue)} runs are already waiting for projection; retry later.")
+                self._queue.append(index.directory)
+            state.pending |= needed
+            self._ensure_worker()
+            self._cond.notify_all()
+            return sorted(state.pending)
+
+    def clear_failures(self, index: RunIndex, steps: list[int]) -> None:
+        """Forget earlier failures of ``steps`` so that an explicit request retries them."""
+        with self._cond:
+            state = self._runs.get(index.directory)
+            if state is not None:
+                for step in steps:
+                    state.failed.pop(step, None)
+
+    def _ensure_worker(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._work, name="dvi-projection", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the worker after its current step (used by tests and on shutdown)."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no run is queued or running (for tests and the CLI); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: not self._queue and all(s.running is None for s in self._runs.values()), timeout)
+
+    # -- the worker ------------------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._stopped)
+                if self._stopped:
+                    return
+                directory = self._queue[0]
+                state = self._runs[directory]
+                if not state.pending:
+                    self._queue.popleft()
+                    self._cond.notify_all()
+                    continue
+                step = min(state.pending)
+                state.pending.discard(step)
+                state.running, state.progress = step, 0.0
+                index = state.index
+            error = self._project(index, step, state)
+            with self._cond:
+                state.running = None
+                if error:
+                    state.failed[step] = state.last_error = error
+                if self._queue and self._queue[0] == directory:
+                    self._queue.popleft()  # round robin: a run with more pending steps goes to the back
+                    if state.pending:
+                        self._queue.append(directory)
+                self._cond.notify_all()
+
+    def _project(self, index: RunIndex, step: int, state: _RunState) -> str | None:
+        """Project one step; return an error message instead of raising."""
+        if step not in index.records or self.is_ready(index, step):
+            return None
+
+        def progress(fraction: float) -> None:
+            state.progress = float(fraction)
+
+        try:
+            compute.project_step(index.store, self.results(index), index.records[step],
+                                 self._prev_record(index, step), device=self.device, progress=progress)
+            return None
+        except Exception as err:  # noqa: BLE001 - reported in the run's status, never kills the worker
+            logger.warning("DVI: projecting %s step %d failed: %s", index.name, step, err, exc_info=True)
+            return f"step {step}: {type(err).__name__}: {err}"

@@ -1,0 +1,232 @@
+"""What each route answers, computed from a run's index, its stored arrays and its projection results.
+
+No HTTP here: the plugin's handlers parse parameters, call these functions and respond. Loaded models, heads and
+per-step arrays are kept in small in-memory LRU caches so that repeated requests (animation, hover) are fast.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+from tensorboard import errors
+
+from tensorboard_plugin_dvi import binary, cache, storage
+from tensorboard_plugin_dvi.catalog import RunIndex
+from tensorboard_plugin_dvi.jobs import ProjectionService
+
+
+class LRU:
+    """A thread-safe least-recently-used cache of computed values."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._data: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        value = make()
+        with self._lock:
+            self._data[key] = value
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+        return value
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 for stability, returned as float32."""
+    z = logits.astype(np.float64) - logits.max(1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
+class ProjectionFailed(errors.PublicError):
+    """Projecting the step raised; the message says why (HTTP 500, no stack trace)."""
+
+    http_code = 500
+
+
+class NotReady(Exception):
+    """The step is not projected yet; carries the 202 body."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body.get("status", "not ready"))
+        self.body = body
+
+
+class Views:
+    """Route logic over a :class:`ProjectionService`."""
+
+    def __init__(self, service: ProjectionService, *, autoproject: str = "on_demand") -> None:
+        self.service = service
+        self.autoproject = autoproject
+        self._light = LRU(256)  # per-step labels/pred/conf/split/ids/flags (small)
+        self._models = LRU(16)  # StepProjection objects
+        self._heads = LRU(16)
+        self._pngs = LRU(64)
+
+    # -- shared loading --------------------------------------------------------------------------------------------
+
+    def step_record(self, index: RunIndex, step: int) -> dict[str, Any]:
+        if step not in index.records:
+            broken = {p.step: p.error for p in index.problems}
+            why = f": {broken[step]}" if step in broken else ""
+            raise errors.NotFoundError(f"Run {index.name!r} has no servable step {step}{why}.")
+        return index.records[step]
+
+    def light(self, index: RunIndex, step: int) -> dict[str, np.ndarray]:
+        """Labels, split, ids, predictions, confidences and flag sets of a step."""
+        record = self.step_record(index, step)
+
+        def make() -> dict[str, np.ndarray]:
+            arrays = index.store.load_arrays(record, features=False)
+            probs = softmax(arrays["logits"])
+            return {"ids": arrays["ids"], "labels": arrays["labels"], "split": arrays["split"],
+                    "pred": probs.argmax(1).astype(np.int32), "conf": probs.max(1),
+                    **{k: v for k, v in arrays.items() if k.startswith("flag_")}}
+
+        return self._light.get((index.directory, cache.result_name(record)), make)
+
+    def ready_result(self, index: RunIndex, step: int) -> cache.StepResult:
+        """The step's result, or :class:`NotReady` (after queueing it, unless projection is off)."""
+        self.step_record(index, step)
+        result = self.service.result(index, step)
+        if result is not None:
+            return result
+        status = self.service.status(index)
+        failed = {f["step"]: f["error"] for f in status.get("failed", [])}
+        if step in failed:  # not retried on every poll: POST project retries explicitly
+            raise ProjectionFailed(f"Projection of step {step} failed: {failed[step]}")
+        if self.autoproject != "off":
+            self.service.request(index, [step])
+            status = self.service.status(index)
+        state = "running" if status["running"] == step else ("queued" if step in status["queued"] else
+                                                              status["state"])
+        raise NotReady({"status": state, "step": step, "run": index.name,
+                        "progress": status["progress"] if status["running"] == step else 0.0,
+                        "queued": status["queued"]})
+
+    def model(self, index: RunIndex, result: cache.StepResult):
+        from dvi_core import StepProjection
+
+        return self._models.get(result.model_path,
+                                lambda: StepProjection.load(result.model_path, device=self.service.device))
+
+    def head(self, index: RunIndex, step: int):
+        record = self.step_record(index, step)
+        return self._heads.get((index.directory, record["files"]["head"]["sha256"]),
+                               lambda: index.store.load_head(record).to(self.service.device))
+
+    # -- routes ----------------------------------------------------------------------------------------------------
+
+    def projection(self, index: RunIndex, step: int, fmt: str) -> tuple[bytes | dict[str, Any], str]:
+        """The step's map: coordinates and per-sample facts, as JSON or the binary form."""
+        result = self.ready_result(index, step)
+        light = self.light(index, step)
+        if not np.array_equal(result.ids, light["ids"]):
+            raise errors.NotFoundError(f"Cached projection of step {step} does not match its data; re-project.")
+        record = index.records[step]
+        header = {"run": index.name, "step": step, "n": int(len(light["ids"])),
+                  "bounds": [float(b) for b in result.bounds], "accuracy": record.get("accuracy", {}),
+                  "flags": {k[5:]: light[k].tolist() for k in light if k.startswith("flag_")}}
+        arrays = {"ids": light["ids"], "x": result.xy[:, 0], "y": result.xy[:, 1], "labels": light["labels"],
+                  "pred": light["pred"], "conf": light["conf"], "split": light["split"]}
+        if fmt == "binary":
+            return binary.encode(header, arrays), "application/octet-stream"
+        body = {**header, **{k: np.round(v.astype(np.float64), 5).tolist() if v.dtype.kind == "f" else v.tolist()
+                             for k, v in arrays.items()}}
+        return body, "application/json"
+
+    def landscape(self, index: RunIndex, step: int, size: int) -> bytes:
+        """PNG of the classification landscape over the step's bounds (memory, then disk, then computed)."""
+        result = self.ready_result(index, step)
+        record = index.records[step]
+        path = self.service.results(index).landscape_path(record, size)
+
+        def make() -> bytes:
+            try:
+                with open(path, "rb") as handle:
+                    return handle.read()
+            except OSError:
+                pass
+            from dvi_core import landscape
+
+            rgb = landscape.render(self.model(index, result), self.head(index, step), resolution=size,
+                                   bounds=result.bounds, n_classes=int(record["n_classes"]))
+            png = encode_png(rgb)
+            storage.atomic_write(path, png)
+            return png
+
+        return self._pngs.get((path,), make)
+
+    def predict(self, index: RunIndex, step: int, points: list[list[float]]) -> dict[str, Any]:
+        """Class probabilities at 2-D points (inverse projection, then the head)."""
+        from dvi_core import landscape
+
+        result = self.ready_result(index, step)
+        pts = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        probs = landscape.predict(self.model(index, result), self.head(index, step), pts) if len(pts) else \
+            np.zeros((0, int(index.records[step]["n_classes"])), np.float32)
+        return {"run": index.name, "step": step, "probs": np.round(probs.astype(np.float64), 5).tolist(),
+                "pred": probs.argmax(1).tolist() if len(pts) else []}
+
+    def metrics(self, index: RunIndex, step: int) -> dict[str, Any]:
+        """The step's quality metrics (fractions; temporal is a correlation)."""
+        result = self.ready_result(index, step)
+        return {"run": index.name, "step": step, **result.metrics}
+
+    def sample(self, index: RunIndex, sample_id: int) -> dict[str, Any]:
+        """One sample across every step: label, split, flags, and per step its position, prediction, confidence."""
+        steps, xs, ys, preds, confs = [], [], [], [], []
+        label = split = None
+        flags: list[str] = []
+        for step in index.steps:
+            light = self.light(index, step)
+            pos = np.flatnonzero(light["ids"] == sample_id)
+            if not pos.size:
+                continue
+            i = int(pos[0])
+            label, split = int(light["labels"][i]), int(light["split"][i])
+            flags = [k[5:] for k in light if k.startswith("flag_") and sample_id in light[k]]
+            result = self.service.result(index, step)
+            ok = result is not None and i < len(result.ids) and result.ids[i] == sample_id
+            steps.append(step)
+            xs.append(round(float(result.xy[i, 0]), 5) if ok else None)
+            ys.append(round(float(result.xy[i, 1]), 5) if ok else None)
+            preds.append(int(light["pred"][i]))
+            confs.append(round(float(light["conf"][i]), 5))
+        if not steps:
+            raise errors.NotFoundError(f"Run {index.name!r} has no sample with id {sample_id}.")
+        inputs = index.store.load_inputs()
+        has_thumb = inputs is not None and bool(np.isin(sample_id, inputs[0]))
+        return {"run": index.name, "id": sample_id, "label": label, "split": split, "flags": flags,
+                "has_thumbnail": has_thumb, "steps": steps, "x": xs, "y": ys, "pred": preds, "conf": confs}
+
+    def thumbnail(self, index: RunIndex, sample_id: int) -> bytes:
+        """PNG of a sample's logged input."""
+        inputs = index.store.load_inputs()
+        if inputs is None:
+            raise errors.NotFoundError(f"Run {index.name!r} logged no inputs, so it has no thumbnails.")
+        ids, thumbs = inputs
+        pos = np.flatnonzero(ids == sample_id)
+        if not pos.size:
+            raise errors.NotFoundError(f"Run {index.name!r} has no thumbnail for sample {sample_id}.")
+        image = thumbs[int(pos[0])]
+        return encode_png(image[..., 0] if image.shape[-1] == 1 else image)
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 image [H, W] or [H, W, 3]."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue()
