@@ -383,7 +383,10 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
   function applySelection(panel) {
     const idx = st.selected === null ? -1 : indexOfId(panel.run, st.selected);
     panel.scatter.set({selected: idx});
-    if (st.selected === null) panel.scatter.set({trajectory: null});
+    if (st.selected === null) {
+      panel.scatter.set({trajectory: null});
+      panel.trajectoryShown = false;
+    }
   }
 
   function centreOnSelection() {
@@ -433,6 +436,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
         const shownStep = p.shown ? p.shown.step : null;
         const upto = sample.steps.map((s, i) => (shownStep === null || s <= shownStep ? [sample.x[i], sample.y[i]] : null)).filter((q) => q && q[0] !== null);
         p.scatter.set({trajectory: {points: upto.length ? upto : pts, color: colorsOf(r)[sample.label % colorsOf(r).length]}});
+        p.trajectoryShown = true;
         if (p === primary()) {
           const b = base();
           inspect.update({...b, sample, thumbnailUrl: sample.has_thumbnail === false ? null : b.thumbnailUrl, loading: false});
@@ -687,6 +691,8 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     renderer: p.scatter.renderer,
     landscape: !!(p.shown && p.shown.land),
     animating: !!p.anim,
+    selected: st.selected === null ? -1 : indexOfId(p.run, st.selected),
+    trajectory: !!p.trajectoryShown,
   });
   Object.defineProperties(debug, {
     run: {get: () => st.run, enumerable: true},
@@ -708,6 +714,15 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     fetches: {get: () => ({...api.stats}), enumerable: true},
   });
   debug.positions = (i = 0) => (panels[i] ? Array.from(panels[i].scatter.positions()) : []);
+  /** Map geometry of panel i: view centre/scale (CSS px per data unit), canvas rect, and the shown step's bounds. */
+  debug.geometry = (i = 0) => {
+    const p = panels[i];
+    if (!p) return null;
+    const v = p.scatter.getView();
+    const rect = p.view.canvas.getBoundingClientRect();
+    return {cx: v.cx, cy: v.cy, scale: v.scale, left: rect.left, top: rect.top, width: rect.width, height: rect.height,
+      bounds: p.shown ? Array.from(p.shown.data.bounds) : null};
+  };
   debug.screenPosition = (id, i = 0) => {
     const p = panels[i];
     if (!p) return null;
