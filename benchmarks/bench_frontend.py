@@ -1,0 +1,284 @@
+"""Frontend benchmark: the DVI tab in headless Chromium with 50,000 (and 10,000) points.
+
+Measures, per renderer (WebGL, canvas 2D fallback):
+- frame time while playing (positions interpolated between steps, landscapes cross-faded), median and p95;
+- slider move → redrawn map (data already cached), median over several moves, and the first (uncached) move.
+
+The tab talks to a small stdlib HTTP server that implements the plugin's HTTP contract (http_api.md) over
+synthetic coordinates, so the numbers are the frontend's own cost, not the projection's. Pass `--url` to measure
+against a running TensorBoard instead (its first run is used).
+
+    python benchmarks/bench_frontend.py            # writes benchmarks/results/frontend.json and frontend.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import struct
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FRONTEND = os.path.join(ROOT, "frontend")
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+]
+ENTRY_SCRIPT = 'import("./index.js").then((m) => void m.render());'
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[y].astype(np.uint8).tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+class SyntheticRun:
+    """Clusters that tighten over steps, in the shape the plugin serves."""
+
+    def __init__(self, name: str, n: int, steps: int, seed: int):
+        rng = np.random.default_rng(seed)
+        self.name, self.n, self.steps = name, n, list(range(steps))
+        self.labels = (np.arange(n) % 10).astype(np.int32)
+        self.split = (rng.random(n) < 0.8).astype(np.uint8)
+        ang = np.arange(10) * 2 * np.pi / 10
+        self.centers = np.stack([np.cos(ang), np.sin(ang)], 1) * 8
+        start = rng.normal(0, 4, (n, 2))
+        end = self.centers[self.labels] + rng.normal(0, 1.3, (n, 2))
+        self.data = {}
+        for s in self.steps:
+            p = (s + 1) / steps
+            pos = start * (1 - p) + end * p
+            pred = self.labels.copy()
+            wrong = rng.random(n) < 0.3 * (1 - p) + 0.03
+            pred[wrong] = (pred[wrong] + 1) % 10
+            c, r = (pos.min(0) + pos.max(0)) / 2, (pos.max(0) - pos.min(0)).max() / 2 * 1.1
+            self.data[s] = {"x": pos[:, 0].astype(np.float32), "y": pos[:, 1].astype(np.float32), "pred": pred,
+                            "conf": rng.uniform(0.4, 1, n).astype(np.float32),
+                            "bounds": [float(c[0] - r), float(c[1] - r), float(c[0] + r), float(c[1] + r)]}
+        self._png: dict = {}
+
+    def info(self) -> dict:
+        return {"run": self.name, "steps": self.steps, "n": self.n, "dim": 512, "n_classes": 10,
+                "classes": [str(i) for i in range(10)], "colors": COLORS, "has_head": True, "has_inputs": False,
+                "flags": [], "source": "dvi", "broken_steps": [],
+                "status": {"state": "ready", "ready": self.steps, "queued": [], "running": None, "progress": None,
+                           "error": None}}
+
+    def projection(self, step: int) -> bytes:
+        d = self.data[step]
+        head = {"run": self.name, "step": step, "n": self.n, "bounds": d["bounds"],
+                "accuracy": {"train": float((d["pred"] == self.labels).mean()), "test": 0.0}, "flags": {}}
+        arrays = [("ids", np.arange(self.n, dtype=np.int32)), ("x", d["x"]), ("y", d["y"]),
+                  ("labels", self.labels), ("pred", d["pred"].astype(np.int32)), ("conf", d["conf"]),
+                  ("split", self.split)]
+        meta, chunks, off = [], [], 0
+        for name, a in arrays:
+            b = a.tobytes() + b"\0" * ((-a.nbytes) % 4)
+            meta.append({"name": name, "dtype": str(a.dtype), "offset": off, "length": len(a)})
+            chunks.append(b)
+            off += len(b)
+        head["arrays"] = meta
+        hj = json.dumps(head).encode()
+        return b"DVI1" + struct.pack("<I", len(hj)) + hj + b"".join(chunks)
+
+    def landscape(self, step: int, size: int) -> bytes:
+        if (step, size) not in self._png:
+            b = self.data[step]["bounds"]
+            gx, gy = np.meshgrid(np.linspace(b[0], b[2], size), np.linspace(b[3], b[1], size))
+            d2 = (gx[..., None] - self.centers[:, 0]) ** 2 + (gy[..., None] - self.centers[:, 1]) ** 2
+            cls = d2.argmin(-1)
+            rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in COLORS], float)
+            self._png[(step, size)] = png_bytes(rgb[cls] * 0.45 + 255 * 0.55)
+        return self._png[(step, size)]
+
+
+def make_server(runs: dict) -> ThreadingHTTPServer:
+    sha = __import__("base64").b64encode(hashlib.sha256(ENTRY_SCRIPT.encode()).digest()).decode()
+    csp = ("default-src 'self';img-src 'self' data: blob:;style-src 'self' 'unsafe-inline';connect-src 'self';"
+           f"script-src 'self' 'sha256-{sha}'")
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def reply(self, code, body, ctype, extra=()):
+            body = body.encode() if isinstance(body, str) else body
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in extra:
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            pts = json.loads(self.rfile.read(n) or b"[]")
+            self.reply(200, json.dumps({"probs": [[0.1] * 10 for _ in pts], "pred": [0 for _ in pts]}),
+                       "application/json")
+
+        def do_GET(self):
+            u = urlparse(self.path)
+            q = {k: v[0] for k, v in parse_qs(u.query).items()}
+            if u.path == "/data/plugin_entry.html":
+                html = f'<!DOCTYPE html><head><base href="plugin/dvi/" /></head><body><script type="module">' \
+                       f'{ENTRY_SCRIPT}</script></body>'
+                return self.reply(200, html, "text/html", [("Content-Security-Policy", csp)])
+            m = re.match(r"^/data/plugin/dvi/(.*)$", u.path)
+            rest = m.group(1) if m else ""
+            run = runs.get(q.get("run", ""))
+            if rest == "runs":
+                return self.reply(200, json.dumps({"runs": [r.info() for r in runs.values()]}), "application/json")
+            if rest == "projection" and run:
+                return self.reply(200, run.projection(int(q["step"])), "application/octet-stream")
+            if rest == "landscape" and run:
+                return self.reply(200, run.landscape(int(q["step"]), int(q.get("size", 256))), "image/png")
+            if rest == "metrics" and run:
+                m = {"nn": 0.5, "boundary": 0.6, "ppr": 0.99, "ccr": 0.01, "temporal": 0.3, "trustworthiness": 0.95}
+                return self.reply(200, json.dumps({"run": run.name, "step": int(q["step"]), "train": m, "test": m}),
+                                  "application/json")
+            path = os.path.realpath(os.path.join(FRONTEND, rest))
+            if m and path.startswith(os.path.realpath(FRONTEND) + os.sep) and os.path.isfile(path):
+                ctype = {".js": "text/javascript", ".css": "text/css"}.get(os.path.splitext(path)[1], "text/plain")
+                with open(path, "rb") as f:
+                    return self.reply(200, f.read(), ctype)
+            self.reply(404, json.dumps({"error": "not found"}), "application/json")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+PLAY_JS = """() => new Promise((resolve) => {
+  const deltas = []; let last = null; let lastFrames = __dvi.frames; const t0 = performance.now();
+  document.querySelector('[data-testid=play]').click();
+  function tick(now) {
+    const animating = __dvi.panels[0].animating;
+    if (__dvi.frames !== lastFrames && animating) { if (last !== null) deltas.push(now - last); last = now; }
+    else if (!animating) last = null;
+    lastFrames = __dvi.frames;
+    if (__dvi.playing || performance.now() - t0 < 300) requestAnimationFrame(tick);
+    else resolve({deltas, total_ms: performance.now() - t0});
+  }
+  requestAnimationFrame(tick);
+})"""
+
+SLIDER_JS = """(index) => new Promise((resolve) => {
+  const slider = document.querySelector('[data-testid=step-slider]');
+  const target = __dvi.steps[index]; const frames0 = __dvi.frames; const t0 = performance.now();
+  slider.value = String(index);
+  slider.dispatchEvent(new Event('input', {bubbles: true}));
+  function check() {
+    const p = __dvi.panels[0];
+    if (p.step === target && __dvi.frames > frames0 && !p.animating) resolve(performance.now() - t0);
+    else requestAnimationFrame(check);
+  }
+  requestAnimationFrame(check);
+})"""
+
+
+def measure(browser, base: str, run: str, renderer: str, moves: int) -> dict:
+    page = browser.new_page(viewport={"width": 1400, "height": 860})
+    page.goto(f"{base}/data/plugin_entry.html?name=dvi&renderer={renderer}")
+    page.wait_for_function("window.__dvi && __dvi.ready", timeout=120000)
+    if page.evaluate("__dvi.run") != run:
+        page.select_option("[data-testid=run-select]", run)
+        page.wait_for_function(f"__dvi.run === {json.dumps(run)} && __dvi.ready", timeout=120000)
+    steps = page.evaluate("__dvi.steps")
+    cold = page.evaluate(SLIDER_JS, 0)  # step 0 was never fetched: includes fetch + parse + upload
+    page.wait_for_function("__dvi.ready", timeout=120000)
+    for i in range(len(steps)):  # warm the cache
+        page.evaluate(SLIDER_JS, i)
+    page.evaluate(SLIDER_JS, 0)
+    play = page.evaluate(PLAY_JS)
+    d = np.array(play["deltas"]) if play["deltas"] else np.array([np.nan])
+    warm = [page.evaluate(SLIDER_JS, (k * 3 + 1) % len(steps)) for k in range(moves)]
+    out = {"run": run, "renderer": page.evaluate("__dvi.renderer"), "points": page.evaluate("__dvi.pointsDrawn"),
+           "steps": len(steps), "frame_ms_median": float(np.median(d)), "frame_ms_p95": float(np.percentile(d, 95)),
+           "fps_median": float(1000 / np.median(d)), "animated_frames": int(len(play["deltas"])),
+           "slider_to_redraw_ms_median": float(np.median(warm)), "slider_to_redraw_ms_max": float(np.max(warm)),
+           "slider_to_redraw_cold_ms": float(cold),
+           "projection_fetches": page.evaluate("__dvi.fetches.projectionFetches")}
+    page.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--url", help="a running TensorBoard (default: a synthetic server over the HTTP contract)")
+    ap.add_argument("--points", type=int, nargs="+", default=[50000, 10000])
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--moves", type=int, default=8)
+    ap.add_argument("--renderers", nargs="+", default=["webgl", "canvas2d"])
+    ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    server = None
+    if args.url:
+        base = args.url.rstrip("/")
+        runs_to_measure = [json.loads(__import__("urllib.request").request.urlopen(
+            base + "/data/plugin/dvi/runs").read())["runs"][0]["run"]]
+    else:
+        runs = {f"n{n}": SyntheticRun(f"n{n}", n, args.steps, seed=i) for i, n in enumerate(args.points)}
+        server = make_server(runs)
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        runs_to_measure = list(runs)
+    results = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+        version = browser.version
+        for run in runs_to_measure:
+            for renderer in args.renderers:
+                r = measure(browser, base, run, renderer, args.moves)
+                print(json.dumps(r))
+                results.append(r)
+        browser.close()
+    if server:
+        server.shutdown()
+    env = {"chromium": version, "gpu": "none: --disable-gpu, WebGL on SwiftShader (software)",
+           "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+           "date": time.strftime("%Y-%m-%d %H:%M:%S"), "viewport": "1400x860, device pixel ratio 1",
+           "data": "synthetic (http_api.md contract)" if server else base}
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "frontend.json"), "w") as f:
+        json.dump({"environment": env, "results": results}, f, indent=2)
+    lines = ["# Frontend benchmark (headless Chromium)", "",
+             f"Chromium {env['chromium']}, {env['gpu']}, {env['cpu_count']} CPUs, {env['viewport']}; data: "
+             f"{env['data']}. Frame time is measured while playing (GPU interpolation of positions, landscape "
+             "cross-fade); slider → redraw is from the `input` event to the first frame showing the new step "
+             "(cached data; `cold` includes fetching and parsing the binary projection).", "",
+             "| points | renderer | frame median (ms) | frame p95 (ms) | fps | slider→redraw median (ms) | "
+             "max (ms) | cold (ms) |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        lines.append(f"| {r['points']:,} | {r['renderer']} | {r['frame_ms_median']:.1f} | {r['frame_ms_p95']:.1f} | "
+                     f"{r['fps_median']:.1f} | {r['slider_to_redraw_ms_median']:.1f} | "
+                     f"{r['slider_to_redraw_ms_max']:.1f} | {r['slider_to_redraw_cold_ms']:.1f} |")
+    lines += ["", "Measured without a GPU: WebGL runs on Chromium's software rasterizer (SwiftShader), so these "
+              "frame times are an upper bound; hardware WebGL was not measured here."]
+    with open(os.path.join(RESULTS, "frontend.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
