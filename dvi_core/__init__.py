@@ -1,0 +1,53 @@
+"""dvi_core — the DeepVisualInsight method: per-step parametric 2-D projection with an inverse.
+
+Arrays and ``torch.nn.Module`` objects in, arrays out; no TensorBoard, no HTTP, no files except
+``StepProjection.save``/``load``. One module per stage: ``neighbors`` (kNN), ``graph`` (fuzzy and
+boundary complexes), ``boundary`` (boundary samples), ``layout`` (fast non-parametric UMAP layout),
+``model`` (encoder/decoder), ``losses``, ``train``, ``projector`` (the estimator), ``landscape``,
+``metrics``.
+
+Public API::
+
+    from dvi_core import DVIProjector, StepProjection
+
+    proj = DVIProjector(n_neighbors=15, variant="dvi", device="cpu", seed=0)
+    # keyword-only; also n_iter, layout_epochs, hidden, n_layers, batch_size (None = variant default),
+    # lambda_temporal=0.3. Validated in fit_step (ValueError/TypeError, scikit-learn style messages).
+    step = proj.fit_step(features, head, boundary=None, prev=None, prev_features=None, progress=None)
+    #   features      float [N, D] representations of step t (N >= n_neighbors + 1, D >= 2, finite, not constant)
+    #   head          nn.Module [*, D] -> logits [*, C]; must predict >= 2 classes on features
+    #   boundary      [M, D] boundary-sample representations, or None to generate them (boundary.boundary_samples)
+    #   prev          StepProjection of step t-1: warm start + temporal term (never mutated)
+    #   prev_features [N, D] step t-1 features of the same samples; required with prev (for NPR)
+    #   progress      callable(fraction in [0, 1])
+    step.transform(X) -> float32 [N, 2];  step.inverse_transform(Y) -> float32 [M, D]
+    step.embedding_ (float32 [N, 2]), step.bounds_ (x_min, y_min, x_max, y_max), step.npr_, step.n_features_in_
+    step.save(path);  StepProjection.load(path, device="cpu")   # torch.load(weights_only=True)
+
+    dvi_core.landscape.render(step, head, *, resolution=256, bounds=None, n_classes=None) -> uint8 [R, R, 3]
+    dvi_core.landscape.predict(step, head, points_2d) -> float32 [M, C] probabilities
+    dvi_core.landscape.class_colors(n_classes) -> list of "#rrggbb"
+    dvi_core.boundary.boundary_samples(head, features, *, n=None, seed=0, encoder=None, inputs=None,
+                                       device="cpu") -> float32 [M, D]
+    dvi_core.metrics.evaluate_step(step, head, train_features, *, test_features=None, boundary=None,
+        test_boundary=None, prev=None, prev_train_features=None, prev_test_features=None, k=15)
+        -> {"train": {nn, boundary, ppr, ccr, temporal, trustworthiness}, "test": {...}}
+    and the metric functions nn_preservation, boundary_preservation, ppr, ccr, temporal_correlation,
+    trustworthiness, neighbor_preserving_rate.
+
+Variants: ``"dvi"`` (default) lays out samples and boundary points with a fast non-parametric UMAP
+optimiser warm-started from step t-1, then fits the encoder to that layout and the decoder with
+reconstruction + a prediction-preserving KL term (head(x) vs head(decoder(encoder(x)))).
+``"faithful"`` is DESIGN §4: parametric-UMAP cross-entropy on weight-sampled complex edges +
+reconstruction + 0.3 * mean(NPR) * sum ||theta_t - theta_{t-1}||^2, warm-started from step t-1.
+
+Metrics are fractions in [0, 1] (CCR: mean absolute confidence change, lower is better) except the
+temporal correlation, a Spearman correlation in [-1, 1] (None on the first step).
+
+D = 2 is allowed (the map is still learned, which is handy for toy data); D < 2 is rejected.
+"""
+
+from . import boundary, landscape, metrics
+from .projector import DVIProjector, StepProjection
+
+__all__ = ["DVIProjector", "StepProjection", "boundary", "landscape", "metrics"]

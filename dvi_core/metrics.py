@@ -1,0 +1,152 @@
+"""Quality metrics of a projection (DESIGN §4.6), as plain typed functions on arrays.
+
+All values are fractions in [0, 1] except ``temporal_correlation`` (a Spearman correlation in
+[-1, 1]). ``evaluate_step`` bundles them for one step, train and test.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .neighbors import exact_query, knn
+
+if TYPE_CHECKING:
+    from .projector import StepProjection
+
+_CHUNK = 1024
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row, the fraction of ``a``'s indices that also appear in ``b`` (same k)."""
+    return (a[:, :, None] == b[:, None, :]).any(2).mean(1)
+
+
+def neighbor_preserving_rate(knn_prev: np.ndarray, knn_now: np.ndarray) -> np.ndarray:
+    """NPR per sample: fraction of its k high-dim neighbours at t-1 still among them at t."""
+    return _overlap(knn_prev, knn_now)
+
+
+def nn_preservation(X: np.ndarray, Y: np.ndarray, k: int = 15) -> float:
+    """Mean fraction of each point's k nearest neighbours in ``X`` kept among its k nearest in ``Y``."""
+    return float(_overlap(knn(X, k)[0], knn(Y, k)[0]).mean())
+
+
+def boundary_preservation(
+    X: np.ndarray, B: np.ndarray, Y: np.ndarray, YB: np.ndarray, k: int = 15
+) -> float:
+    """Mean fraction of each sample's k nearest boundary samples kept in 2-D (X, B high-dim; Y, YB 2-D)."""
+    k = min(k, len(B))
+    return float(_overlap(exact_query(B, X, k)[0], exact_query(YB, Y, k)[0]).mean())
+
+
+def _predict(head: torch.nn.Module, X: np.ndarray) -> np.ndarray:
+    p = next(head.parameters(), None)
+    device = p.device if p is not None else torch.device("cpu")
+    with torch.no_grad():
+        t = torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
+        return torch.softmax(head.eval()(t), 1).cpu().numpy()
+
+
+def ppr(head: torch.nn.Module, X: np.ndarray, X_hat: np.ndarray) -> float:
+    """Prediction preserving rate: fraction with argmax head(x) == argmax head(x_hat)."""
+    return float((_predict(head, X).argmax(1) == _predict(head, X_hat).argmax(1)).mean())
+
+
+def ccr(head: torch.nn.Module, X: np.ndarray, X_hat: np.ndarray) -> float:
+    """Confidence change: mean |p(c|x) - p(c|x_hat)| for c = argmax head(x); 0 is perfect."""
+    p, q = _predict(head, X), _predict(head, X_hat)
+    c = p.argmax(1)
+    rows = np.arange(len(c))
+    return float(np.abs(p[rows, c] - q[rows, c]).mean())
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(np.float64)
+    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64)
+    # average ties so that many equal neighbour counts do not bias the ranks
+    ra = _tie_average(a, ra)
+    rb = _tie_average(b, rb)
+    if ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _tie_average(v: np.ndarray, r: np.ndarray) -> np.ndarray:
+    _, inv = np.unique(v, return_inverse=True)
+    sums = np.bincount(inv, weights=r)
+    counts = np.bincount(inv)
+    return (sums / counts)[inv]
+
+
+def temporal_correlation(
+    X_prev: np.ndarray, X: np.ndarray, Y_prev: np.ndarray, Y: np.ndarray, k: int = 15
+) -> float:
+    """Spearman correlation between high-dim neighbour change (k - kept) and 2-D movement, per sample."""
+    change = 1.0 - neighbor_preserving_rate(knn(X_prev, k)[0], knn(X, k)[0])
+    move = np.linalg.norm(np.asarray(Y, np.float64) - np.asarray(Y_prev, np.float64), axis=1)
+    return _spearman(change, move)
+
+
+def trustworthiness(X: np.ndarray, Y: np.ndarray, k: int = 15) -> float:
+    """Trustworthiness (Venna & Kaski), as sklearn.manifold.trustworthiness, computed in chunks.
+
+    For every 2-D neighbour that is not a high-dim neighbour, penalise its high-dim rank beyond k.
+    """
+    n = len(X)
+    Xt = torch.as_tensor(np.asarray(X, np.float32))
+    nn_y = torch.as_tensor(knn(Y, k)[0])
+    x2 = (Xt * Xt).sum(1)
+    penalty = 0.0
+    for s in range(0, n, _CHUNK):
+        q = Xt[s : s + _CHUNK]
+        d2 = (q * q).sum(1, keepdim=True) + x2[None] - 2 * q @ Xt.T
+        rows = torch.arange(len(q))
+        d2[rows, rows + s] = -1.0
+        dn = d2.gather(1, nn_y[s : s + _CHUNK])  # [c, k] high-dim distances of 2-D neighbours
+        rank = (d2[:, None, :] < dn[:, :, None]).sum(2)  # self (-1) counts: 1-based rank among others
+        penalty += float((rank - k).clamp_min(0).sum())
+    return 1.0 - penalty * 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
+
+
+def evaluate_step(
+    step: StepProjection,
+    head: torch.nn.Module,
+    train_features: np.ndarray,
+    *,
+    test_features: np.ndarray | None = None,
+    boundary: np.ndarray | None = None,
+    test_boundary: np.ndarray | None = None,
+    prev: StepProjection | None = None,
+    prev_train_features: np.ndarray | None = None,
+    prev_test_features: np.ndarray | None = None,
+    k: int = 15,
+) -> dict[str, dict[str, float | None]]:
+    """All metrics of one step for the train split and (when given) the test split.
+
+    Returns ``{"train": {...}, "test": {...}}`` with keys nn, boundary, ppr, ccr, temporal,
+    trustworthiness; a value is None when its inputs are missing (temporal on the first step).
+    """
+    out: dict[str, dict[str, float | None]] = {}
+    splits = [("train", train_features, boundary, prev_train_features),
+              ("test", test_features, test_boundary, prev_test_features)]
+    for name, X, Bd, Xp in splits:
+        if X is None:
+            out[name] = dict.fromkeys(("nn", "boundary", "ppr", "ccr", "temporal", "trustworthiness"))
+            continue
+        Y = step.transform(X)
+        X_hat = step.inverse_transform(Y)
+        res: dict[str, float | None] = {
+            "nn": nn_preservation(X, Y, k),
+            "boundary": None if Bd is None else boundary_preservation(X, Bd, Y, step.transform(Bd), k),
+            "ppr": ppr(head, X, X_hat),
+            "ccr": ccr(head, X, X_hat),
+            "temporal": None,
+            "trustworthiness": trustworthiness(X, Y, k),
+        }
+        if prev is not None and Xp is not None:
+            res["temporal"] = temporal_correlation(Xp, X, prev.transform(Xp), Y, k)
+        out[name] = res
+    return out

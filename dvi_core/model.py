@@ -1,0 +1,166 @@
+"""Visualization model (DESIGN §4.3): an MLP encoder D -> 2 and a mirrored decoder 2 -> D.
+
+Both models work in a fixed linear input space held as buffers: centred by the feature mean,
+rotated onto ``P`` principal axes (``P = D`` with identity axes for the faithful variant) and divided
+by one global scale. Why: the MLPs then see O(1) values whatever the scale of the user's
+representations, and with ``P < D`` (default variant) every training step costs O(P) instead of
+O(D) per hidden unit, which is what makes a step on 8k x 512-d take seconds on two CPU cores.
+``state_dict`` plus a few ints fully describe the models (``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-2], sizes[1:-1], strict=True):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
+
+
+class _Frame(nn.Module):
+    """Buffers of the fixed input frame: mean [D], axes [P, D] (orthonormal rows), scale []."""
+
+    def __init__(self, n_features: int, n_components: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("axes", torch.eye(n_components, n_features))
+        self.register_buffer("scale", torch.ones(()))
+
+
+class KnnResidual(nn.Module):
+    """A memory of residuals at reference points, blended in near them (Nadaraya-Watson with a prior).
+
+    correction(q) = sum_j K_j r_j / (sum_j K_j + 1 / h^2), K_j = 1 / (d_j^2 + eps) over the ``K``
+    nearest references: exactly r_j at a reference, fading to 0 (the MLP alone) farther away than the
+    typical reference spacing h. Lets a small MLP carry the global shape while the projection of the
+    step's own samples (and of points near them) matches the layout / the features exactly.
+    """
+
+    K = 8
+
+    def __init__(self, n_in: int, n_out: int, n_ref: int = 0) -> None:
+        super().__init__()
+        self.register_buffer("keys", torch.zeros(n_ref, n_in))
+        self.register_buffer("values", torch.zeros(n_ref, n_out))
+        self.register_buffer("h2", torch.ones(()))
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        if self.keys.shape[0] == 0:
+            return q.new_zeros(q.shape[0], self.values.shape[1])
+        k2 = (self.keys * self.keys).sum(1)
+        out = []
+        for s in range(0, q.shape[0], 2048):
+            c = q[s : s + 2048]
+            d2 = ((c * c).sum(1, keepdim=True) + k2[None] - 2 * c @ self.keys.T).clamp_min(0)
+            d2, idx = torch.topk(d2, min(self.K, self.keys.shape[0]), dim=1, largest=False)
+            w = 1.0 / (d2 + 1e-8 * self.h2)
+            out.append((w[:, :, None] * self.values[idx]).sum(1) / (w.sum(1, keepdim=True) + 1.0 / self.h2))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def store(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Remember ``values`` at ``keys``; h^2 = 4 x the median squared distance to the nearest other key."""
+        self.keys, self.values = keys.clone(), values.clone()
+        sub = keys[:: max(1, len(keys) // 2000)]
+        d2 = ((sub[:, None] - keys[None]) ** 2).sum(-1)
+        nn2 = torch.topk(d2, 2, dim=1, largest=False).values[:, 1]
+        self.h2 = 4 * nn2.median().clamp_min(1e-12)
+
+    def clear(self) -> None:
+        """Forget all references."""
+        self.keys = self.keys.new_zeros(0, self.keys.shape[1])
+        self.values = self.values.new_zeros(0, self.values.shape[1])
+
+
+class Encoder(_Frame):
+    """Maps representations [*, D] to 2-D coordinates [*, 2]: MLP on frame coordinates + residual memory."""
+
+    def __init__(self, n_features: int, hidden: int, n_layers: int, n_components: int, n_ref: int = 0) -> None:
+        super().__init__(n_features, n_components)
+        self.net = _mlp([n_components] + [hidden] * n_layers + [2])
+        self.memory = KnnResidual(n_components, 2, n_ref)
+
+    def reduce(self, x: torch.Tensor) -> torch.Tensor:
+        """Coordinates of ``x`` in the frame, [*, P]."""
+        return (x - self.mean) @ self.axes.T / self.scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.reduce(x)
+        return self.net(z) + self.memory(z)
+
+
+class Decoder(_Frame):
+    """Maps 2-D coordinates [*, 2] back to representations [*, D] (the inverse projection)."""
+
+    def __init__(self, n_features: int, hidden: int, n_layers: int, n_components: int, n_ref: int = 0) -> None:
+        super().__init__(n_features, n_components)
+        self.net = _mlp([2] + [hidden] * n_layers + [n_components])
+        self.memory = KnnResidual(2, n_components, n_ref)
+
+    def expand(self, z: torch.Tensor) -> torch.Tensor:
+        """Representations [*, D] of frame coordinates [*, P]."""
+        return z * self.scale @ self.axes + self.mean
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.expand(self.net(y) + self.memory(y))
+
+
+@torch.no_grad()
+def memorize(enc: Encoder, dec: Decoder, X: torch.Tensor, Y: torch.Tensor) -> None:
+    """Make enc(X) == Y and dec(Y) == frame projection of X exactly, via the residual memories."""
+    z = enc.reduce(X)
+    enc.memory.store(z, Y - enc.net(z))
+    dec.memory.store(Y, z - dec.net(Y))
+
+
+def forget(enc: Encoder, dec: Decoder) -> None:
+    """Clear both memories (before training a warm-started copy)."""
+    enc.memory.clear()
+    dec.memory.clear()
+
+
+def build_models(
+    n_features: int, hidden: int, n_layers: int, n_components: int | None = None, n_ref: int = 0
+) -> tuple[Encoder, Decoder]:
+    """A fresh encoder/decoder pair with the given width, depth, frame size (default D) and references."""
+    p = n_components or n_features
+    return Encoder(n_features, hidden, n_layers, p, n_ref), Decoder(n_features, hidden, n_layers, p, n_ref)
+
+
+def set_frame(models: tuple[_Frame, ...], X: torch.Tensor, n_components: int) -> None:
+    """Fit the frame on ``X``: mean, top principal axes (identity when P = D) and global std."""
+    mean = X.mean(0)
+    Xc = X - mean
+    if n_components < X.shape[1]:
+        sub = Xc[:: max(1, len(X) // 10000)]
+        axes = torch.linalg.svd(sub, full_matrices=False).Vh[:n_components]
+    else:
+        axes = torch.eye(X.shape[1], dtype=X.dtype, device=X.device)
+    scale = (Xc @ axes.T).pow(2).mean().sqrt().clamp_min(1e-12)
+    for m in models:
+        m.mean.copy_(mean)
+        m.axes.copy_(axes)
+        m.scale.copy_(scale)
+
+
+@torch.no_grad()
+def refit_frame(enc: Encoder, dec: Decoder, X: torch.Tensor) -> None:
+    """Move warm-started models onto the frame of new features ``X`` keeping their functions close.
+
+    The first encoder layer and the last decoder layer absorb the change of mean, axes and scale
+    (exactly where the old and new principal subspaces agree), so step t starts from step t-1's map.
+    """
+    old_mean, old_axes, old_scale = enc.mean.clone(), enc.axes.clone(), enc.scale.clone()
+    set_frame((enc, dec), X, enc.axes.shape[0])
+    first, last = enc.net[0], dec.net[-1]
+    rot = old_axes @ enc.axes.T  # [P_old, P_new]
+    first.bias += first.weight @ (old_axes @ (enc.mean - old_mean)) / old_scale
+    first.weight.copy_(first.weight @ rot * (enc.scale / old_scale))
+    back = rot.T * (old_scale / enc.scale)  # [P_new, P_old]
+    last.weight.copy_(back @ last.weight)
+    last.bias.copy_(back @ last.bias + enc.axes @ (old_mean - enc.mean) / enc.scale)

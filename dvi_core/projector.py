@@ -1,0 +1,302 @@
+"""The public estimator: ``DVIProjector.fit_step`` builds one ``StepProjection`` per training step.
+
+Pipeline of one step (DESIGN §4): boundary samples -> kNN -> fuzzy complex + boundary complex ->
+(default variant) non-parametric layout warm-started from step t-1 -> encoder/decoder training
+warm-started from step t-1 with the temporal term -> a new, immutable-by-convention ``StepProjection``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from . import boundary as _boundary
+from . import graph, layout
+from .metrics import neighbor_preserving_rate
+from .model import Decoder, Encoder, build_models, forget, memorize, refit_frame, set_frame
+from .neighbors import exact_query, knn
+from .train import LossWeights, TrainData, train_models
+from .validation import check_fit_inputs, check_head_classes, check_params
+
+VARIANTS = ("dvi", "faithful")
+_FORMAT = "dvi_core.StepProjection/1"
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    """Settings a variant derives from the projector's hyper-parameters and the step's position."""
+
+    hidden: int
+    n_layers: int
+    n_components: int
+    n_iter: int
+    batch_size: int
+    learning_rate: float
+    layout_epochs: int
+    layout_lr: float
+    weights: LossWeights
+    reference: bool = False  # residual memories of encoder and decoder (model.KnnResidual)
+
+
+def _recipe(p: DVIProjector, n_features: int, warm: bool) -> _Recipe:
+    if p.variant == "faithful":
+        return _Recipe(
+            hidden=p.hidden or max(64, n_features // 2), n_layers=p.n_layers or 4, n_components=n_features,
+            n_iter=p.n_iter or (200 if warm else 400), batch_size=p.batch_size or 500,
+            learning_rate=1e-3, layout_epochs=0, layout_lr=0.0,
+            weights=LossWeights(umap=1.0, rec=1.0, pred=0.0, temporal=p.lambda_temporal),
+        )
+    return _Recipe(
+        hidden=p.hidden or 128, n_layers=p.n_layers or 2, n_components=min(n_features, 64),
+        n_iter=p.n_iter or (150 if warm else 300), batch_size=p.batch_size or 1024, reference=True,
+        learning_rate=2e-3, layout_epochs=p.layout_epochs or (40 if warm else 120),
+        layout_lr=0.3 if warm else 1.0,
+        weights=LossWeights(umap=0.0, anchor=1.0, rec=0.2, pred=1.0, temporal=p.lambda_temporal,
+                            decode_target=True),
+    )
+
+
+class StepProjection:
+    """A fitted step: encoder (``transform``), decoder (``inverse_transform``) and the training layout.
+
+    Attributes: ``embedding_`` float32 [N, 2] (encoder applied to the step's features), ``bounds_``
+    (x_min, y_min, x_max, y_max) square box around ``embedding_`` plus a 10 % margin,
+    ``n_features_in_``, ``npr_`` (mean neighbour-preserving rate w.r.t. step t-1, or None).
+    """
+
+    def __init__(
+        self, encoder: Encoder, decoder: Decoder, embedding: np.ndarray, config: dict[str, Any],
+        *, device: str = "cpu", npr: float | None = None,
+    ) -> None:
+        self.encoder = encoder.to(device).eval()
+        self.decoder = decoder.to(device).eval()
+        self.embedding_ = np.asarray(embedding, dtype=np.float32)
+        self.config_ = dict(config)
+        self.device = device
+        self.npr_ = npr
+        self.n_features_in_ = int(config["n_features"])
+        self.bounds_ = square_bounds(self.embedding_)
+
+    @torch.no_grad()
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Project representations [N, D] to float32 [N, 2]."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"The 'X' parameter of StepProjection.transform must have shape [N, {self.n_features_in_}]. "
+                f"Got shape {X.shape} instead."
+            )
+        return _apply(self.encoder, X, self.device)
+
+    @torch.no_grad()
+    def inverse_transform(self, Y: np.ndarray) -> np.ndarray:
+        """Map 2-D points [M, 2] back to representations, float32 [M, D]."""
+        Y = np.asarray(Y, dtype=np.float32)
+        if Y.ndim != 2 or Y.shape[1] != 2:
+            raise ValueError(
+                "The 'Y' parameter of StepProjection.inverse_transform must have shape [M, 2]. "
+                f"Got shape {Y.shape} instead."
+            )
+        return _apply(self.decoder, Y, self.device)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write one file loadable with ``torch.load(weights_only=True)`` (tensors and plain values only)."""
+        torch.save(
+            {
+                "format": _FORMAT,
+                "config": self.config_,
+                "npr": self.npr_,
+                "embedding": torch.from_numpy(self.embedding_),
+                "encoder": {k: v.cpu() for k, v in self.encoder.state_dict().items()},
+                "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()},
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str = "cpu") -> StepProjection:
+        """Read a file written by ``save``; nothing is unpickled beyond tensors and plain values."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a saved StepProjection (format {state.get('format')!r}).")
+        cfg = state["config"]
+        enc, dec = build_models(cfg["n_features"], cfg["hidden"], cfg["n_layers"], cfg["n_components"], cfg["n_ref"])
+        enc.load_state_dict(state["encoder"])
+        dec.load_state_dict(state["decoder"])
+        return cls(enc, dec, state["embedding"].numpy(), cfg, device=device, npr=state["npr"])
+
+
+@torch.no_grad()
+def _apply(model: torch.nn.Module, X: np.ndarray, device: str) -> np.ndarray:
+    out = [model(torch.from_numpy(X[s : s + 8192]).to(device)).cpu() for s in range(0, len(X), 8192)]
+    if not out:
+        return np.zeros((0, 2 if isinstance(model, Encoder) else model.mean.numel()), np.float32)
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def square_bounds(Y: np.ndarray, margin: float = 0.1) -> tuple[float, float, float, float]:
+    """Square box centred on the points' bounding box, side = largest extent * (1 + 2 * margin)."""
+    lo, hi = Y.min(0), Y.max(0)
+    c = (lo + hi) / 2
+    half = max(float((hi - lo).max()), 1e-6) * (0.5 + margin)
+    return (float(c[0] - half), float(c[1] - half), float(c[0] + half), float(c[1] + half))
+
+
+class DVIProjector:
+    """DeepVisualInsight projector: fits one ``StepProjection`` per step, step t from step t-1.
+
+    Hyper-parameters are keyword-only and validated in ``fit_step``. ``variant="dvi"`` (default)
+    anchors the encoder to a warm-started non-parametric UMAP layout and adds a prediction-preserving
+    term; ``variant="faithful"`` is the paper's recipe (parametric UMAP CE + reconstruction + temporal).
+    ``None`` means "the variant's default" for the size-related settings.
+    """
+
+    def __init__(
+        self, *, n_neighbors: int = 15, variant: str = "dvi", device: str = "cpu", seed: int = 0,
+        n_iter: int | None = None, layout_epochs: int | None = None, hidden: int | None = None,
+        n_layers: int | None = None, batch_size: int | None = None, lambda_temporal: float = 0.3,
+    ) -> None:
+        self.n_neighbors = n_neighbors
+        self.variant = variant
+        self.device = device
+        self.seed = seed
+        self.n_iter = n_iter
+        self.layout_epochs = layout_epochs
+        self.hidden = hidden
+        self.n_layers = n_layers
+        self.batch_size = batch_size
+        self.lambda_temporal = lambda_temporal
+
+    def fit_step(
+        self,
+        features: np.ndarray,
+        head: torch.nn.Module,
+        boundary: np.ndarray | None = None,
+        prev: StepProjection | None = None,
+        prev_features: np.ndarray | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> StepProjection:
+        """Fit the projection of one step and return a new ``StepProjection`` (``prev`` is not modified)."""
+        check_params(self)
+        X, B, Xp = check_fit_inputs(self, features, boundary, prev, prev_features)
+        report = progress or (lambda f: None)
+        torch.manual_seed(self.seed)
+        head_c = copy.deepcopy(head).to(self.device).eval().requires_grad_(False)
+        logits = _head_logits(head_c, X, self.device)
+        check_head_classes(logits)
+        if B is None:
+            B = _boundary.boundary_samples(head_c, X, seed=self.seed, device=self.device)
+        report(0.05)
+        recipe = _recipe(self, X.shape[1], warm=prev is not None)
+        edges, idx_xb, graph_x = self._complex(X, B)
+        npr = self._npr(X, Xp) if Xp is not None else None
+        report(0.15)
+        target = None
+        if recipe.layout_epochs > 0:
+            target = self._layout(X, B, idx_xb, edges, graph_x, prev, Xp, recipe, report)
+        enc, dec = self._init_models(X, prev, recipe)
+        prev_params = None
+        if prev is not None:
+            prev_params = [p.detach().clone() for p in (*enc.parameters(), *dec.parameters())]
+        data = self._train_data(X, B, head_c, logits, edges, target)
+        train_models(
+            enc, dec, head_c, data, recipe.weights, n_iter=recipe.n_iter, batch_size=recipe.batch_size,
+            learning_rate=recipe.learning_rate, prev_params=prev_params, npr_mean=npr or 0.0,
+            seed=self.seed, progress=lambda f: report(0.4 + 0.6 * f),
+        )
+        config = {"n_features": int(X.shape[1]), "hidden": recipe.hidden, "n_layers": recipe.n_layers,
+                  "n_components": recipe.n_components,
+                  "variant": self.variant, "n_neighbors": int(self.n_neighbors), "seed": int(self.seed)}
+        enc.eval()
+        dec.eval()
+        if recipe.reference and data.target is not None:
+            memorize(enc, dec, data.X, data.target)
+        config["n_ref"] = int(enc.memory.keys.shape[0])
+        emb = _apply(enc, X, self.device)
+        report(1.0)
+        return StepProjection(enc, dec, emb, config, device=self.device, npr=npr)
+
+    def _complex(self, X: np.ndarray, B: np.ndarray) -> tuple[graph.Edges, np.ndarray, sp.csr_matrix]:
+        """Edges of the sample complex, the boundary complex and the boundary points' own complex."""
+        k, n = self.n_neighbors, len(X)
+        kb = min(k, len(B) - 1)
+        idx, dist = knn(X, k, seed=self.seed, device=self.device)
+        G = graph.fuzzy_simplicial_set(idx, dist)
+        bi, bd = exact_query(B, X, kb, device=self.device)
+        extra = [graph.boundary_complex(bi, bd, n)]
+        if kb >= 2:
+            ii, dd = exact_query(B, B, kb, exclude_self=True, device=self.device)
+            Gb = graph.fuzzy_simplicial_set(ii, dd).tocoo()
+            extra.append(type(Gb)((Gb.data, (Gb.row + n, Gb.col + n))))
+        edges = graph.complex_edges(G, extra, n + len(B), n_epochs=200)
+        idx_xb, _ = exact_query(X, B, k, device=self.device)  # each boundary point's nearest samples
+        return edges, idx_xb, G
+
+    def _npr(self, X: np.ndarray, Xp: np.ndarray) -> float:
+        k = self.n_neighbors
+        now = knn(X, k, seed=self.seed, device=self.device)[0]
+        before = knn(Xp, k, seed=self.seed, device=self.device)[0]
+        return float(neighbor_preserving_rate(before, now).mean())
+
+    def _layout(
+        self, X: np.ndarray, B: np.ndarray, idx_xb: np.ndarray, edges: graph.Edges,
+        graph_x: sp.csr_matrix, prev: StepProjection | None, Xp: np.ndarray | None, recipe: _Recipe,
+        report: Callable[[float], None],
+    ) -> np.ndarray:
+        """Non-parametric layout of samples + boundary points, warm-started from step t-1."""
+        if prev is not None and Xp is not None and len(prev.embedding_) == len(X):
+            init = prev.embedding_.copy()
+        elif prev is not None:
+            init = prev.transform(X)
+        else:
+            init = layout.spectral_init(graph_x, seed=self.seed)
+            if init is None:
+                init = layout.pca_init(X)
+        rng = np.random.default_rng(self.seed)
+        init_b = init[idx_xb].mean(1) + rng.normal(0, 1e-3 * init.std(), (len(B), 2)).astype(np.float32)
+        return layout.optimize_layout(
+            edges, np.concatenate([init, init_b]), n_epochs=recipe.layout_epochs,
+            learning_rate=recipe.layout_lr, seed=self.seed, device=self.device,
+            progress=lambda f: report(0.15 + 0.25 * f),
+        )
+
+    def _init_models(
+        self, X: np.ndarray, prev: StepProjection | None, recipe: _Recipe
+    ) -> tuple[Encoder, Decoder]:
+        arch = (recipe.hidden, recipe.n_layers, recipe.n_components)
+        if prev is not None and arch == tuple(prev.config_[k] for k in ("hidden", "n_layers", "n_components")):
+            enc, dec = copy.deepcopy(prev.encoder), copy.deepcopy(prev.decoder)
+            forget(enc, dec)
+            refit_frame(enc, dec, torch.as_tensor(X, device=self.device))
+        else:
+            enc, dec = build_models(X.shape[1], *arch)
+            set_frame((enc, dec), torch.as_tensor(X, device=self.device), recipe.n_components)
+        return enc.to(self.device).train(), dec.to(self.device).train()
+
+    def _train_data(
+        self, X: np.ndarray, B: np.ndarray, head: torch.nn.Module, logits: torch.Tensor,
+        edges: graph.Edges, target: np.ndarray | None,
+    ) -> TrainData:
+        dev = self.device
+        XB = torch.as_tensor(np.concatenate([X, B]), device=dev)
+        lg = torch.cat([logits, _head_logits(head, B, dev)])
+        tgt = None if target is None else torch.as_tensor(target, device=dev)
+        return TrainData(
+            X=XB, logits=lg, head_idx=torch.as_tensor(edges.head, device=dev),
+            tail_idx=torch.as_tensor(edges.tail, device=dev),
+            edge_weight=torch.as_tensor(edges.weight, device=dev), target=tgt,
+            target_scale=1.0 if target is None else float(target.std() + 1e-12),
+        )
+
+
+@torch.no_grad()
+def _head_logits(head: torch.nn.Module, X: np.ndarray, device: str) -> torch.Tensor:
+    t = torch.as_tensor(X, device=device)
+    return torch.cat([head(t[s : s + 8192]) for s in range(0, len(t), 8192)])
