@@ -114,7 +114,7 @@ class SyntheticRun:
 def make_server(runs: dict) -> ThreadingHTTPServer:
     sha = __import__("base64").b64encode(hashlib.sha256(ENTRY_SCRIPT.encode()).digest()).decode()
     csp = ("default-src 'self';img-src 'self' data: blob:;style-src 'self' 'unsafe-inline';connect-src 'self';"
-           f"script-src 'self' 'sha256-{sha}'")
+           f"script-src 'self' 'unsafe-eval' 'sha256-{sha}'")  # as TensorBoard's CSP
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
