@@ -185,6 +185,7 @@ PLAY_JS = """() => new Promise((resolve) => {
 SLIDER_JS = """(index) => new Promise((resolve) => {
   const slider = document.querySelector('[data-testid=step-slider]');
   const target = __dvi.steps[index]; const frames0 = __dvi.frames; const t0 = performance.now();
+  if (__dvi.panels[0].step === target && !__dvi.panels[0].animating) return resolve(0);  // nothing to redraw
   slider.value = String(index);
   slider.dispatchEvent(new Event('input', {bubbles: true}));
   function check() {
@@ -211,7 +212,7 @@ def measure(browser, base: str, run: str, renderer: str, moves: int) -> dict:
     page.evaluate(SLIDER_JS, 0)
     play = page.evaluate(PLAY_JS)
     d = np.array(play["deltas"]) if play["deltas"] else np.array([np.nan])
-    warm = [page.evaluate(SLIDER_JS, (k * 3 + 1) % len(steps)) for k in range(moves)]
+    warm = [page.evaluate(SLIDER_JS, (k * 3 + 1) % len(steps)) for k in range(moves)]  # never the same step twice
     out = {"run": run, "renderer": page.evaluate("__dvi.renderer"), "points": page.evaluate("__dvi.pointsDrawn"),
            "steps": len(steps), "frame_ms_median": float(np.median(d)), "frame_ms_p95": float(np.percentile(d, 95)),
            "fps_median": float(1000 / np.median(d)), "animated_frames": int(len(play["deltas"])),
