@@ -10,13 +10,19 @@ import numpy as np
 
 MAGIC = b"DVI1"
 DTYPES = {"ids": np.int32, "x": np.float32, "y": np.float32, "labels": np.int32, "pred": np.int32,
-          "conf": np.float32, "split": np.uint8}
+          "conf": np.float16, "split": np.uint8}
 
 
-def encode(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
+def dtypes_for(n_classes: int) -> dict[str, Any]:
+    """Array dtypes: class indices as uint8 when they fit (17 bytes a point in all), else int32."""
+    small = n_classes <= 256
+    return {**DTYPES, "labels": np.uint8 if small else np.int32, "pred": np.uint8 if small else np.int32}
+
+
+def encode(header: dict[str, Any], arrays: dict[str, np.ndarray], dtypes: dict[str, Any] | None = None) -> bytes:
     """``DVI1`` + uint32 header length + JSON header (with array offsets) + 4-byte-aligned arrays."""
     parts, table, offset = [], [], 0
-    for name, dtype in DTYPES.items():
+    for name, dtype in (dtypes or DTYPES).items():
         data = np.ascontiguousarray(arrays[name], dtype=dtype).tobytes()
         table.append({"name": name, "dtype": np.dtype(dtype).name, "offset": offset, "length": len(arrays[name])})
         pad = (-len(data)) % 4

@@ -142,11 +142,13 @@ class ProjectionService:
             self._thread = threading.Thread(target=self._work, name="dvi-projection", daemon=True)
             self._thread.start()
 
-    def close(self) -> None:
-        """Stop the worker after its current step (used by tests and on shutdown)."""
+    def close(self, timeout: float = 120.0) -> None:
+        """Stop the worker after its current step and wait for it (used by tests and on shutdown)."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no run is queued or running (for tests and the CLI); False on timeout."""

@@ -140,7 +140,8 @@ class Views:
         arrays = {"ids": light["ids"], "x": result.xy[:, 0], "y": result.xy[:, 1], "labels": light["labels"],
                   "pred": light["pred"], "conf": light["conf"], "split": light["split"]}
         if fmt == "binary":
-            return binary.encode(header, arrays), "application/octet-stream"
+            dtypes = binary.dtypes_for(int(record["n_classes"]))
+            return binary.encode(header, arrays, dtypes), "application/octet-stream"
         body = {**header, **{k: np.round(v.astype(np.float64), 5).tolist() if v.dtype.kind == "f" else v.tolist()
                              for k, v in arrays.items()}}
         return body, "application/json"

@@ -44,3 +44,20 @@ def make_step_data(n: int = 60, d: int = 8, c: int = 3, seed: int = 0):
     with torch.no_grad():
         labels = head(feats).argmax(1)
     return feats, labels, head
+
+
+STEPS = 12
+
+
+@pytest.fixture(scope="session")
+def projected(tmp_path_factory):
+    """A logdir with a 12-step real MNIST run (10 % flipped labels), every step projected by the offline CLI.
+
+    Shared by the route tests; tests that change it work on a copy.
+    """
+    from helpers import project_logdir, write_mnist_run
+
+    root = str(tmp_path_factory.mktemp("projected") / "logs")
+    facts = write_mnist_run(os.path.join(root, "noisy"), STEPS, n=800, noise=0.1, encoder=True)
+    project_logdir(root)
+    return root, facts

@@ -132,7 +132,56 @@ class WsgiApp:
     def post(self, path: str, **kwargs):
         return self.client.post("/data/plugin/dvi/" + path, **kwargs)
 
+    def index(self, run: str):
+        """The plugin's catalog entry for `run` (what the routes see)."""
+        from tensorboard.context import RequestContext
+
+        return self.plugin._catalog.index(RequestContext(), "", run)
+
     def close(self) -> None:
-        close = getattr(self.plugin, "close", None)
-        if close:
-            close()
+        self.plugin.close()
+
+
+MNIST_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "data",
+                          "mnist10k.npz")
+
+
+def write_mnist_run(run_dir: str, steps: int, n: int = 600, seed: int = 0, noise: float = 0.0,
+                    encoder: bool = False, offset: int = 0) -> dict:
+    """A real (small) training run: an MLP learning MNIST digits, one DVI snapshot per step.
+
+    Returns facts the tests check against: ids of flipped labels, the labels, the split.
+    """
+    with np.load(MNIST_PATH) as data:
+        images = torch.from_numpy(data["images"][offset:offset + n]).float().div_(255.0)
+        labels = data["labels"][offset:offset + n].astype(np.int64)
+    rng = np.random.default_rng(seed)
+    n_train = int(0.8 * n)
+    flipped = np.sort(rng.choice(n_train, size=int(noise * n_train), replace=False))
+    labels[flipped] = (labels[flipped] + rng.integers(1, 10, size=flipped.size)) % 10
+    torch.manual_seed(seed)
+    body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64), torch.nn.ReLU())
+    head = torch.nn.Linear(64, 10)
+    opt = torch.optim.Adam([*body.parameters(), *head.parameters()], lr=3e-3)
+    split = np.arange(n) < n_train
+    y = torch.from_numpy(labels[:n_train])
+    for step in range(steps):
+        for _ in range(8):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(head(body(images[:n_train])), y)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            feats = body(images)
+        dvi.summary.snapshot(run_dir, step, feats, labels, head, split=split, inputs=images,
+                             encoder=body if encoder else None, sample_ids=np.arange(offset, offset + n),
+                             flags={"flipped": flipped + offset} if noise else None)
+    dvi.summary.close(run_dir)
+    return {"flipped": flipped + offset, "labels": labels, "split": split, "ids": np.arange(offset, offset + n)}
+
+
+def project_logdir(logdir: str) -> None:
+    """Precompute every run's projections with the offline CLI (the same cache the plugin serves)."""
+    from tensorboard_plugin_dvi import cli
+
+    assert cli.main(["--logdir", logdir, "--quiet"]) == 0

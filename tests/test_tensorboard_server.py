@@ -44,3 +44,43 @@ def test_real_tensorboard_serves_all_steps(logdir, load_fast):
         assert status == 404
     finally:
         stop(proc)
+
+
+@pytest.mark.parametrize("load_fast", ["true", "false"])
+def test_real_tensorboard_serves_projection_and_live_step(projected, tmp_path, load_fast):
+    """A projected run is served from the cache; a step appended while TensorBoard runs appears and is projected."""
+    import shutil
+
+    import tensorboard_plugin_dvi as dvi
+    from tensorboard_plugin_dvi import storage
+
+    root = str(tmp_path / "logs")
+    shutil.copytree(projected[0], root)
+    proc, url = start_tensorboard(root, f"--load_fast={load_fast}")
+    try:
+        def projection(step):
+            return get(f"{url}/data/plugin/dvi/projection?run=noisy&step={step}")
+
+        ok = poll(lambda: projection(11)[0] == 200, timeout=90)
+        assert ok, f"cached step 11 not served: {projection(11)}"
+        status, body = get(f"{url}/data/plugin/dvi/landscape?run=noisy&step=11&size=128")
+        assert status == 200 and body[:4] == b"\x89PNG"
+        store = storage.RunStore(f"{root}/noisy")
+        records, _ = store.read_run()
+        data, head = store.load_step(records[11]), store.load_head(records[11])
+        dvi.summary.snapshot(f"{root}/noisy", 12, data.features * 0.99, data.labels, head, split=data.split,
+                             sample_ids=data.ids)
+        dvi.summary.close(f"{root}/noisy")
+
+        def listed():
+            status, body = get(url + "/data/plugin/dvi/runs")
+            return status == 200 and 12 in json.loads(body)["runs"][0]["steps"]
+
+        assert poll(listed, timeout=90), "the appended step never appeared in runs"
+        first = projection(12)
+        assert first[0] in (200, 202), first
+        assert poll(lambda: projection(12)[0] == 200, timeout=300), f"step 12 never projected: {projection(12)}"
+        status, body = get(url + "/data/plugin/dvi/runs")
+        assert json.loads(body)["runs"][0]["status"]["ready"] == list(range(13))
+    finally:
+        stop(proc)
