@@ -32,34 +32,39 @@ class _Frame(nn.Module):
         self.register_buffer("scale", torch.ones(()))
 
 
-class KnnResidual(nn.Module):
-    """A memory of residuals at reference points, blended in near them (Nadaraya-Watson with a prior).
+class KnnMemory(nn.Module):
+    """Values remembered at reference points, blended with a prior (kernel regression with a prior).
 
-    correction(q) = sum_j K_j r_j / (sum_j K_j + 1 / h^2), K_j = 1 / (d_j^2 + eps) over the ``K``
-    nearest references: exactly r_j at a reference, fading to 0 (the MLP alone) farther away than the
-    typical reference spacing h. Lets a small MLP carry the global shape while the projection of the
-    step's own samples (and of points near them) matches the layout / the features exactly.
+    out(q) = (sum_j w_j v_j + w_p prior(q)) / (sum_j w_j + w_p) over the ``K`` nearest references,
+    w_j = exp(-d_j^2 / (tau h^2)) and the prior acting as a pseudo-reference at squared distance h^2
+    (h^2: 4 x the median squared spacing of the references). Exactly v_j at a reference, the prior
+    (the MLP) alone far from all references; a small ``tau`` follows the nearest reference closely.
+    Lets a small MLP carry the global shape while the step's own samples (and points near them) map
+    exactly onto the layout / back onto their features.
     """
 
     K = 8
 
-    def __init__(self, n_in: int, n_out: int, n_ref: int = 0) -> None:
+    def __init__(self, n_in: int, n_out: int, n_ref: int = 0, tau: float = 0.25) -> None:
         super().__init__()
+        self.tau = tau
         self.register_buffer("keys", torch.zeros(n_ref, n_in))
         self.register_buffer("values", torch.zeros(n_ref, n_out))
         self.register_buffer("h2", torch.ones(()))
 
-    def forward(self, q: torch.Tensor) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         if self.keys.shape[0] == 0:
-            return q.new_zeros(q.shape[0], self.values.shape[1])
+            return prior
         k2 = (self.keys * self.keys).sum(1)
         out = []
         for s in range(0, q.shape[0], 2048):
             c = q[s : s + 2048]
             d2 = ((c * c).sum(1, keepdim=True) + k2[None] - 2 * c @ self.keys.T).clamp_min(0)
             d2, idx = torch.topk(d2, min(self.K, self.keys.shape[0]), dim=1, largest=False)
-            w = 1.0 / (d2 + 1e-8 * self.h2)
-            out.append((w[:, :, None] * self.values[idx]).sum(1) / (w.sum(1, keepdim=True) + 1.0 / self.h2))
+            d2 = torch.cat([d2, self.h2.expand(len(c), 1)], 1)  # last column: the prior
+            w = torch.softmax(-d2 / (self.tau * self.h2), 1)
+            vals = torch.cat([self.values[idx], prior[s : s + 2048, None]], 1)
+            out.append((w[:, :, None] * vals).sum(1))
         return torch.cat(out)
 
     @torch.no_grad()
@@ -67,7 +72,7 @@ class KnnResidual(nn.Module):
         """Remember ``values`` at ``keys``; h^2 = 4 x the median squared distance to the nearest other key."""
         self.keys, self.values = keys.clone(), values.clone()
         sub = keys[:: max(1, len(keys) // 2000)]
-        d2 = ((sub[:, None] - keys[None]) ** 2).sum(-1)
+        d2 = (sub * sub).sum(1, keepdim=True) + (keys * keys).sum(1)[None] - 2 * sub @ keys.T
         nn2 = torch.topk(d2, 2, dim=1, largest=False).values[:, 1]
         self.h2 = 4 * nn2.median().clamp_min(1e-12)
 
@@ -78,20 +83,39 @@ class KnnResidual(nn.Module):
 
 
 class Encoder(_Frame):
-    """Maps representations [*, D] to 2-D coordinates [*, 2]: MLP on frame coordinates + residual memory."""
+    """Maps representations [*, D] to 2-D coordinates [*, 2]: MLP on frame coordinates + memory.
 
-    def __init__(self, n_features: int, hidden: int, n_layers: int, n_components: int, n_ref: int = 0) -> None:
+    The memory looks up references by frame coordinates concatenated with a linear approximation of
+    the head's standardised logits (``logit_map``, [P + 1, C], fitted by least squares; exact for a
+    linear head), so a new point follows references the head treats alike: what keeps its prediction
+    through the round trip.
+    """
+
+    LOGIT_WEIGHT = 3.0
+
+    def __init__(
+        self, n_features: int, hidden: int, n_layers: int, n_components: int, n_ref: int = 0, n_logits: int = 0
+    ) -> None:
         super().__init__(n_features, n_components)
         self.net = _mlp([n_components] + [hidden] * n_layers + [2])
-        self.memory = KnnResidual(n_components, 2, n_ref)
+        self.memory = KnnMemory(n_components + n_logits, 2, n_ref, tau=0.003)
+        self.register_buffer("logit_map", torch.zeros(n_components + 1, n_logits))
 
     def reduce(self, x: torch.Tensor) -> torch.Tensor:
         """Coordinates of ``x`` in the frame, [*, P]."""
         return (x - self.mean) @ self.axes.T / self.scale
 
+    def memory_key(self, z: torch.Tensor) -> torch.Tensor:
+        """[z, beta * approximate standardised logits] with beta = sqrt(P / C) (equal total variance)."""
+        n_logits = self.logit_map.shape[1]
+        if n_logits == 0:
+            return z
+        beta = self.LOGIT_WEIGHT * (z.shape[1] / n_logits) ** 0.5
+        return torch.cat([z, beta * (z @ self.logit_map[:-1] + self.logit_map[-1])], 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.reduce(x)
-        return self.net(z) + self.memory(z)
+        return self.memory(self.memory_key(z), self.net(z))
 
 
 class Decoder(_Frame):
@@ -100,36 +124,43 @@ class Decoder(_Frame):
     def __init__(self, n_features: int, hidden: int, n_layers: int, n_components: int, n_ref: int = 0) -> None:
         super().__init__(n_features, n_components)
         self.net = _mlp([2] + [hidden] * n_layers + [n_components])
-        self.memory = KnnResidual(2, n_components, n_ref)
+        self.memory = KnnMemory(2, n_components, n_ref, tau=0.02)
 
     def expand(self, z: torch.Tensor) -> torch.Tensor:
         """Representations [*, D] of frame coordinates [*, P]."""
         return z * self.scale @ self.axes + self.mean
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.expand(self.net(y) + self.memory(y))
+        return self.expand(self.memory(y, self.net(y)))
 
 
 @torch.no_grad()
-def memorize(enc: Encoder, dec: Decoder, X: torch.Tensor, Y: torch.Tensor) -> None:
-    """Make enc(X) == Y and dec(Y) == frame projection of X exactly, via the residual memories."""
+def memorize(enc: Encoder, dec: Decoder, X: torch.Tensor, Y: torch.Tensor, logits: torch.Tensor) -> None:
+    """Make enc(X) == Y and dec(Y) == frame projection of X exactly, via the memories."""
     z = enc.reduce(X)
-    enc.memory.store(z, Y - enc.net(z))
-    dec.memory.store(Y, z - dec.net(Y))
+    L = logits / logits.std().clamp_min(1e-12)
+    Z1 = torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype, device=z.device)], 1)
+    enc.logit_map = torch.linalg.lstsq(Z1.cpu().double(), L.cpu().double()).solution.to(z)
+    enc.memory.store(enc.memory_key(z), Y)
+    dec.memory.store(Y, z)
 
 
 def forget(enc: Encoder, dec: Decoder) -> None:
     """Clear both memories (before training a warm-started copy)."""
     enc.memory.clear()
     dec.memory.clear()
+    enc.memory.keys = enc.memory.keys.new_zeros(0, enc.axes.shape[0])
+    enc.logit_map = enc.logit_map.new_zeros(enc.axes.shape[0] + 1, 0)
 
 
 def build_models(
-    n_features: int, hidden: int, n_layers: int, n_components: int | None = None, n_ref: int = 0
+    n_features: int, hidden: int, n_layers: int, n_components: int | None = None, n_ref: int = 0,
+    n_logits: int = 0,
 ) -> tuple[Encoder, Decoder]:
-    """A fresh encoder/decoder pair with the given width, depth, frame size (default D) and references."""
+    """A fresh encoder/decoder pair with the given width, depth, frame size (default D) and memories."""
     p = n_components or n_features
-    return Encoder(n_features, hidden, n_layers, p, n_ref), Decoder(n_features, hidden, n_layers, p, n_ref)
+    return (Encoder(n_features, hidden, n_layers, p, n_ref, n_logits),
+            Decoder(n_features, hidden, n_layers, p, n_ref))
 
 
 def set_frame(models: tuple[_Frame, ...], X: torch.Tensor, n_components: int) -> None:

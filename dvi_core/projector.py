@@ -42,7 +42,7 @@ class _Recipe:
     layout_epochs: int
     layout_lr: float
     weights: LossWeights
-    reference: bool = False  # residual memories of encoder and decoder (model.KnnResidual)
+    reference: bool = False  # residual memories of encoder and decoder (model.KnnMemory)
 
 
 def _recipe(p: DVIProjector, n_features: int, warm: bool) -> _Recipe:
@@ -127,7 +127,8 @@ class StepProjection:
         if state.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a saved StepProjection (format {state.get('format')!r}).")
         cfg = state["config"]
-        enc, dec = build_models(cfg["n_features"], cfg["hidden"], cfg["n_layers"], cfg["n_components"], cfg["n_ref"])
+        enc, dec = build_models(cfg["n_features"], cfg["hidden"], cfg["n_layers"], cfg["n_components"], cfg["n_ref"],
+                                cfg["n_logits"])
         enc.load_state_dict(state["encoder"])
         dec.load_state_dict(state["decoder"])
         return cls(enc, dec, state["embedding"].numpy(), cfg, device=device, npr=state["npr"])
@@ -217,8 +218,9 @@ class DVIProjector:
         enc.eval()
         dec.eval()
         if recipe.reference and data.target is not None:
-            memorize(enc, dec, data.X, data.target)
+            memorize(enc, dec, data.X, data.target, data.logits)
         config["n_ref"] = int(enc.memory.keys.shape[0])
+        config["n_logits"] = int(enc.logit_map.shape[1])
         emb = _apply(enc, X, self.device)
         report(1.0)
         return StepProjection(enc, dec, emb, config, device=self.device, npr=npr)

@@ -1,0 +1,143 @@
+"""Quality-and-speed benchmark of dvi_core against umap-learn and PCA (DESIGN §7).
+
+One command: ``.venv/bin/python benchmarks/bench_projection.py`` (``--quick`` for 3 epochs).
+Trains a small seeded CNN on MNIST 10k (8k train / 2k test), then on every epoch's 256-d
+penultimate features runs DVIProjector (default ``dvi`` and ``faithful`` variants), umap-learn
+(independent per epoch, n_neighbors=15, fit on train + transform test) and PCA, all in this process;
+prints one table and writes ``benchmarks/results/projection.{json,md}``.
+
+Wall seconds are the forward projection of train and test (DVI: fit_step incl. kNN, complex, layout
+and training, plus transform of test; umap: fit + transform; PCA: fit + transform). umap-learn's
+numba compilation is done once before timing (a warm-up fit) and reported separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+
+from proj_data import Epochs, load_epochs  # noqa: E402
+from proj_measure import measured  # noqa: E402
+from proj_report import METRICS, markdown_table, text_table  # noqa: E402
+
+from dvi_core import DVIProjector, StepProjection  # noqa: E402
+from dvi_core import metrics as M  # noqa: E402
+from dvi_core.boundary import boundary_samples  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results")
+
+
+def _dvi_epoch(variant: str, ep: Epochs, e: int, state: dict[str, Any], bnd: tuple) -> dict[str, Any]:
+    head, X, T = ep.head(e), ep.train[e], ep.test[e]
+    prev: StepProjection | None = state.get(variant)
+    proj = DVIProjector(variant=variant, seed=0)
+
+    def run() -> tuple[StepProjection, np.ndarray]:
+        st = proj.fit_step(X, head, boundary=bnd[0], prev=prev,
+                           prev_features=None if prev is None else ep.train[e - 1])
+        return st, st.transform(T)
+
+    (st, _), wall, mem = measured(run)
+    res = M.evaluate_step(
+        st, head, X, test_features=T, boundary=bnd[0], test_boundary=bnd[1], prev=prev,
+        prev_train_features=None if prev is None else ep.train[e - 1],
+        prev_test_features=None if prev is None else ep.test[e - 1],
+    )
+    state[variant] = st
+    return {"wall_s": wall, "peak_mib": mem, **res}
+
+
+def _array_metrics(X: np.ndarray, Y: np.ndarray, B: np.ndarray, YB: np.ndarray,
+                   prev: tuple[np.ndarray, np.ndarray] | None) -> dict[str, float | None]:
+    return {
+        "nn": M.nn_preservation(X, Y), "boundary": M.boundary_preservation(X, B, Y, YB),
+        "ppr": None, "ccr": None, "trustworthiness": M.trustworthiness(X, Y),
+        "temporal": None if prev is None else M.temporal_correlation(prev[0], X, prev[1], Y),
+    }
+
+
+def _peer_epoch(name: str, ep: Epochs, e: int, state: dict[str, Any], bnd: tuple) -> dict[str, Any]:
+    X, T = ep.train[e], ep.test[e]
+    if name == "umap-learn":
+        import umap
+
+        def run() -> Any:
+            m = umap.UMAP(n_neighbors=15)
+            Y = m.fit_transform(X)
+            return m, Y, m.transform(T)
+    else:
+        from sklearn.decomposition import PCA
+
+        def run() -> Any:
+            m = PCA(2, random_state=0)
+            return m, m.fit_transform(X), m.transform(T)
+
+    (model, Y, YT), wall, mem = measured(run)
+    prev = state.get(name)
+    out = {"wall_s": wall, "peak_mib": mem,
+           "train": _array_metrics(X, Y, bnd[0], model.transform(bnd[0]), None if prev is None else prev[0]),
+           "test": _array_metrics(T, YT, bnd[1], model.transform(bnd[1]), None if prev is None else prev[1])}
+    state[name] = ((ep.train[e], Y), (ep.test[e], YT))
+    return out
+
+
+def _warm_up_umap() -> float:
+    import umap
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    m = umap.UMAP(n_neighbors=15).fit(rng.normal(size=(300, 16)).astype(np.float32))
+    m.transform(rng.normal(size=(50, 16)).astype(np.float32))
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--quick", action="store_true", help="3 epochs")
+    ap.add_argument("--methods", default="dvi,faithful,umap-learn,pca")
+    args = ap.parse_args()
+    n_epochs = 3 if args.quick else args.epochs
+    torch.set_num_threads(os.cpu_count() or 1)
+    t0 = time.perf_counter()
+    ep = load_epochs(max(n_epochs, 10))
+    print(f"CNN features ready in {time.perf_counter() - t0:.0f}s; test accuracy per epoch {np.round(ep.acc, 3)}")
+    methods = args.methods.split(",")
+    warm = _warm_up_umap() if "umap-learn" in methods else None
+    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+    state: dict[str, Any] = {}
+    for e in range(n_epochs):
+        head = ep.head(e)
+        bnd = (boundary_samples(head, ep.train[e], seed=e), boundary_samples(head, ep.train[e], seed=10_000 + e))
+        for m in methods:
+            fn = _dvi_epoch if m in ("dvi", "faithful") else _peer_epoch
+            r = fn(m, ep, e, state, bnd)
+            rows[m].append(r)
+            print(f"epoch {e} {m:10s} {r['wall_s']:6.1f}s  train " +
+                  " ".join(f"{k}={v:.3f}" for k, v in r["train"].items() if v is not None), flush=True)
+    result = {"epochs": n_epochs, "n_train": 8000, "n_test": 2000, "feature_dim": int(ep.train.shape[2]),
+              "test_accuracy": [float(a) for a in ep.acc[:n_epochs]], "umap_compile_s": warm,
+              "metrics_are": "fractions in [0,1]; temporal: Spearman correlation in [-1,1]; ccr: mean |confidence "
+                             "change| (lower is better); peak_mib: extra resident memory during the call",
+              "methods": rows, "torch_threads": torch.get_num_threads()}
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "projection.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(RESULTS, "projection.md"), "w") as f:
+        f.write(markdown_table(result))
+    print(text_table(result))
+    print(f"total {time.perf_counter() - t0:.0f}s; rows: {', '.join(m[0] for m in METRICS)}")
+
+
+if __name__ == "__main__":
+    main()
