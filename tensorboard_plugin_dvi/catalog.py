@@ -3,11 +3,17 @@
 Run and step lists come only from ``context.data_provider`` (the index records in the event files), as TensorBoard
 requires under both loaders. A run name is turned into a directory only after the provider listed it, and the path
 is confined to the logdir. Parsed records are cached per run and refreshed when the provider's series changes.
+
+A run the provider lists without DVI records but with a ``projector_config.pbtxt`` (torch's ``add_embedding``) is an
+*imported* run: its steps come from that config and are converted into the same storage format by
+:mod:`projector_import`, lazily (see :meth:`Catalog.index`'s ``convert``).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import logging
 import os
 import threading
 from typing import Any
@@ -15,7 +21,9 @@ from typing import Any
 from tensorboard import errors
 from tensorboard.data import provider
 
-from tensorboard_plugin_dvi import metadata, storage
+from tensorboard_plugin_dvi import metadata, projector_import, storage
+
+logger = logging.getLogger(__name__)
 
 _ALL = 1 << 62  # "downsample" meaning keep every datum
 
@@ -29,11 +37,20 @@ class RunIndex:
     records: dict[int, dict[str, Any]]
     problems: list[storage.StepProblem]
     store: storage.RunStore
+    source: str = "dvi"  # "projector": imported from torch's add_embedding output, no head logged
+    pending: list[int] = dataclasses.field(default_factory=list)  # imported steps listed but not converted yet
+    tag: str | None = None  # the imported embedding tag given the time axis
+    error: str | None = None  # a problem of the whole imported run (its projector_config.pbtxt)
 
     @property
     def steps(self) -> list[int]:
         """Servable steps in increasing order."""
         return sorted(self.records)
+
+    @property
+    def listed_steps(self) -> list[int]:
+        """Servable steps and imported steps still to be converted, in increasing order."""
+        return sorted(set(self.records) | set(self.pending))
 
     def latest(self) -> dict[str, Any] | None:
         """Record of the last servable step (for N, D and class names)."""
@@ -59,6 +76,9 @@ class Catalog:
         self._logdir = logdir
         self._cache: dict[tuple[str, str], tuple[tuple, RunIndex]] = {}
         self._stores: dict[str, storage.RunStore] = {}
+        self._imports: dict[str, projector_import.ProjectorRun] = {}
+        self._import_queue: collections.deque[projector_import.ProjectorRun] = collections.deque()
+        self._import_thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def series(self, ctx, experiment_id: str) -> dict[str, Any]:
@@ -69,16 +89,85 @@ class Catalog:
         )
         return {run: tags[metadata.TAG] for run, tags in mapping.items() if metadata.TAG in tags}
 
-    def run_names(self, ctx, experiment_id: str) -> list[str]:
-        """Sorted names of runs with DVI data."""
-        return sorted(self.series(ctx, experiment_id))
+    def projector_runs(self, ctx, experiment_id: str, exclude: Any = (), only: str | None = None) -> list[str]:
+        """Runs the provider lists (not in ``exclude``) whose directory holds a ``projector_config.pbtxt``."""
+        names = []
+        for listed in self._provider.list_runs(ctx, experiment_id=experiment_id):
+            name = listed.run_name
+            if name in exclude or (only is not None and name != only):
+                continue
+            try:
+                directory = confine(self._logdir, name)
+            except errors.NotFoundError:
+                continue
+            if projector_import.has_config(directory):
+                names.append(name)
+        return sorted(names)
 
-    def index(self, ctx, experiment_id: str, run: str) -> RunIndex:
-        """The index of ``run``; NotFoundError when the provider does not list it."""
+    def run_names(self, ctx, experiment_id: str) -> list[str]:
+        """Sorted names of runs with DVI data, logged or importable."""
         series = self.series(ctx, experiment_id)
-        if run not in series:
-            raise errors.NotFoundError(f"Unknown run {run!r}: no DVI data for it in this logdir.")
-        ts = series[run]
+        return sorted([*series, *self.projector_runs(ctx, experiment_id, exclude=series)])
+
+    def indexes(self, ctx, experiment_id: str) -> list[RunIndex]:
+        """Every run's index, cheaply: imported runs are not converted here (``pending`` lists what is not)."""
+        series = self.series(ctx, experiment_id)
+        out = [self._dvi_index(ctx, experiment_id, run, series[run]) for run in series]
+        out += [self._imported_index(run, convert=False)
+                for run in self.projector_runs(ctx, experiment_id, exclude=series)]
+        return sorted(out, key=lambda index: index.name)
+
+    def index(self, ctx, experiment_id: str, run: str, *, convert: bool = True) -> RunIndex:
+        """The index of ``run``; NotFoundError when the provider does not list it.
+
+        For an imported run, ``convert`` first converts the steps whose source files are new or changed (seconds
+        per step on large embeddings); without it, those steps are only listed in ``pending``.
+        """
+        series = self.series(ctx, experiment_id)
+        if run in series:
+            return self._dvi_index(ctx, experiment_id, run, series[run])
+        if self.projector_runs(ctx, experiment_id, exclude=series, only=run):
+            return self._imported_index(run, convert=convert)
+        raise errors.NotFoundError(f"Unknown run {run!r}: no DVI data for it in this logdir.")
+
+    def convert_in_background(self, index: RunIndex) -> None:
+        """Queue an imported run's pending steps for conversion by the catalog's one background import thread."""
+        with self._lock:
+            imported = self._imports.get(index.directory)
+            if imported is None or imported in self._import_queue:
+                return
+            self._import_queue.append(imported)
+            if self._import_thread is None or not self._import_thread.is_alive():
+                self._import_thread = threading.Thread(target=self._import_work, name="dvi-import", daemon=True)
+                self._import_thread.start()
+
+    def _import_work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._import_queue:
+                    self._import_thread = None
+                    return
+                imported = self._import_queue[0]
+            try:
+                imported.scan(convert=True)
+            except Exception:  # noqa: BLE001 - logged; the run's next request retries
+                logger.exception("DVI: importing %s failed", imported.run_dir)
+            finally:
+                with self._lock:
+                    self._import_queue.popleft()
+
+    def _imported_index(self, run: str, *, convert: bool) -> RunIndex:
+        directory = confine(self._logdir, run)
+        with self._lock:
+            imported = self._imports.get(directory)
+            if imported is None:
+                imported = self._imports[directory] = projector_import.ProjectorRun(
+                    directory, lambda path: confine(self._logdir, os.path.join(run, path)))
+        scan = imported.scan(convert=convert)
+        return RunIndex(run, directory, scan.records, scan.problems, imported.store, source="projector",
+                        pending=scan.pending, tag=scan.tag, error=scan.error)
+
+    def _dvi_index(self, ctx, experiment_id: str, run: str, ts: Any) -> RunIndex:
         key = (experiment_id, run)
         version = (ts.max_step, ts.max_wall_time)
         with self._lock:

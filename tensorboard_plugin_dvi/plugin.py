@@ -136,26 +136,39 @@ class DviPlugin(base_plugin.TBPlugin):
         return respond_json(request, {"runs": self.runs_impl(ctx, eid)})
 
     def runs_impl(self, ctx: Any, experiment_id: str) -> list[dict[str, Any]]:
-        """Every DVI run with its steps, sizes, classes and projection status."""
-        return [self._run_json(self._catalog.index(ctx, experiment_id, run))
-                for run in self._catalog.run_names(ctx, experiment_id)]
+        """Every DVI run (logged, or imported from the Embedding Projector) with its steps, sizes, classes and
+        projection status. Cheap: imported runs are not converted here."""
+        return [self._run_json(index) for index in self._catalog.indexes(ctx, experiment_id)]
 
     def _run_json(self, index: catalog.RunIndex) -> dict[str, Any]:
         latest = index.latest() or {}
         n_classes = int(latest.get("n_classes", 0))
-        return {
+        imported = index.source == "projector"
+        if imported and index.pending:
+            # convert in the background (not here: this route stays cheap); projection is queued only once every
+            # listed step is converted, since each step is warm-started from the one before
+            self._catalog.convert_in_background(index)
+            status = self.service.status(index)
+            if status["state"] == "ready":
+                status["state"] = "not projected"
+        else:
+            status = self.status_impl(index)
+        body = {
             "run": index.name,
-            "steps": index.steps,
+            "steps": index.listed_steps,
             "n": latest.get("n"), "dim": latest.get("d"), "n_classes": n_classes,
             "classes": latest.get("classes", []),
             "colors": _class_colors(n_classes),
-            "has_head": bool(latest), "has_inputs": bool(latest.get("has_inputs")),
+            "has_head": bool(latest) and not imported, "has_inputs": bool(latest.get("has_inputs")),
             "flags": latest.get("flags", []),
-            "source": "dvi",
+            "source": index.source,
             "accuracy": {str(s): r.get("accuracy") for s, r in index.records.items()},
             "broken_steps": [p.to_json() for p in index.problems],
-            "status": self.status_impl(index),
+            "status": status,
         }
+        if imported:
+            body["projector"] = {"tag": index.tag, "pending": index.pending, "error": index.error}
+        return body
 
     def status_impl(self, index: catalog.RunIndex) -> dict[str, Any]:
         """Projection status of a run; with ``--dvi_autoproject=all`` also queues its unprojected steps."""

@@ -146,8 +146,17 @@ class Views:
                              for k, v in arrays.items()}}
         return body, "application/json"
 
+    @staticmethod
+    def require_head(index: RunIndex, what: str) -> None:
+        """404 for routes that need the logged classifier head, on runs imported without one."""
+        if index.source == "projector":
+            from tensorboard_plugin_dvi.projector_import import NO_HEAD
+
+            raise errors.NotFoundError(f"Run {index.name!r} {NO_HEAD.format(what=what)}.")
+
     def landscape(self, index: RunIndex, step: int, size: int) -> bytes:
         """PNG of the classification landscape over the step's bounds (memory, then disk, then computed)."""
+        self.require_head(index, "landscape")
         result = self.ready_result(index, step)
         record = index.records[step]
         path = self.service.results(index).landscape_path(record, size)
@@ -172,6 +181,7 @@ class Views:
         """Class probabilities at 2-D points (inverse projection, then the head)."""
         from dvi_core import landscape
 
+        self.require_head(index, "predict (class probabilities at 2-D points)")
         result = self.ready_result(index, step)
         pts = np.asarray(points, dtype=np.float32).reshape(-1, 2)
         probs = landscape.predict(self.model(index, result), self.head(index, step), pts) if len(pts) else \
