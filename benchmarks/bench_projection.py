@@ -106,9 +106,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="3 epochs")
     ap.add_argument("--methods", default="dvi,faithful,umap-learn,pca")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1 avoids OpenMP spin-thrashing on a shared 2-core machine)")
     args = ap.parse_args()
     n_epochs = 3 if args.quick else args.epochs
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     ep = load_epochs(max(n_epochs, 10))
     print(f"CNN features ready in {time.perf_counter() - t0:.0f}s; test accuracy per epoch {np.round(ep.acc, 3)}")

@@ -70,7 +70,7 @@ class KnnMemory(nn.Module):
     @torch.no_grad()
     def store(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Remember ``values`` at ``keys``; h^2 = 4 x the median squared distance to the nearest other key."""
-        self.keys, self.values = keys.clone(), values.clone()
+        self.keys, self.values = keys.contiguous().clone(), values.contiguous().clone()
         sub = keys[:: max(1, len(keys) // 2000)]
         d2 = (sub * sub).sum(1, keepdim=True) + (keys * keys).sum(1)[None] - 2 * sub @ keys.T
         nn2 = torch.topk(d2, 2, dim=1, largest=False).values[:, 1]
@@ -140,7 +140,7 @@ def memorize(enc: Encoder, dec: Decoder, X: torch.Tensor, Y: torch.Tensor, logit
     z = enc.reduce(X)
     L = logits / logits.std().clamp_min(1e-12)
     Z1 = torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype, device=z.device)], 1)
-    enc.logit_map = torch.linalg.lstsq(Z1.cpu().double(), L.cpu().double()).solution.to(z)
+    enc.logit_map = torch.linalg.lstsq(Z1.cpu().double(), L.cpu().double()).solution.to(z).contiguous()
     enc.memory.store(enc.memory_key(z), Y)
     dec.memory.store(Y, z)
 
