@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", action="append", help="run name (repeatable; default: every DVI run)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
     parser.add_argument("--variant", default="dvi", choices=("dvi", "faithful"))
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="CPU threads for torch (default: all cores; use 1 on a machine that is busy)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.logdir):
@@ -89,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print(f"No DVI runs under {args.logdir}.", file=sys.stderr)
         return 1
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
     settings = cache.Settings(variant=args.variant)
     failures = sum(project_run(name, path, settings, args.device, args.quiet) for name, path in runs.items())
     return 1 if failures else 0

@@ -17,6 +17,9 @@ class DviLoader(base_plugin.TBLoader):
         group = parser.add_argument_group("DVI plugin")
         group.add_argument("--dvi_device", default="cpu", metavar="DEVICE",
                            help="torch device for training visualization models: cpu, cuda or cuda:N (default cpu).")
+        group.add_argument("--dvi_threads", type=int, default=1, metavar="N",
+                           help="CPU threads for training visualization models (default 1: the models are small, "
+                                "and TensorBoard and your training job need the other cores).")
         group.add_argument("--dvi_resolution", type=int, default=256, metavar="PIX",
                            help="default landscape resolution in pixels, 16..1024 (default 256).")
         group.add_argument("--dvi_variant", default="dvi", choices=("dvi", "faithful"),

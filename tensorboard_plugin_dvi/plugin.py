@@ -77,7 +77,8 @@ class DviPlugin(base_plugin.TBPlugin):
         self._frontend = frontend_dir()
         self.flags = flags
         settings = cache.Settings(variant=getattr(flags, "dvi_variant", "dvi"))
-        self.service = jobs.ProjectionService(settings, device=getattr(flags, "dvi_device", "cpu"))
+        self.service = jobs.ProjectionService(settings, device=getattr(flags, "dvi_device", "cpu"),
+                                              threads=int(getattr(flags, "dvi_threads", 1)))
         self._autoproject = getattr(flags, "dvi_autoproject", "on_demand")
         self.views = views.Views(self.service, autoproject=self._autoproject)
         self._default_size = int(getattr(flags, "dvi_resolution", 256))

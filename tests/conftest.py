@@ -12,6 +12,9 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MNIST = os.path.join(ROOT, "examples", "data", "mnist10k.npz")
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+# The models under test are small: one intra-op thread is much faster than oversubscribed threads on a busy
+# 2-core machine (the tensorboard subprocesses' workers use one thread too, see --dvi_threads).
+torch.set_num_threads(1)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

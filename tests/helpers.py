@@ -184,4 +184,4 @@ def project_logdir(logdir: str) -> None:
     """Precompute every run's projections with the offline CLI (the same cache the plugin serves)."""
     from tensorboard_plugin_dvi import cli
 
-    assert cli.main(["--logdir", logdir, "--quiet"]) == 0
+    assert cli.main(["--logdir", logdir, "--quiet", "--threads", "1"]) == 0

@@ -1,0 +1,93 @@
+"""Take the README's screenshots of the DVI tab on the demo runs (single run, and a comparison).
+
+    python docs/screenshots.py --logdir demo_logs
+
+Projects the demo logdir first if needed (`dvi-project`), starts a real `tensorboard`, drives Debian's Chromium
+with Playwright and writes docs/tab_single.png and docs/tab_compare.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+def start_tensorboard(logdir: str) -> tuple[subprocess.Popen, str]:
+    exe = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    log = open(os.path.join(HERE, ".tensorboard.log"), "w")  # noqa: SIM115 - lives with the process
+    proc = subprocess.Popen([exe, "--logdir", logdir, "--host", "127.0.0.1", "--port", "0"], stdout=log,
+                            stderr=subprocess.STDOUT)
+    for _ in range(600):
+        with open(log.name) as handle:
+            match = re.search(r"http://127\.0\.0\.1:\d+", handle.read())
+        if match:
+            return proc, match.group(0)
+        time.sleep(0.1)
+    raise RuntimeError("tensorboard did not start")
+
+
+def dvi_frame(page):
+    for _ in range(300):
+        for handle in page.query_selector_all("iframe"):
+            frame = handle.content_frame()
+            if frame is not None and "plugin_entry.html?name=dvi" in frame.url:
+                return frame
+        time.sleep(0.2)
+    raise RuntimeError("the DVI iframe never appeared")
+
+
+def shoot(browser, url: str, hash_: str, path: str, select: int | None = None) -> None:
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(url + "/" + hash_)
+    frame = dvi_frame(page)
+    frame.wait_for_function("window.__dvi && __dvi.ready", timeout=120_000)
+    time.sleep(2.0)
+    if select is not None:
+        frame.locator("[data-testid=find-id]").fill(str(select))
+        frame.locator("[data-testid=find-id]").press("Enter")
+        time.sleep(2.0)
+    page.mouse.move(0, 0)
+    page.screenshot(path=path)
+    page.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--logdir", default="demo_logs")
+    parser.add_argument("--step", type=int, default=11)
+    parser.add_argument("--sample", type=int, default=None, help="sample id to select (default: a flipped one)")
+    args = parser.parse_args()
+    from tensorboard_plugin_dvi import cli, storage
+
+    cli.main(["--logdir", args.logdir])
+    if args.sample is None:
+        records, _ = storage.RunStore(os.path.join(args.logdir, "noisy")).read_run()
+        flags = storage.RunStore(os.path.join(args.logdir, "noisy")).load_step(records[max(records)]).flags
+        args.sample = int(flags["flipped"][0])
+    from playwright.sync_api import sync_playwright
+
+    proc, url = start_tensorboard(args.logdir)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+            shoot(browser, url, f"#dvi&p.dvi.run=noisy&p.dvi.step={args.step}",
+                  os.path.join(HERE, "tab_single.png"), select=args.sample)
+            shoot(browser, url, f"#dvi&p.dvi.run=noisy&p.dvi.step={args.step}&p.dvi.compare=clean%2Cnoisy",
+                  os.path.join(HERE, "tab_compare.png"), select=args.sample)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    print("wrote docs/tab_single.png and docs/tab_compare.png")
+
+
+if __name__ == "__main__":
+    main()
