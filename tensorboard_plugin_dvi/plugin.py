@@ -12,6 +12,7 @@ import json
 import logging
 import mimetypes
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +83,7 @@ class DviPlugin(base_plugin.TBPlugin):
         self._autoproject = getattr(flags, "dvi_autoproject", "on_demand")
         self.views = views.Views(self.service, autoproject=self._autoproject)
         self._default_size = int(getattr(flags, "dvi_resolution", 256))
+        self._active_checked, self._active = float("-inf"), False
 
     def close(self) -> None:
         """Stop the background worker (tests; TensorBoard itself just exits)."""
@@ -103,7 +105,14 @@ class DviPlugin(base_plugin.TBPlugin):
         }
 
     def is_active(self) -> bool:
-        return False  # data tagged plugin_name="dvi" activates the plugin; this hook stays cheap
+        """Runs with DVI data activate the plugin by their tag; this only spots Embedding Projector logs.
+
+        Called on every plugin listing, so it looks at most one directory level deep and caches for 30 s.
+        """
+        now = time.monotonic()
+        if now - self._active_checked > 30:
+            self._active_checked, self._active = now, _has_projector_config(self._logdir)
+        return self._active
 
     def frontend_metadata(self) -> base_plugin.FrontendMetadata:
         return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="DVI")
@@ -287,6 +296,18 @@ class DviPlugin(base_plugin.TBPlugin):
                 return handle.read(), _STATIC_TYPES.get(ext) or mimetypes.guess_type(path)[0] or "text/plain"
         except OSError:
             raise errors.NotFoundError(f"No such DVI route or file: {rel!r}.") from None
+
+
+def _has_projector_config(logdir: str) -> bool:
+    """Whether the logdir or one of its direct subdirectories holds an Embedding Projector config."""
+    name = "projector_config.pbtxt"
+    try:
+        if os.path.isfile(os.path.join(logdir, name)):
+            return True
+        with os.scandir(logdir) as entries:
+            return any(e.is_dir() and os.path.isfile(os.path.join(e.path, name)) for e in entries)
+    except OSError:
+        return False
 
 
 def _class_colors(n_classes: int) -> list[str]:

@@ -39,17 +39,6 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-def make_step_data(n: int = 60, d: int = 8, c: int = 3, seed: int = 0):
-    """Small synthetic features with a matching linear head and labels (the head's own predictions)."""
-    gen = torch.Generator().manual_seed(seed)
-    feats = torch.randn(n, d, generator=gen)
-    head = torch.nn.Linear(d, c)
-    with torch.no_grad():
-        labels = head(feats).argmax(1)
-    return feats, labels, head
-
-
-STEPS = 12
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +47,7 @@ def projected(tmp_path_factory):
 
     Shared by the route tests; tests that change it work on a copy.
     """
-    from helpers import project_logdir, write_mnist_run
+    from helpers import STEPS, project_logdir, write_mnist_run
 
     root = str(tmp_path_factory.mktemp("projected") / "logs")
     facts = write_mnist_run(os.path.join(root, "noisy"), STEPS, n=800, noise=0.1, encoder=True)

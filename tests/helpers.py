@@ -14,6 +14,9 @@ import torch
 
 import tensorboard_plugin_dvi as dvi
 
+STEPS = 12
+"""Steps of the shared projected run (the `projected` fixture): more than TensorBoard's default sample of 10."""
+
 
 def write_run(run_dir: str, steps: int, n: int = 60, d: int = 8, c: int = 3, seed: int = 0,
               inputs: bool = False) -> None:
@@ -185,3 +188,13 @@ def project_logdir(logdir: str) -> None:
     from tensorboard_plugin_dvi import cli
 
     assert cli.main(["--logdir", logdir, "--quiet", "--threads", "1"]) == 0
+
+
+def make_step_data(n: int = 60, d: int = 8, c: int = 3, seed: int = 0):
+    """Small synthetic features with a matching linear head and labels (the head's own predictions)."""
+    gen = torch.Generator().manual_seed(seed)
+    feats = torch.randn(n, d, generator=gen)
+    head = torch.nn.Linear(d, c)
+    with torch.no_grad():
+        labels = head(feats).argmax(1)
+    return feats, labels, head

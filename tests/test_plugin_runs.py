@@ -92,3 +92,18 @@ def test_static_route_refuses_everything_else(logdir, path):
     resp = WsgiApp(logdir).get(path)
     assert resp.status_code == 404, (path, resp.status_code)
     assert resp.mimetype == "application/json" and "error" in json.loads(resp.get_data())
+
+
+def test_tab_enabled_for_a_logdir_with_only_embedding_projector_runs(tmp_path):
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path / "emb"))
+    writer.add_embedding(torch.randn(30, 4), metadata=[str(i % 3) for i in range(30)], global_step=0)
+    writer.close()
+    listing = json.loads(WsgiApp(str(tmp_path)).client.get("/data/plugins_listing").get_data())
+    assert listing["dvi"]["enabled"] is True
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    listing = json.loads(WsgiApp(str(empty)).client.get("/data/plugins_listing").get_data())
+    assert listing["dvi"]["enabled"] is False

@@ -9,8 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import STEPS
-from helpers import WsgiApp, write_mnist_run
+from helpers import STEPS, WsgiApp, write_mnist_run
 
 from tensorboard_plugin_dvi import binary
 
