@@ -97,5 +97,8 @@ def target_check(result: dict[str, Any]) -> list[str]:
             ok = dt > 0 and dt > ut
             lines.append(f"temporal {split}: dvi {dt:.3f} vs umap {ut:.3f} -> {'met' if ok else 'MISSED'}")
     dw, uw = sum(_series(d, None, "wall_s")), sum(_series(u, None, "wall_s"))
-    lines.append(f"total wall: dvi {dw:.1f}s vs umap {uw:.1f}s -> {'met' if dw <= uw else 'MISSED'}")
+    lines.append(f"total wall, all epochs: dvi {dw:.1f}s vs umap {uw:.1f}s -> {'met' if dw <= uw else 'MISSED'}")
+    dw, uw = sum(_series(d, None, "wall_s")[1:]), sum(_series(u, None, "wall_s")[1:])
+    lines.append(f"total wall, epochs >= 1 (excludes any first-call compilation): dvi {dw:.1f}s vs umap {uw:.1f}s "
+                 f"-> {'met' if dw <= uw else 'MISSED'}")
     return lines

@@ -36,8 +36,14 @@ Public API::
     trustworthiness, neighbor_preserving_rate.
 
 Variants: ``"dvi"`` (default) lays out samples and boundary points with a fast non-parametric UMAP
-optimiser warm-started from step t-1, then fits the encoder to that layout and the decoder with
-reconstruction + a prediction-preserving KL term (head(x) vs head(decoder(encoder(x)))).
+optimiser (spectral init on the first step, warm-started from step t-1's layout afterwards), then
+fits small MLPs in a 64-d PCA frame: the encoder to that layout, the decoder from the layout back to
+the features with reconstruction + a prediction-preserving KL term (head(x) vs head(decoder(y))),
+plus the temporal term. Both models also hold a kNN memory of the step's samples and boundary
+points (``model.KnnMemory``): the step's own samples map exactly onto the layout and back onto their
+(frame-projected) features, new points near them follow their nearest references (looked up by
+frame coordinates plus the head's approximate logits), and the MLPs take over far from the data.
+The saved file therefore grows with N (about N x (P + C + 2 + 2 + P) floats).
 ``"faithful"`` is DESIGN §4: parametric-UMAP cross-entropy on weight-sampled complex edges +
 reconstruction + 0.3 * mean(NPR) * sum ||theta_t - theta_{t-1}||^2, warm-started from step t-1.
 

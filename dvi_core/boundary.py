@@ -20,7 +20,14 @@ _BATCH = 4096
 
 
 def normalized_gap(logits: torch.Tensor) -> torch.Tensor:
-    """(top1 - top2) / (top1 - min) per row, in [0, 1]; 0 means a tie between the two best classes."""
+    """(top1 - top2) / (top1 - min) per row, in [0, 1]; 0 means a tie between the two best classes.
+
+    With two classes that ratio is always 1, so there the gap is the difference of the two softmax
+    probabilities instead (also 0 at a tie, 1 when certain).
+    """
+    if logits.shape[1] == 2:
+        p = torch.softmax(logits, 1)
+        return (p[:, 0] - p[:, 1]).abs()
     top2 = torch.topk(logits, 2, dim=1).values
     span = (top2[:, 0] - logits.min(1).values).clamp_min(1e-12)
     return (top2[:, 0] - top2[:, 1]) / span

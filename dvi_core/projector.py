@@ -194,6 +194,11 @@ class DVIProjector:
         check_head_classes(logits)
         if B is None:
             B = _boundary.boundary_samples(head_c, X, seed=self.seed, device=self.device)
+        if len(B) < 2:
+            raise ValueError(
+                f"The 'boundary' parameter of DVIProjector.fit_step must hold at least 2 boundary samples. "
+                f"Got {len(B)} (none could be generated for this head) instead."
+            )
         report(0.05)
         recipe = _recipe(self, X.shape[1], warm=prev is not None)
         edges, idx_xb, graph_x = self._complex(X, B)

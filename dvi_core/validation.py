@@ -50,14 +50,14 @@ def _features(name: str, X: Any, min_rows: int) -> np.ndarray:
         )
     shape = X.shape
     ok = X.ndim == 2 and X.shape[0] >= min_rows and X.shape[1] >= 2 and np.issubdtype(X.dtype, np.number)
+    finite = True
     if ok:
         X = X.astype(np.float32)
-        ok = bool(np.isfinite(X).all())
-    if not ok:
+        finite = bool(np.isfinite(X).all())
+    if not (ok and finite):
         raise ValueError(
             f"The '{name}' parameter of {_FIT} must be a finite float array of shape [N, D] with "
-            f"N >= {min_rows} and D >= 2. Got shape {shape} instead."
-            + ("" if X.ndim != 2 or np.isfinite(X).all() else " (it contains NaN or inf)")
+            f"N >= {min_rows} and D >= 2. Got shape {shape} instead." + ("" if finite else " (it contains NaN or inf)")
         )
     return np.ascontiguousarray(X)
 

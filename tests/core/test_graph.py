@@ -24,14 +24,6 @@ def test_exact_knn_matches_sklearn():
     assert not (idx == np.arange(len(X))[:, None]).any(), "a point is listed as its own neighbour"
 
 
-def test_pynndescent_recall_against_exact():
-    X = _blobs(n=500)
-    exact, _ = knn(X, 10, method="exact")
-    approx, _ = knn(X, 10, method="pynndescent", seed=0)
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx, strict=True)])
-    assert recall >= 0.9, f"pynndescent recall {recall:.3f} < 0.9"
-
-
 def test_fuzzy_graph_symmetric_with_weights_in_unit_interval():
     X = _blobs()
     G = graph.fuzzy_simplicial_set(*knn(X, 15))
