@@ -42,7 +42,8 @@ test: install browser-deps lint
 demo: install
 	$(PY) examples/train_mnist.py --logdir $(DEMO_LOGDIR) --skip-existing
 	@echo "Starting TensorBoard: open the URL below and choose the DVI tab (Ctrl-C to stop)."
-	$(VENV)/bin/tensorboard --logdir $(DEMO_LOGDIR) --port $(PORT)
+	@echo "Opening the tab queues every step for projection in the background (about 10-20 s a step on 2 CPU cores)."
+	$(VENV)/bin/tensorboard --logdir $(DEMO_LOGDIR) --port $(PORT) --dvi_autoproject all
 
 bench: install
 	$(PY) benchmarks/bench_snapshot.py

@@ -127,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="10 runs x 20 steps for the runs-latency case")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as the plugin's worker does (--dvi_threads 1)
     root = tempfile.mkdtemp(prefix="dvi-bench-server-")
     logdir = os.path.join(root, "logs")
     feats, labels, head = mnist_features()
