@@ -107,6 +107,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="3 epochs")
     ap.add_argument("--methods", default="dvi,faithful,umap-learn,pca")
+    ap.add_argument("--results-dir", default=RESULTS, help="where projection.json/.md are written")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1 avoids OpenMP spin-thrashing on a shared 2-core machine)")
     args = ap.parse_args()
@@ -133,10 +134,10 @@ def main() -> None:
               "metrics_are": "fractions in [0,1]; temporal: Spearman correlation in [-1,1]; ccr: mean |confidence "
                              "change| (lower is better); peak_mib: extra resident memory during the call",
               "methods": rows, "torch_threads": torch.get_num_threads()}
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "projection.json"), "w") as f:
+    os.makedirs(args.results_dir, exist_ok=True)
+    with open(os.path.join(args.results_dir, "projection.json"), "w") as f:
         json.dump(result, f, indent=1)
-    with open(os.path.join(RESULTS, "projection.md"), "w") as f:
+    with open(os.path.join(args.results_dir, "projection.md"), "w") as f:
         f.write(markdown_table(result))
     print(text_table(result))
     print(f"total {time.perf_counter() - t0:.0f}s; rows: {', '.join(m[0] for m in METRICS)}")
