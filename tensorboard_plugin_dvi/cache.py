@@ -33,7 +33,10 @@ class Settings:
 
     def key(self) -> str:
         """Short stable folder name for these settings."""
-        blob = json.dumps({"v": CACHE_VERSION, **dataclasses.asdict(self)}, sort_keys=True).encode()
+        import dvi_core
+
+        blob = json.dumps({"v": CACHE_VERSION, "method": dvi_core.__version__, **dataclasses.asdict(self)},
+                          sort_keys=True).encode()
         return f"{self.variant}-{hashlib.sha256(blob).hexdigest()[:12]}"
 
 
