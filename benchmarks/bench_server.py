@@ -17,9 +17,7 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +30,9 @@ import tensorboard_plugin_dvi as dvi
 from tensorboard_plugin_dvi import cache, compute, storage
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+from helpers import start_tensorboard  # noqa: E402 - the tests' way of starting a real tensorboard
+
 RESULTS = os.path.join(HERE, "results")
 MNIST = os.path.join(os.path.dirname(HERE), "examples", "data", "mnist10k.npz")
 
@@ -62,20 +63,6 @@ def write_and_project(run_dir: str, feats: np.ndarray, labels: np.ndarray, head:
     started = time.perf_counter()
     compute.project_step(store, cache.ResultCache(store, cache.Settings()), records[0], None)
     return time.perf_counter() - started
-
-
-def start(logdir: str) -> tuple[subprocess.Popen, str]:
-    exe = os.path.join(os.path.dirname(sys.executable), "tensorboard")
-    log = open(os.path.join(os.path.dirname(logdir), "tb.log"), "w")  # noqa: SIM115 - lives with the process
-    proc = subprocess.Popen([exe, "--logdir", logdir, "--host", "127.0.0.1", "--port", "0"], stdout=log,
-                            stderr=subprocess.STDOUT)
-    for _ in range(600):
-        with open(log.name) as handle:
-            match = re.search(r"http://127\.0\.0\.1:\d+", handle.read())
-        if match:
-            return proc, match.group(0)
-        time.sleep(0.1)
-    raise RuntimeError("tensorboard did not start")
 
 
 def timed_get(url: str) -> tuple[float, int, bytes]:
@@ -144,7 +131,7 @@ def main() -> None:
             dvi.summary.snapshot(os.path.join(logdir, "many", f"r{r:02d}"), s, x + 0.01 * s,
                                  torch.randint(0, 4, (64,)), small)
         dvi.summary.close(os.path.join(logdir, "many", f"r{r:02d}"))
-    proc, url = start(logdir)
+    proc, url = start_tensorboard(logdir)
     try:
         wait_ready(url, ["demo10k", "synthetic50k"])
         rows = [bench_run(url, "demo10k", len(feats)), bench_run(url, "synthetic50k", len(big))]

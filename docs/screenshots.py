@@ -10,28 +10,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+from helpers import start_tensorboard  # noqa: E402 - the tests' way of starting a real tensorboard
+
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
-
-
-def start_tensorboard(logdir: str) -> tuple[subprocess.Popen, str]:
-    exe = os.path.join(os.path.dirname(sys.executable), "tensorboard")
-    log = open(os.path.join(HERE, ".tensorboard.log"), "w")  # noqa: SIM115 - lives with the process
-    proc = subprocess.Popen([exe, "--logdir", logdir, "--host", "127.0.0.1", "--port", "0"], stdout=log,
-                            stderr=subprocess.STDOUT)
-    for _ in range(600):
-        with open(log.name) as handle:
-            match = re.search(r"http://127\.0\.0\.1:\d+", handle.read())
-        if match:
-            return proc, match.group(0)
-        time.sleep(0.1)
-    raise RuntimeError("tensorboard did not start")
 
 
 def dvi_frame(page):
