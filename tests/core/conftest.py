@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "mnist10k.npz")
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "data", "mnist10k.npz")  # bundled copy
 torch.set_num_threads(1)  # tests run beside other jobs on 2 cores: avoid OpenMP oversubscription
-FAST = {"n_iter": 60, "layout_epochs": 60}  # small budgets: the tests check behaviour, not final quality
+from core_budget import FAST  # noqa: E402,F401 - re-exported for the fixtures below
 
 
 @dataclass
@@ -48,8 +48,7 @@ def _train_head(X: np.ndarray, y: np.ndarray, seed: int = 0) -> torch.nn.Linear:
 @pytest.fixture(scope="session")
 def digits() -> Digits:
     """600 train / 200 test MNIST digits (PCA-50) with a linear head (about 85-90 % accurate)."""
-    if not os.path.exists(DATA):
-        pytest.skip(f"MNIST data not found at {DATA}")
+    assert os.path.exists(DATA), f"the bundled MNIST digits are missing: {DATA}"
     d = np.load(DATA)
     F = _pca_features(d["images"][:800], 50)
     y = d["labels"][:800]

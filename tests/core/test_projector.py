@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import FAST
+from core_budget import FAST
 
 from dvi_core import DVIProjector, StepProjection, metrics
 
