@@ -123,9 +123,25 @@ class ResultCache:
         except (OSError, ValueError, KeyError):
             return None
         return StepResult(step=int(record["step"]), name=name, prev_name=meta.get("prev"), ids=ids, xy=xy,
-                          bounds=tuple(meta["bounds"]), metrics=meta.get("metrics", {}),
+                          bounds=map_bounds(xy), metrics=meta.get("metrics", {}),
                           model_path=self._path(name, ".model.pt"))
 
-    def landscape_path(self, record: dict[str, Any], size: int) -> str:
-        """Where the landscape PNG of this step at ``size`` pixels is cached."""
-        return self._path(result_name(record), f".landscape{size}.png")
+    def landscape_path(self, record: dict[str, Any], size: int, bounds: tuple[float, ...]) -> str:
+        """Where the landscape PNG of this step at ``size`` pixels over ``bounds`` is cached."""
+        key = hashlib.sha256(json.dumps([round(b, 6) for b in bounds]).encode()).hexdigest()[:8]
+        return self._path(result_name(record), f".landscape{size}-{key}.png")
+
+
+def map_bounds(xy: np.ndarray, trim: float = 0.005, margin: float = 0.1) -> tuple[float, float, float, float]:
+    """The map's square box: around the samples' layout without its most extreme 0.5 % per side, plus 10 %.
+
+    A handful of outliers (e.g. tiny disconnected neighbourhoods that the layout pushes away) would otherwise
+    shrink everyone else into a corner of the map; they still have coordinates and show up when zooming out.
+    """
+    from dvi_core.projector import square_bounds
+
+    if len(xy) >= 50:
+        lo, hi = np.quantile(xy, trim, axis=0), np.quantile(xy, 1 - trim, axis=0)
+        inside = ((xy >= lo) & (xy <= hi)).all(1)
+        xy = xy[inside] if inside.sum() >= 2 else xy
+    return square_bounds(np.asarray(xy, dtype=np.float64), margin)

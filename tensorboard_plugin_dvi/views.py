@@ -159,7 +159,7 @@ class Views:
         self.require_head(index, "landscape")
         result = self.ready_result(index, step)
         record = index.records[step]
-        path = self.service.results(index).landscape_path(record, size)
+        path = self.service.results(index).landscape_path(record, size, result.bounds)
 
         def make() -> bytes:
             try:

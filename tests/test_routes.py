@@ -46,7 +46,7 @@ def test_projection_json_and_binary_agree(app, projected):
         xy = np.c_[body["x"], body["y"]]
         train = np.asarray(body["split"]) == 1
         inside = ((xy[train] >= [x0, y0]) & (xy[train] <= [x1, y1])).all(1).mean()
-        assert inside == 1.0, f"only {inside:.3f} of training points lie inside the bounds"
+        assert inside >= 0.98, f"only {inside:.3f} of training points lie inside the bounds"
         raw = app.get(f"projection?run=noisy&step={step}&format=binary")
         assert raw.status_code == 200 and raw.mimetype == "application/octet-stream"
         header, arrays = binary.decode(raw.get_data())
@@ -169,3 +169,14 @@ def test_202_then_ready_and_appended_step_trains_alone(projected, tmp_path):
         assert {os.path.basename(p).split("-")[0] for p in new} == {f"step_{STEPS:08d}"}, sorted(new)
     finally:
         app.close()
+
+
+def test_map_bounds_ignore_a_few_outliers():
+    from tensorboard_plugin_dvi.cache import map_bounds
+
+    rng = np.random.default_rng(0)
+    xy = np.r_[rng.normal(0, 1, (1000, 2)), [[500.0, -400.0], [-300.0, 800.0]]]
+    x0, y0, x1, y1 = map_bounds(xy)
+    assert abs((x1 - x0) - (y1 - y0)) < 1e-9 and x1 - x0 < 10, (x0, y0, x1, y1)
+    inside = ((xy >= [x0, y0]) & (xy <= [x1, y1])).all(1).mean()
+    assert inside >= 0.99
