@@ -40,6 +40,9 @@ def shoot(browser, url: str, hash_: str, path: str, select: int | None = None) -
     if select is not None:
         frame.locator("[data-testid=find-id]").fill(str(select))
         frame.locator("[data-testid=find-id]").press("Enter")
+        time.sleep(1.0)
+        for canvas in frame.locator("[data-testid=map-canvas]").all():
+            canvas.dblclick(position={"x": 5, "y": 5}, force=True)  # whole map again (finding a sample centres it)
         time.sleep(2.0)
     page.mouse.move(0, 0)
     page.screenshot(path=path)
