@@ -33,7 +33,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 from helpers import start_tensorboard  # noqa: E402 - the tests' way of starting a real tensorboard
 
-RESULTS = os.path.join(HERE, "results")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results_io  # noqa: E402 - sibling module of this script
+
 MNIST = os.path.join(os.path.dirname(HERE), "examples", "data", "mnist10k.npz")
 
 
@@ -159,13 +161,7 @@ def write(report: dict) -> None:
               f"{report['tensorboard_peak_rss_mb']:.0f} MB peak",
               "Projection fit of one step (offline, s): " + ", ".join(
                   f"{k} {v:.1f}" for k, v in report["projection_fit_seconds"].items())]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "server.json"), "w") as handle:
-        json.dump(report, handle, indent=2)
-    with open(os.path.join(RESULTS, "server.md"), "w") as handle:
-        handle.write(text)
+    results_io.save("server", report, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

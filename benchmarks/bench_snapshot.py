@@ -10,11 +10,11 @@ seconds over repeats and bytes on disk per step; writes benchmarks/results/snaps
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,7 +25,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 import tensorboard_plugin_dvi as dvi
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results_io  # noqa: E402 - sibling module of this script
 
 
 def dir_bytes(path: str) -> int:
@@ -102,13 +103,7 @@ def write(report: dict) -> None:
     for r in report["rows"]:
         lines.append(f"| {r['method']} | {r['seconds_median']:.3f} | {r['bytes_per_step'] / 1e6:.1f} | "
                      f"{r['time_vs_add_embedding']:.2f} | {r['bytes_vs_add_embedding']:.2f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "snapshot.json"), "w") as handle:
-        json.dump(report, handle, indent=2)
-    with open(os.path.join(RESULTS, "snapshot.md"), "w") as handle:
-        handle.write(text)
+    results_io.save("snapshot", report, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
