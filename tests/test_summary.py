@@ -146,3 +146,32 @@ def test_bad_input_is_rejected_and_nothing_written(tmp_path, case):
     with pytest.raises(error, match=message):
         dvi.summary.snapshot(target, step, features, labels, head, **kwargs)
     assert _files(str(tmp_path)) == [], f"a rejected snapshot wrote files: {_files(str(tmp_path))}"
+
+
+def test_encoder_and_inputs_store_input_space_boundary_samples(tmp_path, mnist):
+    """With an encoder, boundary samples are mixes of real inputs, encoded, sitting on the head's boundary."""
+    from dvi_core.boundary import normalized_gap
+
+    torch.manual_seed(0)
+    images = torch.from_numpy(mnist["images"][:400]).float().div(255).unsqueeze(1)
+    labels = torch.from_numpy(mnist["labels"][:400])
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 32), torch.nn.ReLU())
+    head = torch.nn.Linear(32, 10)
+    opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=3e-3)
+    for _ in range(60):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(head(encoder(images)), labels).backward()
+        opt.step()
+    with torch.no_grad():
+        feats = encoder(images)
+    dvi.summary.snapshot(str(tmp_path), 0, feats, labels, head, inputs=images, encoder=encoder)
+    store = storage.RunStore(str(tmp_path))
+    records, _ = store.read_run()
+    data = store.load_step(records[0])
+    assert records[0]["boundary"] == "input"
+    assert data.boundary is not None and data.boundary_test is not None
+    assert data.boundary.shape[1] == 32 and 10 <= len(data.boundary) <= 80, data.boundary.shape
+    assert not np.array_equal(data.boundary[: len(data.boundary_test)], data.boundary_test[: len(data.boundary)])
+    with torch.no_grad():
+        gap = normalized_gap(head(torch.from_numpy(data.boundary))).numpy()
+    assert float(np.mean(gap < 0.1)) >= 0.9, f"only {np.mean(gap < 0.1):.2f} of boundary samples are on the boundary"
