@@ -100,14 +100,14 @@ class ResultCache:
         return meta if ok else None
 
     def save(self, record: dict[str, Any], prev_record: dict[str, Any] | None, ids: np.ndarray, xy: np.ndarray,
-             bounds: tuple[float, float, float, float], metrics: dict[str, Any],
+             metrics: dict[str, Any],
              save_model: Callable[[str], None]) -> StepResult:
         """Store a step's result; the JSON written last marks it complete."""
         name = result_name(record)
         atomic_save(self._path(name, ".model.pt"), save_model)
         storage.atomic_write(self._path(name, ".npz"), storage.npz_bytes({"ids": ids, "xy": xy.astype(np.float32)}))
         meta = {"step": int(record["step"]), "prev": result_name(prev_record) if prev_record else None,
-                "bounds": [float(b) for b in bounds], "metrics": metrics}
+                "metrics": metrics}
         storage.atomic_write(self._path(name, ".json"), json.dumps(meta).encode("utf-8"))
         return self.load(record)  # type: ignore[return-value]
 

@@ -70,7 +70,7 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
         k=settings.n_neighbors,
     )
     xy = fitted.transform(feats)
-    return results.save(record, prev_record, data.ids, xy, fitted.bounds_, _finite(scores), fitted.save)
+    return results.save(record, prev_record, data.ids, xy, _finite(scores), fitted.save)
 
 
 def _finite(scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
