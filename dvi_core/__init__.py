@@ -3,8 +3,8 @@
 Arrays and ``torch.nn.Module`` objects in, arrays out; no TensorBoard, no HTTP, no files except
 ``StepProjection.save``/``load``. One module per stage: ``neighbors`` (kNN), ``graph`` (fuzzy and
 boundary complexes), ``boundary`` (boundary samples), ``layout`` (fast non-parametric UMAP layout),
-``model`` (encoder/decoder), ``losses``, ``train``, ``projector`` (the estimator), ``landscape``,
-``metrics``.
+``model`` (encoder/decoder), ``placement`` (the default variant's encoder), ``losses``, ``train``,
+``projector`` (the estimator), ``landscape``, ``metrics``.
 
 Public API::
 
@@ -36,14 +36,16 @@ Public API::
     trustworthiness, neighbor_preserving_rate.
 
 Variants: ``"dvi"`` (default) lays out samples and boundary points with a fast non-parametric UMAP
-optimiser (spectral init on the first step, warm-started from step t-1's layout afterwards), then
-fits small MLPs in a 64-d PCA frame: the encoder to that layout, the decoder from the layout back to
-the features with reconstruction + a prediction-preserving KL term (head(x) vs head(decoder(y))),
-plus the temporal term. Both models also hold a kNN memory of the step's samples and boundary
-points (``model.KnnMemory``): the step's own samples map exactly onto the layout and back onto their
-(frame-projected) features, new points near them follow their nearest references (looked up by
-frame coordinates plus the head's approximate logits), and the MLPs take over far from the data.
-The saved file therefore grows with N (about N x (P + C + 2 + 2 + P) floats).
+optimiser (spectral init on the first step, warm-started from step t-1's layout afterwards; the
+boundary complexes weighted 0.1). Its encoder is non-parametric (``placement.LayoutEncoder``): the
+step's samples and boundary points map exactly onto the layout; a new point is placed as umap-learn's
+``transform`` does (membership-weighted mean of its k nearest references in a 64-d PCA frame, then a
+few deterministic epochs against the fixed layout) and, when its position would decode to another
+class than its own, moved the least way towards its nearest reference of its class. The decoder is
+a small MLP in the same frame, trained from the layout (plus jitter) back to the features with
+reconstruction + a prediction-preserving KL term (head(x) vs head(decoder(y))) + the temporal term,
+with a kNN memory (``model.KnnMemory``) so the layout positions decode exactly to their samples.
+The saved file therefore grows with N (about N x (P + 2 + 1 + 2 + P) floats plus the kNN graph).
 ``"faithful"`` is DESIGN §4: parametric-UMAP cross-entropy on weight-sampled complex edges +
 reconstruction + 0.3 * mean(NPR) * sum ||theta_t - theta_{t-1}||^2, warm-started from step t-1.
 
@@ -56,7 +58,7 @@ D = 2 is allowed (the map is still learned, which is handy for toy data); D < 2 
 from . import boundary, landscape, metrics
 from .projector import DVIProjector, StepProjection
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 """Version of the method: part of the plugin's cache key, so results of another version are never served."""
 
 __all__ = ["__version__", "DVIProjector", "StepProjection", "boundary", "landscape", "metrics"]

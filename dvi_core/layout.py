@@ -1,4 +1,4 @@
-"""Fast non-parametric UMAP layout in torch (the anchor of the default ``"dvi"`` variant).
+"""Fast non-parametric UMAP layout in torch (the map of the default ``"dvi"`` variant).
 
 UMAP's stochastic gradient optimisation, vectorised per epoch: every edge is applied with
 probability weight / max_weight (sampling in proportion to weight, DESIGN §4.2), with 5 random
@@ -48,23 +48,28 @@ def spectral_init(graph: sp.spmatrix, seed: int = 0, scale: float = 10.0) -> np.
     return (Y * (scale / max(np.abs(Y).max(), 1e-12))).astype(np.float32)
 
 
+def _sq_norm(v: torch.Tensor) -> torch.Tensor:
+    """Squared length of each row of a [n, 2] tensor (faster than a reduction over a dimension of 2)."""
+    return v[:, 0] * v[:, 0] + v[:, 1] * v[:, 1]
+
+
 def _epoch(
     Y: torch.Tensor, head: torch.Tensor, tail: torch.Tensor, alpha: float,
     n_negatives: int, gen: torch.Generator,
 ) -> None:
-    diff = Y[head] - Y[tail]
-    d2 = diff.pow(2).sum(1, keepdim=True)
-    coeff = -2 * A * B * d2.clamp_min(1e-12).pow(B - 1) / (1 + A * d2.pow(B))
-    grad = (coeff * diff).clamp(-_CLIP, _CLIP) * alpha
+    y_head = Y.index_select(0, head)  # index_select: ~2x faster than advanced indexing on CPU
+    diff = y_head - Y.index_select(0, tail)
+    d2 = _sq_norm(diff).clamp_min_(1e-12)
+    d2b = d2.pow(B)  # one fractional power: d^(2b-2) = d2b / d2
+    coeff = (-2 * A * B) * d2b / d2 / (1 + A * d2b)
     upd = torch.zeros_like(Y)
-    upd.index_add_(0, head, grad)  # edges come in both directions: each end attracted once
+    upd.index_add_(0, head, (coeff[:, None] * diff).clamp_(-_CLIP, _CLIP).mul_(alpha))  # edges come both ways
     neg = torch.randint(Y.shape[0], (head.numel() * n_negatives,), generator=gen).to(Y.device, non_blocking=True)
-    nh = head.repeat(n_negatives)
-    ndiff = Y[nh] - Y[neg]
-    nd2 = ndiff.pow(2).sum(1, keepdim=True)
-    ncoeff = 2 * B / ((0.001 + nd2) * (1 + A * nd2.pow(B)))
-    ngrad = (ncoeff * ndiff).clamp_(-_CLIP, _CLIP)  # a vertex drawn as its own negative has ndiff = 0
-    upd.index_add_(0, nh, ngrad.mul_(alpha))
+    ndiff = y_head.repeat(n_negatives, 1) - Y.index_select(0, neg)
+    nd2 = _sq_norm(ndiff)
+    ncoeff = (2 * B) / ((0.001 + nd2) * (1 + A * nd2.pow(B)))
+    # a vertex drawn as its own negative has ndiff = 0
+    upd.index_add_(0, head.repeat(n_negatives), (ncoeff[:, None] * ndiff).clamp_(-_CLIP, _CLIP).mul_(alpha))
     Y += upd
 
 
@@ -87,11 +92,10 @@ def optimize_layout(
     prob = torch.as_tensor(edges.weight / edges.weight.max(), device=device)
     for e in range(n_epochs):
         alpha = learning_rate * (1.0 - e / n_epochs)
-        pick = torch.rand(prob.shape[0], generator=gen).to(device) < prob
+        pick = (torch.rand(prob.shape[0], generator=gen).to(device) < prob).nonzero().squeeze(1)
+        h, t = head.index_select(0, pick), tail.index_select(0, pick)
         # both directions, as UMAP moves both ends of an edge
-        h = torch.cat([head[pick], tail[pick]])
-        t = torch.cat([tail[pick], head[pick]])
-        _epoch(Y, h, t, alpha, n_negatives, gen)
+        _epoch(Y, torch.cat([h, t]), torch.cat([t, h]), alpha, n_negatives, gen)
         if progress is not None and e % 10 == 0:
             progress(e / n_epochs)
     return Y.cpu().numpy()

@@ -47,8 +47,3 @@ def prediction_kl(logits_hat: torch.Tensor, logits: torch.Tensor) -> torch.Tenso
 def parameter_drift(params: list[torch.Tensor], prev: list[torch.Tensor]) -> torch.Tensor:
     """Sum of squared parameter changes since the previous step, sum ||theta_t - theta_{t-1}||^2."""
     return torch.stack([(p - q).pow(2).sum() for p, q in zip(params, prev, strict=True)]).sum()
-
-
-def anchor_mse(y: torch.Tensor, target: torch.Tensor, scale: float) -> torch.Tensor:
-    """Squared distance of encoder outputs to the non-parametric layout, in units of the layout's std."""
-    return ((y - target) / scale).pow(2).sum(1).mean()

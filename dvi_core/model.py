@@ -1,6 +1,7 @@
-"""Visualization model (DESIGN §4.3): an MLP encoder D -> 2 and a mirrored decoder 2 -> D.
+"""Visualization model (DESIGN §4.3): an MLP encoder D -> 2 (faithful variant) and a decoder 2 -> D.
 
-Both models work in a fixed linear input space held as buffers: centred by the feature mean,
+The default variant's encoder is ``placement.LayoutEncoder`` (non-parametric, same frame). All models
+work in a fixed linear input space held as buffers: centred by the feature mean,
 rotated onto ``P`` principal axes (``P = D`` with identity axes for the faithful variant) and divided
 by one global scale. Why: the MLPs then see O(1) values whatever the scale of the user's
 representations, and with ``P < D`` (default variant) every training step costs O(P) instead of
@@ -32,6 +33,14 @@ class _Frame(nn.Module):
         self.register_buffer("axes", torch.eye(n_components, n_features))
         self.register_buffer("scale", torch.ones(()))
 
+    def reduce(self, x: torch.Tensor) -> torch.Tensor:
+        """Coordinates of representations ``x`` [*, D] in the frame, [*, P]."""
+        return (x - self.mean) @ self.axes.T / self.scale
+
+    def expand(self, z: torch.Tensor) -> torch.Tensor:
+        """Representations [*, D] of frame coordinates [*, P]."""
+        return z * self.scale @ self.axes + self.mean
+
 
 class KnnMemory(nn.Module):
     """Values remembered at reference points, blended with a prior (kernel regression with a prior).
@@ -40,8 +49,8 @@ class KnnMemory(nn.Module):
     w_j = exp(-d_j^2 / (tau h^2)) and the prior acting as a pseudo-reference at squared distance h^2
     (h^2: 4 x the median squared spacing of the references). Exactly v_j at a reference, the prior
     (the MLP) alone far from all references; a small ``tau`` follows the nearest reference closely.
-    Lets a small MLP carry the global shape while the step's own samples (and points near them) map
-    exactly onto the layout / back onto their features.
+    Lets the decoder's small MLP carry the global shape while the layout positions of the step's own
+    samples (and points near them) decode exactly to their frame-projected features.
     """
 
     K = 8
@@ -91,39 +100,14 @@ class KnnMemory(nn.Module):
 
 
 class Encoder(_Frame):
-    """Maps representations [*, D] to 2-D coordinates [*, 2]: MLP on frame coordinates + memory.
+    """Maps representations [*, D] to 2-D coordinates [*, 2]: an MLP on frame coordinates (faithful variant)."""
 
-    The memory looks up references by frame coordinates concatenated with a linear approximation of
-    the head's standardised logits (``logit_map``, [P + 1, C], fitted by least squares; exact for a
-    linear head), so a new point follows references the head treats alike: what keeps its prediction
-    through the round trip.
-    """
-
-    LOGIT_WEIGHT = 3.0
-
-    def __init__(
-        self, n_features: int, hidden: int, n_layers: int, n_components: int, n_ref: int = 0, n_logits: int = 0
-    ) -> None:
+    def __init__(self, n_features: int, hidden: int, n_layers: int, n_components: int) -> None:
         super().__init__(n_features, n_components)
         self.net = _mlp([n_components] + [hidden] * n_layers + [2])
-        self.memory = KnnMemory(n_components + n_logits, 2, n_ref, tau=0.003)
-        self.register_buffer("logit_map", torch.zeros(n_components + 1, n_logits))
-
-    def reduce(self, x: torch.Tensor) -> torch.Tensor:
-        """Coordinates of ``x`` in the frame, [*, P]."""
-        return (x - self.mean) @ self.axes.T / self.scale
-
-    def memory_key(self, z: torch.Tensor) -> torch.Tensor:
-        """[z, beta * approximate standardised logits] with beta = sqrt(P / C) (equal total variance)."""
-        n_logits = self.logit_map.shape[1]
-        if n_logits == 0:
-            return z
-        beta = self.LOGIT_WEIGHT * (z.shape[1] / n_logits) ** 0.5
-        return torch.cat([z, beta * (z @ self.logit_map[:-1] + self.logit_map[-1])], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.reduce(x)
-        return self.memory(self.memory_key(z), self.net(z))
+        return self.net(self.reduce(x))
 
 
 class Decoder(_Frame):
@@ -134,41 +118,36 @@ class Decoder(_Frame):
         self.net = _mlp([2] + [hidden] * n_layers + [n_components])
         self.memory = KnnMemory(2, n_components, n_ref, tau=0.02)
 
-    def expand(self, z: torch.Tensor) -> torch.Tensor:
-        """Representations [*, D] of frame coordinates [*, P]."""
-        return z * self.scale @ self.axes + self.mean
+    def frame(self, y: torch.Tensor) -> torch.Tensor:
+        """Frame coordinates [*, P] decoded from 2-D points (before mapping back to D)."""
+        return self.memory(y, self.net(y))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.expand(self.memory(y, self.net(y)))
+        return self.expand(self.frame(y))
 
 
 @torch.no_grad()
-def memorize(enc: Encoder, dec: Decoder, X: torch.Tensor, Y: torch.Tensor, logits: torch.Tensor) -> None:
-    """Make enc(X) == Y and dec(Y) == frame projection of X exactly, via the memories."""
-    z = enc.reduce(X)
-    L = logits / logits.std().clamp_min(1e-12)
-    Z1 = torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype, device=z.device)], 1)
-    enc.logit_map = torch.linalg.lstsq(Z1.cpu().double(), L.cpu().double()).solution.to(z).contiguous()
-    enc.memory.store(enc.memory_key(z), Y)
-    dec.memory.store(Y, z)
+def memorize(dec: Decoder, Y: torch.Tensor, X: torch.Tensor) -> None:
+    """Make dec(Y) == the frame projection of X exactly, via the decoder's memory."""
+    dec.memory.store(Y, dec.reduce(X))
 
 
-def forget(enc: Encoder, dec: Decoder) -> None:
-    """Clear both memories (before training a warm-started copy)."""
-    enc.memory.clear()
+def forget(dec: Decoder) -> None:
+    """Clear the decoder's memory (before training a warm-started copy)."""
     dec.memory.clear()
-    enc.memory.keys = enc.memory.keys.new_zeros(0, enc.axes.shape[0])
-    enc.logit_map = enc.logit_map.new_zeros(enc.axes.shape[0] + 1, 0)
+
+
+def build_decoder(n_features: int, hidden: int, n_layers: int, n_components: int, n_ref: int = 0) -> Decoder:
+    """A fresh decoder with the given width, depth, frame size and memory size."""
+    return Decoder(n_features, hidden, n_layers, n_components, n_ref)
 
 
 def build_models(
-    n_features: int, hidden: int, n_layers: int, n_components: int | None = None, n_ref: int = 0,
-    n_logits: int = 0,
+    n_features: int, hidden: int, n_layers: int, n_components: int | None = None
 ) -> tuple[Encoder, Decoder]:
-    """A fresh encoder/decoder pair with the given width, depth, frame size (default D) and memories."""
+    """A fresh MLP encoder/decoder pair (faithful variant) with the given width, depth and frame size (default D)."""
     p = n_components or n_features
-    return (Encoder(n_features, hidden, n_layers, p, n_ref, n_logits),
-            Decoder(n_features, hidden, n_layers, p, n_ref))
+    return Encoder(n_features, hidden, n_layers, p), Decoder(n_features, hidden, n_layers, p)
 
 
 def set_frame(models: tuple[_Frame, ...], X: torch.Tensor, n_components: int) -> None:
@@ -188,18 +167,23 @@ def set_frame(models: tuple[_Frame, ...], X: torch.Tensor, n_components: int) ->
 
 
 @torch.no_grad()
-def refit_frame(enc: Encoder, dec: Decoder, X: torch.Tensor) -> None:
+def refit_frame(models: tuple[_Frame, ...], X: torch.Tensor) -> None:
     """Move warm-started models onto the frame of new features ``X`` keeping their functions close.
 
-    The first encoder layer and the last decoder layer absorb the change of mean, axes and scale
-    (exactly where the old and new principal subspaces agree), so step t starts from step t-1's map.
+    The first layer of an ``Encoder`` and the last layer of a ``Decoder`` absorb the change of mean, axes and
+    scale (exactly where the old and new principal subspaces agree), so step t starts from step t-1's map.
     """
-    old_mean, old_axes, old_scale = enc.mean.clone(), enc.axes.clone(), enc.scale.clone()
-    set_frame((enc, dec), X, enc.axes.shape[0])
-    first, last = enc.net[0], dec.net[-1]
-    rot = old_axes @ enc.axes.T  # [P_old, P_new]
-    first.bias += first.weight @ (old_axes @ (enc.mean - old_mean)) / old_scale
-    first.weight.copy_(first.weight @ rot * (enc.scale / old_scale))
-    back = rot.T * (old_scale / enc.scale)  # [P_new, P_old]
-    last.weight.copy_(back @ last.weight)
-    last.bias.copy_(back @ last.bias + enc.axes @ (old_mean - enc.mean) / enc.scale)
+    ref = models[0]
+    old_mean, old_axes, old_scale = ref.mean.clone(), ref.axes.clone(), ref.scale.clone()
+    set_frame(models, X, ref.axes.shape[0])
+    rot = old_axes @ ref.axes.T  # [P_old, P_new]
+    for m in models:
+        if isinstance(m, Encoder):
+            first = m.net[0]
+            first.bias += first.weight @ (old_axes @ (m.mean - old_mean)) / old_scale
+            first.weight.copy_(first.weight @ rot * (m.scale / old_scale))
+        elif isinstance(m, Decoder):
+            last = m.net[-1]
+            back = rot.T * (old_scale / m.scale)  # [P_new, P_old]
+            last.weight.copy_(back @ last.weight)
+            last.bias.copy_(back @ last.bias + m.axes @ (old_mean - m.mean) / m.scale)

@@ -11,7 +11,7 @@ import torch
 
 #: Above this many reference points ``knn`` switches from exact search to pynndescent.
 EXACT_MAX_N = 20000
-_CHUNK = 2048
+_CHUNK = 1024
 
 
 def _as_tensor(X: np.ndarray | torch.Tensor, device: str | torch.device) -> torch.Tensor:
@@ -35,20 +35,21 @@ def exact_query(
     """
     R = _as_tensor(ref, device)
     Q = _as_tensor(query, device)
-    r2 = (R * R).sum(1)
-    kk = k + 1 if exclude_self else k
+    r2 = (R * R).sum(1)[None, :]
+    kk = min(k + 1 if exclude_self else k, R.shape[0])
     out_i, out_d = [], []
     for s in range(0, Q.shape[0], _CHUNK):
         q = Q[s : s + _CHUNK]
-        d2 = (q * q).sum(1, keepdim=True) + r2[None, :] - 2.0 * q @ R.T
+        # |r|^2 - 2 q.r ranks like the squared distance (|q|^2 is constant per row): one fused pass
+        d2 = torch.addmm(r2, q, R.T, alpha=-2.0)
         if exclude_self:
             rows = torch.arange(q.shape[0], device=R.device)
-            d2[rows, rows + s] = -1.0  # self always ranks first, then dropped
+            d2[rows, rows + s] = -float("inf")  # self always ranks first, then dropped
         d2, idx = torch.topk(d2, kk, dim=1, largest=False)
         if exclude_self:
             d2, idx = d2[:, 1:], idx[:, 1:]
         out_i.append(idx)
-        out_d.append(d2.clamp_min(0).sqrt())
+        out_d.append((d2 + (q * q).sum(1, keepdim=True)).clamp_min(0).sqrt())
     return torch.cat(out_i).cpu().numpy(), torch.cat(out_d).cpu().numpy().astype(np.float32)
 
 

@@ -8,6 +8,7 @@ warm-started from step t-1 with the temporal term -> a new, immutable-by-convent
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,13 +21,14 @@ import torch
 from . import boundary as _boundary
 from . import graph, layout
 from .metrics import neighbor_preserving_rate
-from .model import Decoder, Encoder, build_models, forget, memorize, refit_frame, set_frame
+from .model import Decoder, Encoder, build_decoder, build_models, forget, memorize, refit_frame, set_frame
 from .neighbors import exact_query, knn
+from .placement import LayoutEncoder
 from .train import LossWeights, TrainData, train_models
 from .validation import check_fit_inputs, check_head_classes, check_params
 
 VARIANTS = ("dvi", "faithful")
-_FORMAT = "dvi_core.StepProjection/1"
+_FORMAT = "dvi_core.StepProjection/2"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class _Recipe:
     layout_epochs: int
     layout_lr: float
     weights: LossWeights
-    reference: bool = False  # residual memories of encoder and decoder (model.KnnMemory)
+    placement: bool = False  # kNN placement encoder (placement.LayoutEncoder) + decoder memory, vs an MLP encoder
     boundary_weight: float = 1.0  # scale of the boundary complexes' edge weights against the sample complex
 
 
@@ -56,27 +58,28 @@ def _recipe(p: DVIProjector, n_features: int, warm: bool) -> _Recipe:
         )
     return _Recipe(
         hidden=p.hidden or 128, n_layers=p.n_layers or 2, n_components=min(n_features, 64),
-        n_iter=p.n_iter or (150 if warm else 300), batch_size=p.batch_size or 1024, reference=True,
+        n_iter=p.n_iter or (100 if warm else 200), batch_size=p.batch_size or 1024, placement=True,
         # boundary edges at 0.1: NN15 0.274 -> 0.320 (quick benchmark), boundary15 train 0.483 -> 0.445 (umap 0.40)
         boundary_weight=0.1,
-        learning_rate=2e-3, layout_epochs=p.layout_epochs or (40 if warm else 120),
+        learning_rate=2e-3, layout_epochs=p.layout_epochs or (120 if warm else 200),
         layout_lr=0.3 if warm else 1.0,
-        weights=LossWeights(umap=0.0, anchor=1.0, rec=0.2, pred=1.0, temporal=p.lambda_temporal,
+        weights=LossWeights(umap=0.0, rec=0.2, pred=1.0, temporal=p.lambda_temporal,
                             decode_target=True),
     )
-
 
 class StepProjection:
     """A fitted step: encoder (``transform``), decoder (``inverse_transform``) and the training layout.
 
-    Attributes: ``embedding_`` float32 [N, 2] (encoder applied to the step's features), ``bounds_``
+    Attributes: ``embedding_`` float32 [N, 2] (the step's features projected), ``bounds_``
     (x_min, y_min, x_max, y_max) square box around ``embedding_`` plus a 10 % margin,
-    ``n_features_in_``, ``npr_`` (mean neighbour-preserving rate w.r.t. step t-1, or None).
+    ``n_features_in_``, ``npr_`` (mean neighbour-preserving rate w.r.t. step t-1, or None),
+    ``knn_`` int32 [N, k] the step's kNN graph and ``features_digest_`` a digest of the features it was fit on
+    (the next step reuses the graph for its NPR instead of recomputing it).
     """
 
     def __init__(
-        self, encoder: Encoder, decoder: Decoder, embedding: np.ndarray, config: dict[str, Any],
-        *, device: str = "cpu", npr: float | None = None,
+        self, encoder: Encoder | LayoutEncoder, decoder: Decoder, embedding: np.ndarray, config: dict[str, Any],
+        *, device: str = "cpu", npr: float | None = None, knn: np.ndarray | None = None, digest: str = "",
     ) -> None:
         self.encoder = encoder.to(device).eval()
         self.decoder = decoder.to(device).eval()
@@ -84,30 +87,34 @@ class StepProjection:
         self.config_ = dict(config)
         self.device = device
         self.npr_ = npr
+        self.knn_ = knn
+        self.features_digest_ = digest
         self.n_features_in_ = int(config["n_features"])
         self.bounds_ = square_bounds(self.embedding_)
 
     @torch.no_grad()
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Project representations [N, D] to float32 [N, 2]."""
-        X = np.asarray(X, dtype=np.float32)
+        X = np.ascontiguousarray(X, dtype=np.float32)  # views with negative strides cannot become tensors
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"The 'X' parameter of StepProjection.transform must have shape [N, {self.n_features_in_}]. "
                 f"Got shape {X.shape} instead."
             )
-        return _apply(self.encoder, X, self.device)
+        if isinstance(self.encoder, LayoutEncoder):
+            return _apply(lambda t: self.encoder(t, self.decoder), X, self.device, 2)
+        return _apply(self.encoder, X, self.device, 2)
 
     @torch.no_grad()
     def inverse_transform(self, Y: np.ndarray) -> np.ndarray:
         """Map 2-D points [M, 2] back to representations, float32 [M, D]."""
-        Y = np.asarray(Y, dtype=np.float32)
+        Y = np.ascontiguousarray(Y, dtype=np.float32)
         if Y.ndim != 2 or Y.shape[1] != 2:
             raise ValueError(
                 "The 'Y' parameter of StepProjection.inverse_transform must have shape [M, 2]. "
                 f"Got shape {Y.shape} instead."
             )
-        return _apply(self.decoder, Y, self.device)
+        return _apply(self.decoder, Y, self.device, self.n_features_in_)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write one file loadable with ``torch.load(weights_only=True)`` (tensors and plain values only)."""
@@ -117,6 +124,8 @@ class StepProjection:
                 "config": self.config_,
                 "npr": self.npr_,
                 "embedding": torch.from_numpy(self.embedding_),
+                "knn": None if self.knn_ is None else torch.from_numpy(self.knn_.astype(np.int32)),
+                "digest": self.features_digest_,
                 "encoder": {k: v.cpu() for k, v in self.encoder.state_dict().items()},
                 "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()},
             },
@@ -128,21 +137,39 @@ class StepProjection:
         """Read a file written by ``save``; nothing is unpickled beyond tensors and plain values."""
         state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a saved StepProjection (format {state.get('format')!r}).")
-        cfg = state["config"]
-        enc, dec = build_models(cfg["n_features"], cfg["hidden"], cfg["n_layers"], cfg["n_components"], cfg["n_ref"],
-                                cfg["n_logits"])
+            raise ValueError(f"{path} is not a saved StepProjection of this version (format {state.get('format')!r}, "
+                             f"expected {_FORMAT!r}); project the step again.")
+        enc, dec = _models_of(state["config"])
         enc.load_state_dict(state["encoder"])
         dec.load_state_dict(state["decoder"])
-        return cls(enc, dec, state["embedding"].numpy(), cfg, device=device, npr=state["npr"])
+        knn_ = None if state["knn"] is None else state["knn"].numpy()
+        return cls(enc, dec, state["embedding"].numpy(), state["config"], device=device, npr=state["npr"],
+                   knn=knn_, digest=state["digest"])
+
+
+def _models_of(cfg: dict[str, Any]) -> tuple[Encoder | LayoutEncoder, Decoder]:
+    """Empty models shaped as ``cfg`` says, to load a state dict into."""
+    if cfg["encoder"] == "placement":
+        enc = LayoutEncoder(cfg["n_features"], cfg["n_components"], cfg["n_ref_encoder"], cfg["n_logits"],
+                            cfg["n_neighbors"])
+        return enc, build_decoder(cfg["n_features"], cfg["hidden"], cfg["n_layers"], cfg["n_components"], cfg["n_ref"])
+    return build_models(cfg["n_features"], cfg["hidden"], cfg["n_layers"], cfg["n_components"])
 
 
 @torch.no_grad()
-def _apply(model: torch.nn.Module, X: np.ndarray, device: str) -> np.ndarray:
+def _apply(model: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray, device: str, width: int) -> np.ndarray:
     out = [model(torch.from_numpy(X[s : s + 8192]).to(device)).cpu() for s in range(0, len(X), 8192)]
     if not out:
-        return np.zeros((0, 2 if isinstance(model, Encoder) else model.mean.numel()), np.float32)
+        return np.zeros((0, width), np.float32)
     return torch.cat(out).numpy().astype(np.float32)
+
+
+def features_digest(X: np.ndarray) -> str:
+    """A short digest of a feature array (shape and bytes): tells whether a stored kNN graph still applies."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(X.shape).encode())
+    h.update(np.ascontiguousarray(X, dtype=np.float32).data)
+    return h.hexdigest()
 
 
 def square_bounds(Y: np.ndarray, margin: float = 0.1) -> tuple[float, float, float, float]:
@@ -157,9 +184,10 @@ class DVIProjector:
     """DeepVisualInsight projector: fits one ``StepProjection`` per step, step t from step t-1.
 
     Hyper-parameters are keyword-only and validated in ``fit_step``. ``variant="dvi"`` (default)
-    anchors the encoder to a warm-started non-parametric UMAP layout and adds a prediction-preserving
-    term; ``variant="faithful"`` is the paper's recipe (parametric UMAP CE + reconstruction + temporal).
-    ``None`` means "the variant's default" for the size-related settings.
+    lays out samples and boundary points with a warm-started non-parametric UMAP optimiser, places new
+    points against that layout (``placement.LayoutEncoder``) and trains a decoder with a
+    prediction-preserving term; ``variant="faithful"`` is the paper's recipe (parametric UMAP CE +
+    reconstruction + temporal). ``None`` means "the variant's default" for the size-related settings.
     """
 
     def __init__(
@@ -204,16 +232,17 @@ class DVIProjector:
             )
         report(0.05)
         recipe = _recipe(self, X.shape[1], warm=prev is not None)
-        edges, idx_xb, graph_x = self._complex(X, B, recipe.boundary_weight)
-        npr = self._npr(X, Xp) if Xp is not None else None
+        edges, idx_xb, graph_x, knn_x = self._complex(X, B, recipe.boundary_weight)
+        npr = self._npr(knn_x, Xp, prev) if Xp is not None and prev is not None else None
         report(0.15)
         target = None
         if recipe.layout_epochs > 0:
             target = self._layout(X, B, idx_xb, edges, graph_x, prev, Xp, recipe, report)
         enc, dec = self._init_models(X, prev, recipe)
+        trained = (dec,) if enc is None else (enc, dec)
         prev_params = None
         if prev is not None:
-            prev_params = [p.detach().clone() for p in (*enc.parameters(), *dec.parameters())]
+            prev_params = [p.detach().clone() for m in trained for p in m.parameters()]
         data = self._train_data(X, B, head_c, logits, edges, target)
         train_models(
             enc, dec, head_c, data, recipe.weights, n_iter=recipe.n_iter, batch_size=recipe.batch_size,
@@ -221,22 +250,33 @@ class DVIProjector:
             seed=self.seed, progress=lambda f: report(0.4 + 0.6 * f),
         )
         config = {"n_features": int(X.shape[1]), "hidden": recipe.hidden, "n_layers": recipe.n_layers,
-                  "n_components": recipe.n_components,
+                  "n_components": recipe.n_components, "encoder": "placement" if recipe.placement else "mlp",
                   "variant": self.variant, "n_neighbors": int(self.n_neighbors), "seed": int(self.seed)}
-        enc.eval()
         dec.eval()
-        if recipe.reference and data.target is not None:
-            memorize(enc, dec, data.X, data.target, data.logits)
-        config["n_ref"] = int(enc.memory.keys.shape[0])
-        config["n_logits"] = int(enc.logit_map.shape[1])
-        emb = _apply(enc, X, self.device)
+        if recipe.placement and data.target is not None:
+            enc = self._placement_encoder(dec, data, X)
+            memorize(dec, data.target, data.X)
+            config.update(n_ref=int(dec.memory.keys.shape[0]), n_ref_encoder=int(enc.keys.shape[0]),
+                          n_logits=int(enc.logit_map.shape[1]))
+            emb = target[: len(X)]
+        else:
+            emb = _apply(enc.eval(), X, self.device, 2)
         report(1.0)
-        return StepProjection(enc, dec, emb, config, device=self.device, npr=npr)
+        return StepProjection(enc, dec, emb, config, device=self.device, npr=npr, knn=knn_x.astype(np.int32),
+                              digest=features_digest(X))
+
+    def _placement_encoder(self, dec: Decoder, data: TrainData, X: np.ndarray) -> LayoutEncoder:
+        """The kNN placement encoder over the step's samples and boundary points, in the decoder's frame."""
+        enc = LayoutEncoder(X.shape[1], dec.axes.shape[0], n_neighbors=self.n_neighbors).to(self.device)
+        for name in ("mean", "axes", "scale"):
+            getattr(enc, name).copy_(getattr(dec, name))
+        enc.store(data.X, data.target, data.logits)
+        return enc.eval()
 
     def _complex(
         self, X: np.ndarray, B: np.ndarray, boundary_weight: float = 1.0
-    ) -> tuple[graph.Edges, np.ndarray, sp.csr_matrix]:
-        """Edges of the sample complex, the boundary complex and the boundary points' own complex."""
+    ) -> tuple[graph.Edges, np.ndarray, sp.csr_matrix, np.ndarray]:
+        """Edges of the sample, boundary and boundary-point complexes; boundary points' nearest samples; kNN of X."""
         k, n = self.n_neighbors, len(X)
         kb = min(k, len(B) - 1)
         idx, dist = knn(X, k, seed=self.seed, device=self.device)
@@ -249,13 +289,14 @@ class DVIProjector:
             extra.append(type(Gb)((Gb.data * boundary_weight, (Gb.row + n, Gb.col + n))))
         edges = graph.complex_edges(G, extra, n + len(B), n_epochs=200)
         idx_xb, _ = exact_query(X, B, k, device=self.device)  # each boundary point's nearest samples
-        return edges, idx_xb, G
+        return edges, idx_xb, G, idx
 
-    def _npr(self, X: np.ndarray, Xp: np.ndarray) -> float:
-        k = self.n_neighbors
-        now = knn(X, k, seed=self.seed, device=self.device)[0]
-        before = knn(Xp, k, seed=self.seed, device=self.device)[0]
-        return float(neighbor_preserving_rate(before, now).mean())
+    def _npr(self, knn_now: np.ndarray, Xp: np.ndarray, prev: StepProjection) -> float:
+        """Mean neighbour-preserving rate; step t-1's graph comes from ``prev`` when it was fit on ``Xp``."""
+        before = prev.knn_
+        if before is None or before.shape != knn_now.shape or prev.features_digest_ != features_digest(Xp):
+            before = knn(Xp, self.n_neighbors, seed=self.seed, device=self.device)[0]
+        return float(neighbor_preserving_rate(before, knn_now).mean())
 
     def _layout(
         self, X: np.ndarray, B: np.ndarray, idx_xb: np.ndarray, edges: graph.Edges,
@@ -281,16 +322,29 @@ class DVIProjector:
 
     def _init_models(
         self, X: np.ndarray, prev: StepProjection | None, recipe: _Recipe
-    ) -> tuple[Encoder, Decoder]:
+    ) -> tuple[Encoder | None, Decoder]:
+        """Models to train: (None, decoder) for the placement variant, (encoder, decoder) otherwise.
+
+        Warm-started from ``prev`` (moved onto this step's frame) when its architecture matches.
+        """
         arch = (recipe.hidden, recipe.n_layers, recipe.n_components)
-        if prev is not None and arch == tuple(prev.config_[k] for k in ("hidden", "n_layers", "n_components")):
-            enc, dec = copy.deepcopy(prev.encoder), copy.deepcopy(prev.decoder)
-            forget(enc, dec)
-            refit_frame(enc, dec, torch.as_tensor(X, device=self.device))
+        kind = "placement" if recipe.placement else "mlp"
+        Xt = torch.as_tensor(X, device=self.device)
+        if prev is not None and (*arch, kind) == tuple(prev.config_[k] for k in (
+                "hidden", "n_layers", "n_components", "encoder")):
+            dec = copy.deepcopy(prev.decoder)
+            forget(dec)
+            enc = None if recipe.placement else copy.deepcopy(prev.encoder)
+            refit_frame((dec,) if enc is None else (enc, dec), Xt)
+        elif recipe.placement:
+            enc, dec = None, build_decoder(X.shape[1], *arch)
+            set_frame((dec,), Xt, recipe.n_components)
         else:
             enc, dec = build_models(X.shape[1], *arch)
-            set_frame((enc, dec), torch.as_tensor(X, device=self.device), recipe.n_components)
-        return enc.to(self.device).train(), dec.to(self.device).train()
+            set_frame((enc, dec), Xt, recipe.n_components)
+        if enc is not None:
+            enc = enc.to(self.device).train()
+        return enc, dec.to(self.device).train()
 
     def _train_data(
         self, X: np.ndarray, B: np.ndarray, head: torch.nn.Module, logits: torch.Tensor,

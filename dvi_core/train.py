@@ -2,9 +2,9 @@
 
 One loss, several weighted terms; a term with weight 0 is skipped entirely:
 - ``umap``: parametric-UMAP cross-entropy on edges sampled in proportion to weight (faithful core);
-- ``anchor``: distance of the encoder output to the non-parametric layout (default variant);
-- ``rec``: reconstruction MSE of decoder(encoder(x));
-- ``pred``: KL between head(x) and head(decoder(encoder(x))) (default variant; raises PPR);
+- ``rec``: reconstruction MSE of decoder(encoder(x)), or of decoder(layout + jitter) in the default variant,
+  which trains no encoder (its encoder places points against the layout: ``placement``);
+- ``pred``: KL between head(x) and head(decoder(...)) (default variant; raises PPR);
 - ``temporal``: sum ||theta_t - theta_{t-1}||^2, scaled by mean NPR, from the second step on.
 """
 
@@ -24,7 +24,6 @@ class LossWeights:
     """Weights of the loss terms (0 disables a term)."""
 
     umap: float = 1.0
-    anchor: float = 0.0
     rec: float = 1.0
     pred: float = 0.0
     temporal: float = 0.3
@@ -41,7 +40,7 @@ class TrainData:
     head_idx: torch.Tensor  # [E] edge heads
     tail_idx: torch.Tensor  # [E] edge tails
     edge_weight: torch.Tensor  # [E]
-    target: torch.Tensor | None = None  # [V, 2] layout to anchor to
+    target: torch.Tensor | None = None  # [V, 2] layout the decoder learns to invert
     target_scale: float = 1.0
 
 
@@ -54,10 +53,12 @@ def _lr_at(it: int, n_iter: int, lr: float) -> float:
 
 
 def _batch_vertices(
-    data: TrainData, enc: Encoder, w: LossWeights, batch: int, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns (umap loss, vertex ids, their 2-D codes) for one batch."""
+    data: TrainData, enc: Encoder | None, w: LossWeights, batch: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Returns (umap loss, vertex ids, their 2-D codes or None without an encoder) for one batch."""
     dev = data.X.device
+    if enc is None:
+        return torch.zeros((), device=dev), torch.randint(data.X.shape[0], (batch,), generator=gen).to(dev), None
     if w.umap > 0:
         e = torch.multinomial(data.edge_weight.cpu(), batch, replacement=True, generator=gen).to(dev)
         h, t = data.head_idx[e], data.tail_idx[e]
@@ -69,16 +70,18 @@ def _batch_vertices(
 
 
 def _decoder_input(
-    data: TrainData, v: torch.Tensor, y: torch.Tensor, w: LossWeights, gen: torch.Generator
+    data: TrainData, v: torch.Tensor, y: torch.Tensor | None, w: LossWeights, gen: torch.Generator
 ) -> torch.Tensor:
-    if not w.decode_target or data.target is None:
+    if y is not None and (not w.decode_target or data.target is None):
         return y
-    jitter = torch.randn(len(v), 2, generator=gen).to(y.device) * (0.02 * data.target_scale)
+    if data.target is None:
+        raise ValueError("training a decoder without an encoder needs a layout target")
+    jitter = torch.randn(len(v), 2, generator=gen).to(v.device) * (0.02 * data.target_scale)
     return data.target[v] + jitter
 
 
 def train_models(
-    enc: Encoder,
+    enc: Encoder | None,
     dec: Decoder,
     head: torch.nn.Module,
     data: TrainData,
@@ -92,16 +95,17 @@ def train_models(
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
 ) -> None:
-    """Optimise ``enc`` and ``dec`` in place with Adam for ``n_iter`` iterations."""
+    """Optimise ``enc`` (when given) and ``dec`` in place with Adam for ``n_iter`` iterations.
+
+    Without an encoder (placement variant) only the decoder trains, on the layout target plus jitter.
+    """
     gen = torch.Generator().manual_seed(int(seed))
-    params = list(enc.parameters()) + list(dec.parameters())
+    params = ([] if enc is None else list(enc.parameters())) + list(dec.parameters())
     opt = torch.optim.Adam(params, lr=learning_rate, foreach=True)
     for it in range(n_iter):
         for g in opt.param_groups:
             g["lr"] = _lr_at(it, n_iter, learning_rate)
         loss, v, y = _batch_vertices(data, enc, weights, batch_size, gen)
-        if weights.anchor > 0 and data.target is not None:
-            loss = loss + weights.anchor * losses.anchor_mse(y, data.target[v], data.target_scale)
         if weights.rec > 0 or weights.pred > 0:
             x_hat = dec(_decoder_input(data, v, y, weights, gen))
             if weights.rec > 0:

@@ -69,7 +69,10 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
         prev_test_features=None if prev_feats is None or test.sum() <= settings.n_neighbors else prev_feats[test],
         k=settings.n_neighbors,
     )
-    xy = fitted.transform(feats)
+    xy = np.empty((len(feats), 2), np.float32)
+    xy[train] = fitted.embedding_  # the layout itself (what transform gives them, without the search)
+    if test.any():
+        xy[test] = fitted.transform(feats[test])
     return results.save(record, prev_record, data.ids, xy, _finite(scores), fitted.save)
 
 

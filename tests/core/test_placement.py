@@ -1,0 +1,76 @@
+"""The default variant's encoder (placement.LayoutEncoder): exact on references, umap-like and prediction-keeping
+on new points, deterministic, and the kNN graph a step hands to the next one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from core_budget import FAST
+
+from dvi_core import DVIProjector, StepProjection, metrics, placement
+from dvi_core.placement import LayoutEncoder
+
+
+def test_training_samples_map_exactly_onto_the_layout(digits, fitted):
+    assert isinstance(fitted.encoder, LayoutEncoder)
+    np.testing.assert_allclose(fitted.transform(digits.train), fitted.embedding_, atol=1e-6)
+
+
+def test_new_points_do_not_depend_on_the_batch(digits, fitted):
+    whole = fitted.transform(digits.test)
+    np.testing.assert_allclose(fitted.transform(digits.test[:7]), whole[:7], atol=1e-5)
+    np.testing.assert_allclose(fitted.transform(digits.test[::-1])[::-1], whole, atol=1e-5)
+
+
+def test_new_points_keep_their_prediction_and_neighbourhoods(digits, fitted):
+    Y = fitted.transform(digits.test)
+    ppr = metrics.ppr(digits.head, digits.test, fitted.inverse_transform(Y))
+    assert ppr >= 0.9, f"test PPR {ppr:.3f} < 0.9"
+    raw = fitted.encoder(torch.from_numpy(digits.test)).numpy()  # no decoder: no prediction keeping
+    ppr_raw = metrics.ppr(digits.head, digits.test, fitted.inverse_transform(raw))
+    assert ppr > ppr_raw, f"keeping predictions did not raise test PPR ({ppr_raw:.3f} -> {ppr:.3f})"
+    moved = np.linalg.norm(Y - raw, axis=1) > 1e-6
+    assert 0 < moved.mean() < 0.5, f"{moved.mean():.0%} of test points moved to keep their prediction"
+    nn = metrics.nn_preservation(digits.test, Y, 15)
+    Xc = digits.test - digits.test.mean(0)
+    pca = Xc @ np.linalg.svd(Xc, full_matrices=False)[2][:2].T
+    assert nn > metrics.nn_preservation(digits.test, pca, 15), "test neighbourhoods no better than PCA's"
+
+
+def test_moved_points_go_the_least_way(digits, fitted):
+    """A moved point stops at the first fraction of the way to its same-class reference that decodes right."""
+    raw = fitted.encoder(torch.from_numpy(digits.test)).numpy()
+    Y = fitted.transform(digits.test)
+    moved = np.flatnonzero(np.linalg.norm(Y - raw, axis=1) > 1e-6)
+    refs = fitted.encoder.values.numpy()
+    on_reference = (np.linalg.norm(refs[None] - Y[moved, None], axis=2).min(1) < 1e-6).mean()
+    assert on_reference < 1.0, "every moved point was put onto a reference: the least-way search is not working"
+
+
+def test_tied_points_keep_their_place(digits, fitted, monkeypatch):
+    """With the tie threshold at 1 every point counts as tied: nothing moves."""
+    monkeypatch.setattr(placement, "TIE_GAP", 1.01)
+    raw = fitted.encoder(torch.from_numpy(digits.test)).numpy()
+    np.testing.assert_allclose(fitted.transform(digits.test), raw, atol=1e-6)
+
+
+def test_next_step_reuses_the_knn_graph_only_for_the_same_features(digits, fitted):
+    assert fitted.knn_.shape == (600, 15) and fitted.knn_.dtype == np.int32
+    X2 = digits.train + np.random.default_rng(2).normal(0, 0.3, digits.train.shape).astype(np.float32)
+    warm = DVIProjector(seed=0, **FAST).fit_step(X2, digits.head, prev=fitted, prev_features=digits.train)
+    stale = StepProjection(fitted.encoder, fitted.decoder, fitted.embedding_, fitted.config_,
+                           knn=np.zeros_like(fitted.knn_), digest=fitted.features_digest_ + "x")
+    again = DVIProjector(seed=0, **FAST).fit_step(X2, digits.head, prev=stale, prev_features=digits.train)
+    assert warm.npr_ == pytest.approx(again.npr_), "a stale graph (digest mismatch) was used for NPR"
+    wrong = StepProjection(fitted.encoder, fitted.decoder, fitted.embedding_, fitted.config_,
+                           knn=np.zeros_like(fitted.knn_), digest=fitted.features_digest_)
+    trusted = DVIProjector(seed=0, **FAST).fit_step(X2, digits.head, prev=wrong, prev_features=digits.train)
+    assert trusted.npr_ != pytest.approx(warm.npr_), "the stored graph was not used although the digest matched"
+
+
+def test_a_file_of_another_format_is_refused_with_advice(tmp_path, fitted):
+    path = tmp_path / "old.pt"
+    torch.save({"format": "dvi_core.StepProjection/1"}, path)
+    with pytest.raises(ValueError, match=r"not a saved StepProjection of this version .* project the step again"):
+        StepProjection.load(path)
