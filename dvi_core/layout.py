@@ -55,7 +55,7 @@ def _sq_norm(v: torch.Tensor) -> torch.Tensor:
 
 def _epoch(
     Y: torch.Tensor, head: torch.Tensor, tail: torch.Tensor, alpha: float,
-    n_negatives: int, gen: torch.Generator,
+    n_negatives: int, gen: torch.Generator, mobility: torch.Tensor | None = None,
 ) -> None:
     y_head = Y.index_select(0, head)  # index_select: ~2x faster than advanced indexing on CPU
     diff = y_head - Y.index_select(0, tail)
@@ -70,7 +70,7 @@ def _epoch(
     ncoeff = (2 * B) / ((0.001 + nd2) * (1 + A * nd2.pow(B)))
     # a vertex drawn as its own negative has ndiff = 0
     upd.index_add_(0, head.repeat(n_negatives), (ncoeff[:, None] * ndiff).clamp_(-_CLIP, _CLIP).mul_(alpha))
-    Y += upd
+    Y += upd if mobility is None else upd * mobility
 
 
 def optimize_layout(
@@ -83,19 +83,25 @@ def optimize_layout(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: Callable[[float], None] | None = None,
+    mobility: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Optimise UMAP's cross-entropy over ``edges`` from ``init`` [V, 2]; returns a new float32 [V, 2] array."""
+    """Optimise UMAP's cross-entropy over ``edges`` from ``init`` [V, 2]; returns a new float32 [V, 2] array.
+
+    ``mobility`` [V] scales each vertex's steps (warm starts: a sample whose neighbourhood did not change moves
+    less, which is what makes 2-D movement follow high-dimensional change).
+    """
     gen = torch.Generator().manual_seed(int(seed))
     Y = torch.as_tensor(init, dtype=torch.float32, device=device).clone()
     head = torch.as_tensor(edges.head, device=device)
     tail = torch.as_tensor(edges.tail, device=device)
     prob = torch.as_tensor(edges.weight / edges.weight.max(), device=device)
+    mob = None if mobility is None else torch.as_tensor(mobility, dtype=torch.float32, device=device)[:, None]
     for e in range(n_epochs):
         alpha = learning_rate * (1.0 - e / n_epochs)
         pick = (torch.rand(prob.shape[0], generator=gen).to(device) < prob).nonzero().squeeze(1)
         h, t = head.index_select(0, pick), tail.index_select(0, pick)
         # both directions, as UMAP moves both ends of an edge
-        _epoch(Y, torch.cat([h, t]), torch.cat([t, h]), alpha, n_negatives, gen)
+        _epoch(Y, torch.cat([h, t]), torch.cat([t, h]), alpha, n_negatives, gen, mob)
         if progress is not None and e % 10 == 0:
             progress(e / n_epochs)
     return Y.cpu().numpy()

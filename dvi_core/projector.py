@@ -46,6 +46,7 @@ class _Recipe:
     weights: LossWeights
     placement: bool = False  # kNN placement encoder (placement.LayoutEncoder) + decoder memory, vs an MLP encoder
     boundary_weight: float = 1.0  # scale of the boundary complexes' edge weights against the sample complex
+    mobility_floor: float = 1.0  # warm layout: step scale of a sample that kept all its neighbours (1 - NPR_i ramps up)
 
 
 def _recipe(p: DVIProjector, n_features: int, warm: bool) -> _Recipe:
@@ -59,8 +60,9 @@ def _recipe(p: DVIProjector, n_features: int, warm: bool) -> _Recipe:
     return _Recipe(
         hidden=p.hidden or 128, n_layers=p.n_layers or 2, n_components=min(n_features, 64),
         n_iter=p.n_iter or (100 if warm else 200), batch_size=p.batch_size or 1024, placement=True,
-        # boundary edges at 0.1: NN15 0.274 -> 0.320 (quick benchmark), boundary15 train 0.483 -> 0.445 (umap 0.40)
-        boundary_weight=0.1,
+        # boundary edges at 0.2 (quick benchmark, epochs 1-3): NN15 train 0.347 at 0.1 -> 0.338, test boundary15
+        # 0.397 -> 0.408; unchanged samples at 1/4 step: NN15 train 0.344, temporal 0.17 -> 0.20
+        boundary_weight=0.2, mobility_floor=0.25,
         learning_rate=2e-3, layout_epochs=p.layout_epochs or (120 if warm else 200),
         layout_lr=0.3 if warm else 1.0,
         weights=LossWeights(umap=0.0, rec=0.2, pred=1.0, temporal=p.lambda_temporal,
@@ -117,7 +119,16 @@ class StepProjection:
         return _apply(self.decoder, Y, self.device, self.n_features_in_)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write one file loadable with ``torch.load(weights_only=True)`` (tensors and plain values only)."""
+        """Write one file loadable with ``torch.load(weights_only=True)`` (tensors and plain values only).
+
+        The decoder's memory values equal the placement encoder's keys (both are the references' frame
+        coordinates): stored once, which keeps the file about 40 % smaller.
+        """
+        decoder = {k: v.cpu() for k, v in self.decoder.state_dict().items()}
+        keys = getattr(self.encoder, "keys", None)
+        shared = keys is not None and torch.equal(keys.cpu(), decoder["memory.values"])
+        if shared:
+            del decoder["memory.values"]
         torch.save(
             {
                 "format": _FORMAT,
@@ -127,7 +138,8 @@ class StepProjection:
                 "knn": None if self.knn_ is None else torch.from_numpy(self.knn_.astype(np.int32)),
                 "digest": self.features_digest_,
                 "encoder": {k: v.cpu() for k, v in self.encoder.state_dict().items()},
-                "decoder": {k: v.cpu() for k, v in self.decoder.state_dict().items()},
+                "decoder": decoder,
+                "shared_memory": shared,
             },
             path,
         )
@@ -141,6 +153,8 @@ class StepProjection:
                              f"expected {_FORMAT!r}); project the step again.")
         enc, dec = _models_of(state["config"])
         enc.load_state_dict(state["encoder"])
+        if state["shared_memory"]:
+            state["decoder"]["memory.values"] = state["encoder"]["keys"]
         dec.load_state_dict(state["decoder"])
         knn_ = None if state["knn"] is None else state["knn"].numpy()
         return cls(enc, dec, state["embedding"].numpy(), state["config"], device=device, npr=state["npr"],
@@ -233,11 +247,12 @@ class DVIProjector:
         report(0.05)
         recipe = _recipe(self, X.shape[1], warm=prev is not None)
         edges, idx_xb, graph_x, knn_x = self._complex(X, B, recipe.boundary_weight)
-        npr = self._npr(knn_x, Xp, prev) if Xp is not None and prev is not None else None
+        npr_i = self._npr(knn_x, Xp, prev) if Xp is not None and prev is not None else None
+        npr = None if npr_i is None else float(npr_i.mean())
         report(0.15)
         target = None
         if recipe.layout_epochs > 0:
-            target = self._layout(X, B, idx_xb, edges, graph_x, prev, Xp, recipe, report)
+            target = self._layout(X, B, idx_xb, edges, graph_x, prev, npr_i, recipe, report)
         enc, dec = self._init_models(X, prev, recipe)
         trained = (dec,) if enc is None else (enc, dec)
         prev_params = None
@@ -291,21 +306,24 @@ class DVIProjector:
         idx_xb, _ = exact_query(X, B, k, device=self.device)  # each boundary point's nearest samples
         return edges, idx_xb, G, idx
 
-    def _npr(self, knn_now: np.ndarray, Xp: np.ndarray, prev: StepProjection) -> float:
-        """Mean neighbour-preserving rate; step t-1's graph comes from ``prev`` when it was fit on ``Xp``."""
+    def _npr(self, knn_now: np.ndarray, Xp: np.ndarray, prev: StepProjection) -> np.ndarray:
+        """Per-sample neighbour-preserving rates; step t-1's graph comes from ``prev`` when it was fit on ``Xp``."""
         before = prev.knn_
         if before is None or before.shape != knn_now.shape or prev.features_digest_ != features_digest(Xp):
             before = knn(Xp, self.n_neighbors, seed=self.seed, device=self.device)[0]
-        return float(neighbor_preserving_rate(before, knn_now).mean())
+        return neighbor_preserving_rate(before, knn_now)
 
     def _layout(
         self, X: np.ndarray, B: np.ndarray, idx_xb: np.ndarray, edges: graph.Edges,
-        graph_x: sp.csr_matrix, prev: StepProjection | None, Xp: np.ndarray | None, recipe: _Recipe,
+        graph_x: sp.csr_matrix, prev: StepProjection | None, npr: np.ndarray | None, recipe: _Recipe,
         report: Callable[[float], None],
     ) -> np.ndarray:
         """Non-parametric layout of samples + boundary points, warm-started from step t-1."""
-        if prev is not None and Xp is not None and len(prev.embedding_) == len(X):
+        mobility = None
+        if prev is not None and npr is not None and len(prev.embedding_) == len(X):
             init = prev.embedding_.copy()
+            floor = recipe.mobility_floor
+            mobility = np.concatenate([floor + (1.0 - floor) * (1.0 - npr), np.ones(len(B))]).astype(np.float32)
         elif prev is not None:
             init = prev.transform(X)
         else:
@@ -317,7 +335,7 @@ class DVIProjector:
         return layout.optimize_layout(
             edges, np.concatenate([init, init_b]), n_epochs=recipe.layout_epochs,
             learning_rate=recipe.layout_lr, seed=self.seed, device=self.device,
-            progress=lambda f: report(0.15 + 0.25 * f),
+            progress=lambda f: report(0.15 + 0.25 * f), mobility=mobility,
         )
 
     def _init_models(

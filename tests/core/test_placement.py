@@ -74,3 +74,14 @@ def test_a_file_of_another_format_is_refused_with_advice(tmp_path, fitted):
     torch.save({"format": "dvi_core.StepProjection/1"}, path)
     with pytest.raises(ValueError, match=r"not a saved StepProjection of this version .* project the step again"):
         StepProjection.load(path)
+
+
+def test_saved_file_stores_the_references_once(tmp_path, digits, fitted):
+    path = tmp_path / "step.pt"
+    fitted.save(path)
+    state = torch.load(path, weights_only=True)
+    assert state["shared_memory"] and "memory.values" not in state["decoder"]
+    loaded = StepProjection.load(path)
+    torch.testing.assert_close(loaded.decoder.memory.values, fitted.decoder.memory.values, rtol=0, atol=0)
+    Y = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.inverse_transform(Y), fitted.inverse_transform(Y))

@@ -1,0 +1,67 @@
+"""The non-parametric layout (dvi_core.layout): separates what the graph separates, is seeded, respects mobility."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dvi_core import graph, layout, metrics
+from dvi_core.neighbors import knn
+
+
+def _blobs(n: int = 150, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 10, (3, 8))
+    labels = np.repeat(np.arange(3), n // 3)
+    return (centres[labels] + rng.normal(0, 1, (len(labels), 8))).astype(np.float32), labels
+
+
+def _edges(X: np.ndarray) -> tuple[graph.Edges, object]:
+    idx, dist = knn(X, 10)
+    G = graph.fuzzy_simplicial_set(idx, dist)
+    return graph.complex_edges(G, [], len(X), n_epochs=200), G
+
+
+def test_layout_separates_clusters_and_beats_its_random_start():
+    X, labels = _blobs()
+    edges, _ = _edges(X)
+    init = np.random.default_rng(1).normal(0, 10, (len(X), 2)).astype(np.float32)
+    Y = layout.optimize_layout(edges, init, n_epochs=150)
+    assert metrics.nn_preservation(X, Y, 10) > metrics.nn_preservation(X, init, 10) + 0.3
+    centroid = np.stack([Y[labels == c].mean(0) for c in range(3)])
+    nearest = np.linalg.norm(Y[:, None] - centroid[None], axis=2).argmin(1)
+    assert (nearest == labels).mean() > 0.95, "a cluster's points are not nearest to their own cluster's centre"
+
+
+def test_layout_is_deterministic_for_a_seed_and_does_not_touch_its_start():
+    X, _ = _blobs()
+    edges, _ = _edges(X)
+    init = np.random.default_rng(1).normal(0, 10, (len(X), 2)).astype(np.float32)
+    before = init.copy()
+    a = layout.optimize_layout(edges, init, n_epochs=30, seed=3)
+    b = layout.optimize_layout(edges, init, n_epochs=30, seed=3)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(init, before)
+    assert not np.array_equal(a, layout.optimize_layout(edges, init, n_epochs=30, seed=4))
+
+
+def test_mobility_holds_vertices_in_proportion():
+    X, _ = _blobs()
+    edges, _ = _edges(X)
+    init = np.random.default_rng(1).normal(0, 10, (len(X), 2)).astype(np.float32)
+    mobility = np.ones(len(X), np.float32)
+    mobility[:50] = 0.0
+    mobility[50:100] = 0.25
+    Y = layout.optimize_layout(edges, init, n_epochs=40, mobility=mobility)
+    move = np.linalg.norm(Y - init, axis=1)
+    np.testing.assert_array_equal(Y[:50], init[:50])
+    assert move[50:100].mean() < 0.6 * move[100:].mean(), f"{move[50:100].mean():.2f} vs {move[100:].mean():.2f}"
+
+
+def test_initialisations_are_scaled_and_spread():
+    X, labels = _blobs()
+    _, G = _edges(X)
+    for Y in (layout.spectral_init(G), layout.pca_init(X)):
+        assert Y is not None and Y.shape == (len(X), 2) and Y.dtype == np.float32
+        assert abs(float(np.abs(Y).max()) - 10.0) < 1e-4, "not scaled to +-10"
+        centroid = np.stack([Y[labels == c].mean(0) for c in range(3)])
+        assert np.linalg.norm(centroid[:, None] - centroid[None], axis=2).max() > 1.0, "clusters collapsed"
