@@ -85,3 +85,12 @@ def test_saved_file_stores_the_references_once(tmp_path, digits, fitted):
     torch.testing.assert_close(loaded.decoder.memory.values, fitted.decoder.memory.values, rtol=0, atol=0)
     Y = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
     np.testing.assert_array_equal(loaded.inverse_transform(Y), fitted.inverse_transform(Y))
+
+
+def test_non_finite_points_are_refused(digits, fitted):
+    X = digits.test[:5].copy()
+    X[2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"'X' parameter of StepProjection.transform must be finite. Got 1 rows"):
+        fitted.transform(X)
+    with pytest.raises(ValueError, match=r"'Y' parameter of StepProjection.inverse_transform must be finite"):
+        fitted.inverse_transform(np.array([[0.0, np.inf]]))
