@@ -16,9 +16,7 @@ import torch
 from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
 from .graph import Edges
-from .losses import A, B
-
-_CLIP = 4.0
+from .losses import GRAD_CLIP, attraction_coeff, repulsion_coeff
 
 
 def pca_init(X: np.ndarray, scale: float = 10.0) -> np.ndarray:
@@ -59,17 +57,14 @@ def _epoch(
 ) -> None:
     y_head = Y.index_select(0, head)  # index_select: ~2x faster than advanced indexing on CPU
     diff = y_head - Y.index_select(0, tail)
-    d2 = _sq_norm(diff).clamp_min_(1e-12)
-    d2b = d2.pow(B)  # one fractional power: d^(2b-2) = d2b / d2
-    coeff = (-2 * A * B) * d2b / d2 / (1 + A * d2b)
+    coeff = attraction_coeff(_sq_norm(diff).clamp_min_(1e-12))
     upd = torch.zeros_like(Y)
-    upd.index_add_(0, head, (coeff[:, None] * diff).clamp_(-_CLIP, _CLIP).mul_(alpha))  # edges come both ways
+    upd.index_add_(0, head, (coeff[:, None] * diff).clamp_(-GRAD_CLIP, GRAD_CLIP).mul_(alpha))  # edges come both ways
     neg = torch.randint(Y.shape[0], (head.numel() * n_negatives,), generator=gen).to(Y.device, non_blocking=True)
     ndiff = y_head.repeat(n_negatives, 1) - Y.index_select(0, neg)
-    nd2 = _sq_norm(ndiff)
-    ncoeff = (2 * B) / ((0.001 + nd2) * (1 + A * nd2.pow(B)))
+    ncoeff = repulsion_coeff(_sq_norm(ndiff))
     # a vertex drawn as its own negative has ndiff = 0
-    upd.index_add_(0, head.repeat(n_negatives), (ncoeff[:, None] * ndiff).clamp_(-_CLIP, _CLIP).mul_(alpha))
+    upd.index_add_(0, head.repeat(n_negatives), (ncoeff[:, None] * ndiff).clamp_(-GRAD_CLIP, GRAD_CLIP).mul_(alpha))
     Y += upd if mobility is None else upd * mobility
 
 

@@ -15,6 +15,21 @@ def umap_similarity(d2: torch.Tensor, a: float = A, b: float = B) -> torch.Tenso
     return 1.0 / (1.0 + a * d2.clamp_min(1e-12).pow(b))
 
 
+#: UMAP clips each gradient term at this magnitude.
+GRAD_CLIP = 4.0
+
+
+def attraction_coeff(d2: torch.Tensor) -> torch.Tensor:
+    """UMAP's attractive gradient factor -2ab d^(2b-2) / (1 + a d^2b) at squared distances ``d2`` (> 0)."""
+    d2b = d2.pow(B)  # one fractional power: d^(2b-2) = d2b / d2
+    return (-2 * A * B) * d2b / d2 / (1 + A * d2b)
+
+
+def repulsion_coeff(d2: torch.Tensor) -> torch.Tensor:
+    """UMAP's repulsive gradient factor 2b / ((0.001 + d^2) (1 + a d^2b)) at squared distances ``d2``."""
+    return (2 * B) / ((0.001 + d2) * (1 + A * d2.pow(B)))
+
+
 def umap_cross_entropy(
     y_head: torch.Tensor, y_tail: torch.Tensor, n_negatives: int = 5, gen: torch.Generator | None = None
 ) -> torch.Tensor:

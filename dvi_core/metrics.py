@@ -82,22 +82,29 @@ def _tie_average(v: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 
 def temporal_correlation(
-    X_prev: np.ndarray, X: np.ndarray, Y_prev: np.ndarray, Y: np.ndarray, k: int = 15
+    X_prev: np.ndarray, X: np.ndarray, Y_prev: np.ndarray, Y: np.ndarray, k: int = 15, *,
+    knn_prev: np.ndarray | None = None, knn_now: np.ndarray | None = None,
 ) -> float:
-    """Spearman correlation between high-dim neighbour change (k - kept) and 2-D movement, per sample."""
-    change = 1.0 - neighbor_preserving_rate(knn(X_prev, k)[0], knn(X, k)[0])
+    """Spearman correlation between high-dim neighbour change (k - kept) and 2-D movement, per sample.
+
+    ``knn_prev`` / ``knn_now``: the kNN graphs of ``X_prev`` / ``X`` when the caller already has them.
+    """
+    before = knn(X_prev, k)[0] if knn_prev is None else knn_prev
+    now = knn(X, k)[0] if knn_now is None else knn_now
+    change = 1.0 - neighbor_preserving_rate(before, now)
     move = np.linalg.norm(np.asarray(Y, np.float64) - np.asarray(Y_prev, np.float64), axis=1)
     return _spearman(change, move)
 
 
-def trustworthiness(X: np.ndarray, Y: np.ndarray, k: int = 15) -> float:
+def trustworthiness(X: np.ndarray, Y: np.ndarray, k: int = 15, *, knn_y: np.ndarray | None = None) -> float:
     """Trustworthiness (Venna & Kaski), as sklearn.manifold.trustworthiness, computed in chunks.
 
     For every 2-D neighbour that is not a high-dim neighbour, penalise its high-dim rank beyond k.
+    ``knn_y``: the kNN graph of ``Y`` when the caller already has it.
     """
     n = len(X)
     Xt = torch.as_tensor(np.asarray(X, np.float32))
-    nn_y = torch.as_tensor(knn(Y, k)[0])
+    nn_y = torch.as_tensor(knn(Y, k)[0] if knn_y is None else knn_y)
     x2 = (Xt * Xt).sum(1)
     penalty = 0.0
     for s in range(0, n, _CHUNK):
@@ -138,15 +145,17 @@ def evaluate_step(
             continue
         Y = step.transform(X)
         X_hat = step.inverse_transform(Y)
+        knn_x, knn_y = step.knn_of(X, k), knn(Y, k)[0]  # each graph once; the step's own when X is its data
         res: dict[str, float | None] = {
-            "nn": nn_preservation(X, Y, k),
+            "nn": float(_overlap(knn_x, knn_y).mean()),
             "boundary": None if Bd is None else boundary_preservation(X, Bd, Y, step.transform(Bd), k),
             "ppr": ppr(head, X, X_hat),
             "ccr": ccr(head, X, X_hat),
             "temporal": None,
-            "trustworthiness": trustworthiness(X, Y, k),
+            "trustworthiness": trustworthiness(X, Y, k, knn_y=knn_y),
         }
         if prev is not None and Xp is not None:
-            res["temporal"] = temporal_correlation(Xp, X, prev.transform(Xp), Y, k)
+            res["temporal"] = temporal_correlation(Xp, X, prev.transform(Xp), Y, k,
+                                                   knn_prev=prev.knn_of(Xp, k), knn_now=knn_x)
         out[name] = res
     return out

@@ -50,7 +50,8 @@ class KnnMemory(nn.Module):
     (h^2: 4 x the median squared spacing of the references). Exactly v_j at a reference, the prior
     (the MLP) alone far from all references; a small ``tau`` follows the nearest reference closely.
     Lets the decoder's small MLP carry the global shape while the layout positions of the step's own
-    samples (and points near them) decode exactly to their frame-projected features.
+    samples (and points near them) decode exactly to their frame-projected features. Keys are low-dimensional
+    (the 2-D layout), searched with a k-d tree.
     """
 
     K = 8
@@ -66,18 +67,13 @@ class KnnMemory(nn.Module):
         if self.keys.shape[0] == 0:
             return prior
         k = min(self.K, self.keys.shape[0])
-        tree = cKDTree(self.keys.detach().cpu().numpy()) if self.keys.shape[1] <= 3 else None
-        k2 = (self.keys * self.keys).sum(1)
+        tree = cKDTree(self.keys.detach().cpu().numpy())  # low-dimensional keys: ~100x faster than a dense search
         out = []
         for s in range(0, q.shape[0], 2048):
             c = q[s : s + 2048]
-            if tree is not None:  # low-dimensional keys (the decoder's 2-D layout): a k-d tree is ~100x faster
-                dist, ind = tree.query(c.detach().cpu().numpy(), k=k)
-                d2 = torch.as_tensor(dist, dtype=c.dtype, device=c.device).reshape(len(c), k).pow(2)
-                idx = torch.as_tensor(ind, device=c.device).reshape(len(c), k)
-            else:
-                d2 = ((c * c).sum(1, keepdim=True) + k2[None] - 2 * c @ self.keys.T).clamp_min(0)
-                d2, idx = torch.topk(d2, k, dim=1, largest=False)
+            dist, ind = tree.query(c.detach().cpu().numpy(), k=k)
+            d2 = torch.as_tensor(dist, dtype=c.dtype, device=c.device).reshape(len(c), k).pow(2)
+            idx = torch.as_tensor(ind, device=c.device).reshape(len(c), k)
             d2 = torch.cat([d2, self.h2.expand(len(c), 1)], 1)  # last column: the prior
             w = torch.softmax(-d2 / (self.tau * self.h2), 1)
             vals = torch.cat([self.values[idx], prior[s : s + 2048, None]], 1)

@@ -6,6 +6,8 @@ deterministic and needs no numba compilation, while pynndescent scales to 50k+ p
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 
@@ -71,3 +73,11 @@ def knn(
     )
     idx, dist = index.neighbor_graph
     return idx[:, 1:].astype(np.int64), dist[:, 1:].astype(np.float32)
+
+
+def features_digest(X: np.ndarray) -> str:
+    """A short digest of a feature array (shape and bytes): tells whether a stored kNN graph still applies."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(X.shape).encode())
+    h.update(np.ascontiguousarray(X, dtype=np.float32).data)
+    return h.hexdigest()

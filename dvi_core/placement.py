@@ -12,8 +12,9 @@ in the benchmark) and then its outputs land between classes, where the decoder g
    points, and attraction uses expected rather than sampled edges, so a point's position does not depend on
    which other points are transformed with it.
 4. A point whose position decodes to another class than its own (both judged by a linear surrogate of the head
-   on frame coordinates, exact for a linear head restricted to the frame) moves onto the position of its nearest
-   reference of its own class: what keeps predictions through the round trip (PPR) for new points.
+   on frame coordinates, exact for a linear head restricted to the frame) moves the least way towards its nearest
+   reference of its own class at which it decodes to its class; points within ``TIE_GAP`` of a tie stay. This is
+   what keeps predictions through the round trip (PPR) for new points.
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ import torch
 
 from .boundary import normalized_gap
 from .graph import smooth_knn_memberships
-from .losses import A, B
+from .losses import GRAD_CLIP, attraction_coeff, repulsion_coeff
 from .model import Decoder, _Frame
 from .neighbors import exact_query
 
 _CHUNK = 4096
-_CLIP = 4.0
 _STEPS = 8  # fractions of the way to a same-class reference tried by _keep_prediction
 #: Points whose head is this close to a tie (normalised top-2 gap) are on the boundary already and keep their
 #: place: moving them cost 0.02 of boundary preservation on the benchmark for 0.01 of PPR.
@@ -109,13 +109,11 @@ class LayoutEncoder(_Frame):
         for e in range(self.n_epochs):
             alpha = self.learning_rate * (1.0 - e / self.n_epochs)
             diff = y[:, None, :] - pos
-            d2 = diff.pow(2).sum(2, keepdim=True)
-            coeff = -2 * A * B * d2.clamp_min(1e-12).pow(B - 1) / (1 + A * d2.pow(B))
-            grad = ((coeff * diff).clamp(-_CLIP, _CLIP) * w[:, :, None]).sum(1)
+            coeff = attraction_coeff(diff.pow(2).sum(2, keepdim=True).clamp_min(1e-12))
+            grad = ((coeff * diff).clamp(-GRAD_CLIP, GRAD_CLIP) * w[:, :, None]).sum(1)
             ndiff = y[:, None, :] - self.values[negs[e]][None]
-            nd2 = ndiff.pow(2).sum(2, keepdim=True)
-            ncoeff = 2 * B / ((0.001 + nd2) * (1 + A * nd2.pow(B)))
-            grad += (ncoeff * ndiff).clamp(-_CLIP, _CLIP).mean(1) * rep
+            ncoeff = repulsion_coeff(ndiff.pow(2).sum(2, keepdim=True))
+            grad += (ncoeff * ndiff).clamp(-GRAD_CLIP, GRAD_CLIP).mean(1) * rep
             y += alpha * grad
         return y
 

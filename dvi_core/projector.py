@@ -8,7 +8,6 @@ warm-started from step t-1 with the temporal term -> a new, immutable-by-convent
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from . import boundary as _boundary
 from . import graph, layout
 from .metrics import neighbor_preserving_rate
 from .model import Decoder, Encoder, build_decoder, build_models, forget, memorize, refit_frame, set_frame
-from .neighbors import exact_query, knn
+from .neighbors import exact_query, features_digest, knn
 from .placement import LayoutEncoder
 from .train import LossWeights, TrainData, train_models
 from .validation import check_fit_inputs, check_head_classes, check_params
@@ -94,6 +93,12 @@ class StepProjection:
         self.features_digest_ = digest
         self.n_features_in_ = int(config["n_features"])
         self.bounds_ = square_bounds(self.embedding_)
+
+    def knn_of(self, X: np.ndarray, k: int) -> np.ndarray:
+        """k-nearest-neighbour indices [N, k] of ``X``: the stored graph when ``X`` is what this step was fit on."""
+        if self.knn_ is not None and self.knn_.shape == (len(X), k) and self.features_digest_ == features_digest(X):
+            return self.knn_
+        return knn(np.asarray(X, np.float32), k, seed=int(self.config_.get("seed", 0)), device=self.device)[0]
 
     @torch.no_grad()
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -185,14 +190,6 @@ def _apply(model: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray, device:
     if not out:
         return np.zeros((0, width), np.float32)
     return torch.cat(out).numpy().astype(np.float32)
-
-
-def features_digest(X: np.ndarray) -> str:
-    """A short digest of a feature array (shape and bytes): tells whether a stored kNN graph still applies."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str(X.shape).encode())
-    h.update(np.ascontiguousarray(X, dtype=np.float32).data)
-    return h.hexdigest()
 
 
 def square_bounds(Y: np.ndarray, margin: float = 0.1) -> tuple[float, float, float, float]:
@@ -317,10 +314,7 @@ class DVIProjector:
 
     def _npr(self, knn_now: np.ndarray, Xp: np.ndarray, prev: StepProjection) -> np.ndarray:
         """Per-sample neighbour-preserving rates; step t-1's graph comes from ``prev`` when it was fit on ``Xp``."""
-        before = prev.knn_
-        if before is None or before.shape != knn_now.shape or prev.features_digest_ != features_digest(Xp):
-            before = knn(Xp, self.n_neighbors, seed=self.seed, device=self.device)[0]
-        return neighbor_preserving_rate(before, knn_now)
+        return neighbor_preserving_rate(prev.knn_of(Xp, self.n_neighbors), knn_now)
 
     def _layout(
         self, X: np.ndarray, B: np.ndarray, idx_xb: np.ndarray, edges: graph.Edges,

@@ -94,3 +94,18 @@ def test_non_finite_points_are_refused(digits, fitted):
         fitted.transform(X)
     with pytest.raises(ValueError, match=r"'Y' parameter of StepProjection.inverse_transform must be finite"):
         fitted.inverse_transform(np.array([[0.0, np.inf]]))
+
+
+def test_evaluate_step_reuses_graphs_without_changing_any_metric(digits, fitted):
+    """evaluate_step takes the step's stored kNN graph and one graph per split; values equal the plain functions."""
+    X2 = digits.train + np.random.default_rng(3).normal(0, 0.3, digits.train.shape).astype(np.float32)
+    T2 = digits.test + np.random.default_rng(4).normal(0, 0.3, digits.test.shape).astype(np.float32)
+    warm = DVIProjector(seed=0, **FAST).fit_step(X2, digits.head, prev=fitted, prev_features=digits.train)
+    got = metrics.evaluate_step(warm, digits.head, X2, test_features=T2, prev=fitted,
+                                prev_train_features=digits.train, prev_test_features=digits.test)
+    for name, X, Xp in (("train", X2, digits.train), ("test", T2, digits.test)):
+        Y = warm.transform(X)
+        assert got[name]["nn"] == pytest.approx(metrics.nn_preservation(X, Y, 15))
+        assert got[name]["trustworthiness"] == pytest.approx(metrics.trustworthiness(X, Y, 15))
+        want = metrics.temporal_correlation(Xp, X, fitted.transform(Xp), Y, 15)
+        assert got[name]["temporal"] == pytest.approx(want)
