@@ -30,7 +30,8 @@ Public API::
     dvi_core.boundary.boundary_samples(head, features, *, n=None, seed=0, encoder=None, inputs=None,
                                        device="cpu") -> float32 [M, D]
     dvi_core.metrics.evaluate_step(step, head, train_features, *, test_features=None, boundary=None,
-        test_boundary=None, prev=None, prev_train_features=None, prev_test_features=None, k=15)
+        test_boundary=None, prev=None, prev_train_features=None, prev_test_features=None, k=15,
+        train_embedding=None, test_embedding=None)   # embeddings: the splits' transform, if already computed
         -> {"train": {nn, boundary, ppr, ccr, temporal, trustworthiness}, "test": {...}}
     and the metric functions nn_preservation, boundary_preservation, ppr, ccr, temporal_correlation,
     trustworthiness, neighbor_preserving_rate.

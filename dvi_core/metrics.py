@@ -130,20 +130,23 @@ def evaluate_step(
     prev_train_features: np.ndarray | None = None,
     prev_test_features: np.ndarray | None = None,
     k: int = 15,
+    train_embedding: np.ndarray | None = None,
+    test_embedding: np.ndarray | None = None,
 ) -> dict[str, dict[str, float | None]]:
     """All metrics of one step for the train split and (when given) the test split.
 
+    ``train_embedding`` / ``test_embedding``: ``step.transform`` of the split when the caller already has it.
     Returns ``{"train": {...}, "test": {...}}`` with keys nn, boundary, ppr, ccr, temporal,
     trustworthiness; a value is None when its inputs are missing (temporal on the first step).
     """
     out: dict[str, dict[str, float | None]] = {}
-    splits = [("train", train_features, boundary, prev_train_features),
-              ("test", test_features, test_boundary, prev_test_features)]
-    for name, X, Bd, Xp in splits:
+    splits = [("train", train_features, train_embedding, boundary, prev_train_features),
+              ("test", test_features, test_embedding, test_boundary, prev_test_features)]
+    for name, X, Y, Bd, Xp in splits:
         if X is None:
             out[name] = dict.fromkeys(("nn", "boundary", "ppr", "ccr", "temporal", "trustworthiness"))
             continue
-        Y = step.transform(X)
+        Y = step.transform(X) if Y is None else Y
         X_hat = step.inverse_transform(Y)
         knn_x, knn_y = step.knn_of(X, k), knn(Y, k)[0]  # each graph once; the step's own when X is its data
         res: dict[str, float | None] = {

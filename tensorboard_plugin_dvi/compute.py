@@ -62,17 +62,17 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
         prev_features=None if prev_feats is None else prev_feats[train], progress=progress,
     )
     test = ~train
+    xy = np.empty((len(feats), 2), np.float32)
+    xy[train] = fitted.embedding_  # the layout itself (what transform gives them, without the search)
+    if test.any():
+        xy[test] = fitted.transform(feats[test])
     scores = metrics.evaluate_step(
         fitted, head, feats[train], test_features=feats[test] if test.sum() > settings.n_neighbors else None,
         boundary=b_train, test_boundary=b_test, prev=prev,
         prev_train_features=None if prev_feats is None else prev_feats[train],
         prev_test_features=None if prev_feats is None or test.sum() <= settings.n_neighbors else prev_feats[test],
-        k=settings.n_neighbors,
+        k=settings.n_neighbors, train_embedding=xy[train], test_embedding=xy[test],
     )
-    xy = np.empty((len(feats), 2), np.float32)
-    xy[train] = fitted.embedding_  # the layout itself (what transform gives them, without the search)
-    if test.any():
-        xy[test] = fitted.transform(feats[test])
     return results.save(record, prev_record, data.ids, xy, _finite(scores), fitted.save)
 
 

@@ -109,3 +109,7 @@ def test_evaluate_step_reuses_graphs_without_changing_any_metric(digits, fitted)
         assert got[name]["trustworthiness"] == pytest.approx(metrics.trustworthiness(X, Y, 15))
         want = metrics.temporal_correlation(Xp, X, fitted.transform(Xp), Y, 15)
         assert got[name]["temporal"] == pytest.approx(want)
+    given = metrics.evaluate_step(warm, digits.head, X2, test_features=T2, prev=fitted,
+                                  prev_train_features=digits.train, prev_test_features=digits.test,
+                                  train_embedding=warm.embedding_, test_embedding=warm.transform(T2))
+    assert given == got, "passing the embeddings the step would compute changed a metric"
