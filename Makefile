@@ -9,7 +9,7 @@ DEMO_LOGDIR ?= demo_logs
 PORT ?= 6006
 PYTEST_ARGS ?=
 
-.PHONY: demo test install browser-deps lint bench clean
+.PHONY: demo test install browser-deps node-deps test-js lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,24 @@ browser-deps:
 		echo "WARNING: chromium is missing and cannot be installed without root: run 'apt-get install chromium' (browser tests will fail under CI=true)"; \
 	fi
 
+# Node.js runs the tab's unit tests (`node --test`, no npm packages needed); Debian's package when missing.
+node-deps:
+	@if command -v node >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's nodejs for the tab's unit tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; \
+	else \
+		echo "ERROR: node is missing and cannot be installed without root: run 'apt-get install nodejs'"; exit 1; \
+	fi
+
+# The tab's pure modules (store, selectors, geometry) under Node's built-in test runner.
+test-js: node-deps
+	node --test frontend/tests/
+
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: install browser-deps lint
+test: install browser-deps lint test-js
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
