@@ -22,19 +22,25 @@ Public API::
     #   progress      callable(fraction in [0, 1])
     step.transform(X) -> float32 [N, 2];  step.inverse_transform(Y) -> float32 [M, D]
     step.embedding_ (float32 [N, 2]), step.bounds_ (x_min, y_min, x_max, y_max), step.npr_, step.n_features_in_
-    step.save(path);  StepProjection.load(path, device="cpu")   # torch.load(weights_only=True)
+    step.save(path);  StepProjection.load(path, device="cpu")
+    #   one plain .npz at exactly `path` (arrays + JSON, read with numpy.load(allow_pickle=False)); load raises
+    #   ValueError ("... not a saved StepProjection of this version ...") for any other file
 
     dvi_core.landscape.render(step, head, *, resolution=256, bounds=None, n_classes=None) -> uint8 [R, R, 3]
     dvi_core.landscape.predict(step, head, points_2d) -> float32 [M, C] probabilities
     dvi_core.landscape.class_colors(n_classes) -> list of "#rrggbb"
+    dvi_core.landscape.class_grid(step, head, *, resolution=256, bounds=None) -> (class [R, R], white [R, R])
     dvi_core.boundary.boundary_samples(head, features, *, n=None, seed=0, encoder=None, inputs=None,
                                        device="cpu") -> float32 [M, D]
+    #   head / encoder: modules (eval mode, training mode restored) or any callables, e.g. model.features
     dvi_core.metrics.evaluate_step(step, head, train_features, *, test_features=None, boundary=None,
         test_boundary=None, prev=None, prev_train_features=None, prev_test_features=None, k=15,
-        train_embedding=None, test_embedding=None)   # embeddings: the splits' transform, if already computed
-        -> {"train": {nn, boundary, ppr, ccr, temporal, trustworthiness}, "test": {...}}
+        train_embedding=None, test_embedding=None,   # embeddings: the splits' transform, if already computed
+        bounds=None, resolution=256)                 # the landscape box the user is shown (default step.bounds_)
+        -> {"train": {nn, boundary, ppr, ccr, temporal, trustworthiness, landscape_agreement, speckle},
+            "test": {...}}
     and the metric functions nn_preservation, boundary_preservation, ppr, ccr, temporal_correlation,
-    trustworthiness, neighbor_preserving_rate.
+    trustworthiness, neighbor_preserving_rate, landscape_agreement, speckle.
 
 Variants: ``"dvi"`` (default) lays out samples and boundary points with a fast non-parametric UMAP
 optimiser (spectral init on the first step, warm-started from step t-1's layout afterwards; the
@@ -47,7 +53,7 @@ a small MLP in the same frame, trained from the layout (plus jitter) back to the
 reconstruction + a prediction-preserving KL term (head(x) vs head(decoder(y))) + the temporal term,
 with a kNN memory (``model.KnnMemory``) so the layout positions decode exactly to their samples.
 The saved file therefore grows with N (about N x (P + 2 + 1 + 2 + P) floats plus the kNN graph).
-``"faithful"`` is DESIGN §4: parametric-UMAP cross-entropy on weight-sampled complex edges +
+``"faithful"`` is the paper's recipe: parametric-UMAP cross-entropy on weight-sampled complex edges +
 reconstruction + 0.3 * mean(NPR) * sum ||theta_t - theta_{t-1}||^2, warm-started from step t-1.
 
 Metrics are fractions in [0, 1] (CCR: mean absolute confidence change, lower is better) except the
@@ -59,7 +65,7 @@ D = 2 is allowed (the map is still learned, which is handy for toy data); D < 2 
 from . import boundary, landscape, metrics
 from .projector import DVIProjector, StepProjection
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 """Version of the method: part of the plugin's cache key, so results of another version are never served."""
 
 __all__ = ["__version__", "DVIProjector", "StepProjection", "boundary", "landscape", "metrics"]

@@ -1,4 +1,4 @@
-"""UMAP fuzzy simplicial set and DVI's boundary complex (DESIGN §4.2), computed from kNN arrays.
+"""UMAP fuzzy simplicial set and DVI's boundary complex, computed from kNN arrays.
 
 Written here rather than imported from umap-learn so that dvi_core does not depend on umap-learn
 (and its numba compile time); the maths follows McInnes et al. (2018), ``smooth_knn_dist``.

@@ -1,4 +1,4 @@
-"""Classification landscape (DESIGN §4.5): decode a grid, run the head, colour by class and margin.
+"""Classification landscape: decode a grid, run the head, colour by class and margin.
 
 margin = (top1 - top2) / (top1 - min) of the logits; margin < 0.15 is white (a decision boundary),
 otherwise the class colour is blended with white, fully saturated at margin 1. Colours are indexed
@@ -7,12 +7,13 @@ by class id (not by the largest class present, a bug of the original code).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .boundary import normalized_gap
+from .boundary import device_of, eval_mode, normalized_gap
 
 if TYPE_CHECKING:
     from .projector import StepProjection
@@ -50,11 +51,9 @@ def _rgb_table(n_classes: int) -> np.ndarray:
 
 def _logits(step: StepProjection, head: torch.nn.Module, points_2d: np.ndarray) -> torch.Tensor:
     feats = step.inverse_transform(np.asarray(points_2d, dtype=np.float32))
-    p = next(head.parameters(), None)
-    device = p.device if p is not None else torch.device(step.device)
-    with torch.no_grad():
-        t = torch.from_numpy(feats).to(device)
-        return torch.cat([head.eval()(t[s : s + 16384]) for s in range(0, len(t), 16384)]).cpu()
+    with torch.no_grad(), eval_mode(head) as h:
+        t = torch.from_numpy(feats).to(device_of(head, step.device))
+        return torch.cat([h(t[s : s + 16384]) for s in range(0, len(t), 16384)]).cpu()
 
 
 def predict(step: StepProjection, head: torch.nn.Module, points_2d: np.ndarray) -> np.ndarray:
@@ -80,6 +79,16 @@ def colorize(logits: torch.Tensor, n_classes: int | None = None) -> np.ndarray:
     s = np.where(margin < WHITE_MARGIN, 0.0, margin)[:, None]
     rgb = 255.0 * (1 - s) + table[cls] * s
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def class_grid(
+    step: StepProjection, head: Callable[[torch.Tensor], torch.Tensor], *, resolution: int = 256,
+    bounds: tuple[float, float, float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(class int64 [R, R], white bool [R, R]) of the landscape over ``bounds``: what ``render`` colours."""
+    logits = _logits(step, head, grid_points(bounds or step.bounds_, resolution))
+    white = (normalized_gap(logits) < WHITE_MARGIN).numpy()
+    return logits.argmax(1).numpy().reshape(resolution, resolution), white.reshape(resolution, resolution)
 
 
 def render(

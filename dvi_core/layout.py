@@ -1,7 +1,7 @@
 """Fast non-parametric UMAP layout in torch (the map of the default ``"dvi"`` variant).
 
 UMAP's stochastic gradient optimisation, vectorised per epoch: every edge is applied with
-probability weight / max_weight (sampling in proportion to weight, DESIGN §4.2), with 5 random
+probability weight / max_weight (sampling in proportion to weight), with 5 random
 negative vertices per applied edge and gradients clipped at 4, learning rate decaying linearly.
 Warm-started from the previous step's layout, samples whose neighbourhoods did not change stay put.
 """

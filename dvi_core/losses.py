@@ -1,4 +1,4 @@
-"""Losses of the visualization model (DESIGN §4.4) as small pure torch functions named after their math."""
+"""Losses of the visualization model as small pure torch functions named after their math."""
 
 from __future__ import annotations
 

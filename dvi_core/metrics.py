@@ -1,4 +1,4 @@
-"""Quality metrics of a projection (DESIGN §4.6), as plain typed functions on arrays.
+"""Quality metrics of a projection, as plain typed functions on arrays.
 
 All values are fractions in [0, 1] except ``temporal_correlation`` (a Spearman correlation in
 [-1, 1]). ``evaluate_step`` bundles them for one step, train and test.
@@ -6,11 +6,13 @@ All values are fractions in [0, 1] except ``temporal_correlation`` (a Spearman c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from .boundary import device_of, eval_mode
 from .neighbors import exact_query, knn
 
 if TYPE_CHECKING:
@@ -42,12 +44,11 @@ def boundary_preservation(
     return float(_overlap(exact_query(B, X, k)[0], exact_query(YB, Y, k)[0]).mean())
 
 
-def _predict(head: torch.nn.Module, X: np.ndarray) -> np.ndarray:
-    p = next(head.parameters(), None)
-    device = p.device if p is not None else torch.device("cpu")
-    with torch.no_grad():
-        t = torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
-        return torch.softmax(head.eval()(t), 1).cpu().numpy()
+def _predict(head: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray) -> np.ndarray:
+    """Softmax of the head on ``X`` (a module runs in eval mode; its training mode is restored)."""
+    with torch.no_grad(), eval_mode(head) as h:
+        t = torch.as_tensor(np.asarray(X, dtype=np.float32), device=device_of(head))
+        return torch.softmax(torch.cat([h(t[s : s + 16384]) for s in range(0, len(t), 16384)]), 1).cpu().numpy()
 
 
 def ppr(head: torch.nn.Module, X: np.ndarray, X_hat: np.ndarray) -> float:
@@ -118,6 +119,49 @@ def trustworthiness(X: np.ndarray, Y: np.ndarray, k: int = 15, *, knn_y: np.ndar
     return 1.0 - penalty * 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
 
 
+def landscape_agreement(
+    classes: np.ndarray, bounds: tuple[float, float, float, float], Y: np.ndarray, pred: np.ndarray
+) -> float | None:
+    """Fraction of dots whose landscape pixel has the dot's predicted class (what a user sees as "on its colour").
+
+    ``classes`` int [R, R] is the landscape's class per pixel over ``bounds`` (row 0 = y_max, as rendered);
+    ``Y`` [N, 2] the dots and ``pred`` [N] the head's class of each dot's sample. Dots outside ``bounds`` are
+    not on the map and are not counted; None when no dot is on it.
+    """
+    R = classes.shape[0]
+    x0, y0, x1, y1 = bounds
+    col = np.floor((np.asarray(Y[:, 0], np.float64) - x0) / (x1 - x0) * R).astype(np.int64)
+    row = np.floor((y1 - np.asarray(Y[:, 1], np.float64)) / (y1 - y0) * R).astype(np.int64)
+    inside = (col >= 0) & (col < R) & (row >= 0) & (row < R)
+    if not inside.any():
+        return None
+    return float((classes[row[inside], col[inside]] == np.asarray(pred)[inside]).mean())
+
+
+def _neighbour_stack(a: np.ndarray) -> np.ndarray:
+    """The 8 neighbours of every interior pixel of a 2-D array, [8, R-2, R-2]."""
+    R0, R1 = a.shape
+    return np.stack([a[1 + dy : R0 - 1 + dy, 1 + dx : R1 - 1 + dx]
+                     for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)])
+
+
+def speckle(classes: np.ndarray, boundary: np.ndarray) -> float:
+    """Fraction of coloured interior pixels whose class (argmax) differs from at least 5 of their 8 neighbours'.
+
+    ``classes`` int [R, R] per pixel, ``boundary`` bool [R, R] the white (decision-boundary) pixels. A white
+    pixel whose 8 neighbours are all coloured with one class (a white hole inside a confident region) counts as
+    a speckle too. Pixels on the image's edge (fewer than 8 neighbours) are not judged. 0 for a clean landscape.
+    """
+    if classes.shape[0] < 3 or classes.shape[1] < 3:
+        return 0.0
+    c, w = classes[1:-1, 1:-1], boundary[1:-1, 1:-1]
+    nc, nw = _neighbour_stack(classes), _neighbour_stack(boundary)
+    lonely = ~w & ((nc != c[None]).sum(0) >= 5)
+    hole = w & ~nw.any(0) & (nc == nc[0][None]).all(0)
+    coloured = int((~w).sum())
+    return float((lonely.sum() + hole.sum()) / max(coloured, 1))
+
+
 def evaluate_step(
     step: StepProjection,
     head: torch.nn.Module,
@@ -132,30 +176,47 @@ def evaluate_step(
     k: int = 15,
     train_embedding: np.ndarray | None = None,
     test_embedding: np.ndarray | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
+    resolution: int = 256,
 ) -> dict[str, dict[str, float | None]]:
     """All metrics of one step for the train split and (when given) the test split.
 
     ``train_embedding`` / ``test_embedding``: ``step.transform`` of the split when the caller already has it.
-    Returns ``{"train": {...}, "test": {...}}`` with keys nn, boundary, ppr, ccr, temporal,
-    trustworthiness; a value is None when its inputs are missing (temporal on the first step).
+    ``bounds``: the square box (x0, y0, x1, y1) of the landscape the user is shown (default ``step.bounds_``);
+    the landscape metrics render it at ``resolution`` px.
+    Returns ``{"train": {...}, "test": {...}}`` with keys nn, boundary, ppr, ccr, temporal, trustworthiness,
+    landscape_agreement (fraction of the split's dots inside ``bounds`` lying on a pixel of their own predicted
+    class) and speckle (fraction of the landscape's coloured pixels that are speckles or white holes, the same
+    value in both splits); a value is None when its inputs are missing (temporal on the first step).
     """
+    from .landscape import class_grid
+
+    box = tuple(bounds) if bounds is not None else step.bounds_
+    classes, white = class_grid(step, head, bounds=box, resolution=resolution)
+    spk = speckle(classes, white)
     out: dict[str, dict[str, float | None]] = {}
     splits = [("train", train_features, train_embedding, boundary, prev_train_features),
               ("test", test_features, test_embedding, test_boundary, prev_test_features)]
     for name, X, Y, Bd, Xp in splits:
         if X is None:
-            out[name] = dict.fromkeys(("nn", "boundary", "ppr", "ccr", "temporal", "trustworthiness"))
+            out[name] = dict.fromkeys(("nn", "boundary", "ppr", "ccr", "temporal", "trustworthiness",
+                                       "landscape_agreement", "speckle"))
             continue
         Y = step.transform(X) if Y is None else Y
         X_hat = step.inverse_transform(Y)
         knn_x, knn_y = step.knn_of(X, k), knn(Y, k)[0]  # each graph once; the step's own when X is its data
+        p, q = _predict(head, X), _predict(head, X_hat)
+        rows = np.arange(len(p))
+        c = p.argmax(1)
         res: dict[str, float | None] = {
             "nn": float(_overlap(knn_x, knn_y).mean()),
             "boundary": None if Bd is None else boundary_preservation(X, Bd, Y, step.transform(Bd), k),
-            "ppr": ppr(head, X, X_hat),
-            "ccr": ccr(head, X, X_hat),
+            "ppr": float((c == q.argmax(1)).mean()),
+            "ccr": float(np.abs(p[rows, c] - q[rows, c]).mean()),
             "temporal": None,
             "trustworthiness": trustworthiness(X, Y, k, knn_y=knn_y),
+            "landscape_agreement": landscape_agreement(classes, box, Y, c),
+            "speckle": spk,
         }
         if prev is not None and Xp is not None:
             res["temporal"] = temporal_correlation(Xp, X, prev.transform(Xp), Y, k,

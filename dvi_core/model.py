@@ -1,4 +1,4 @@
-"""Visualization model (DESIGN §4.3): an MLP encoder D -> 2 (faithful variant) and a decoder 2 -> D.
+"""Visualization model: an MLP encoder D -> 2 (faithful variant) and a decoder 2 -> D.
 
 The default variant's encoder is ``placement.LayoutEncoder`` (non-parametric, same frame). All models
 work in a fixed linear input space held as buffers: centred by the feature mean,
@@ -6,7 +6,7 @@ rotated onto ``P`` principal axes (``P = D`` with identity axes for the faithful
 by one global scale. Why: the MLPs then see O(1) values whatever the scale of the user's
 representations, and with ``P < D`` (default variant) every training step costs O(P) instead of
 O(D) per hidden unit, which is what makes a step on 8k x 512-d take seconds on two CPU cores.
-``state_dict`` plus a few ints fully describe the models (``torch.load(weights_only=True)``).
+``state_dict`` plus a few ints fully describe the models (saved as plain arrays by ``persist``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The public estimator: ``DVIProjector.fit_step`` builds one ``StepProjection`` per training step.
 
-Pipeline of one step (DESIGN §4): boundary samples -> kNN -> fuzzy complex + boundary complex ->
+Pipeline of one step: boundary samples -> kNN -> fuzzy complex + boundary complex ->
 (default variant) non-parametric layout warm-started from step t-1 -> encoder/decoder training
 warm-started from step t-1 with the temporal term -> a new, immutable-by-convention ``StepProjection``.
 """
@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from . import boundary as _boundary
-from . import graph, layout
+from . import graph, layout, persist
 from .metrics import neighbor_preserving_rate
 from .model import Decoder, Encoder, build_decoder, build_models, forget, memorize, refit_frame, set_frame
 from .neighbors import exact_query, features_digest, knn
@@ -27,7 +27,6 @@ from .train import LossWeights, TrainData, train_models
 from .validation import check_fit_inputs, check_head_classes, check_params
 
 VARIANTS = ("dvi", "faithful")
-_FORMAT = "dvi_core.StepProjection/2"
 
 
 @dataclass(frozen=True)
@@ -133,46 +132,25 @@ class StepProjection:
         return _apply(self.decoder, Y, self.device, self.n_features_in_)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write one file loadable with ``torch.load(weights_only=True)`` (tensors and plain values only).
+        """Write one plain ``.npz`` file at exactly ``path`` (arrays + JSON; no pickle, see ``persist``).
 
         The decoder's memory values equal the placement encoder's keys (both are the references' frame
         coordinates): stored once, which keeps the file about 40 % smaller.
         """
-        decoder = {k: v.cpu() for k, v in self.decoder.state_dict().items()}
-        keys = getattr(self.encoder, "keys", None)
-        shared = keys is not None and torch.equal(keys.cpu(), decoder["memory.values"])
-        if shared:
-            del decoder["memory.values"]
-        torch.save(
-            {
-                "format": _FORMAT,
-                "config": self.config_,
-                "npr": self.npr_,
-                "embedding": torch.from_numpy(self.embedding_),
-                "knn": None if self.knn_ is None else torch.from_numpy(self.knn_.astype(np.int32)),
-                "digest": self.features_digest_,
-                "encoder": {k: v.cpu() for k, v in self.encoder.state_dict().items()},
-                "decoder": decoder,
-                "shared_memory": shared,
-            },
-            path,
-        )
+        meta = {"config": self.config_, "npr": self.npr_, "digest": self.features_digest_}
+        persist.write(path, self.encoder, self.decoder, self.embedding_, self.knn_, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str = "cpu") -> StepProjection:
-        """Read a file written by ``save``; nothing is unpickled beyond tensors and plain values."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a saved StepProjection of this version (format {state.get('format')!r}, "
-                             f"expected {_FORMAT!r}); project the step again.")
-        enc, dec = _models_of(state["config"])
-        enc.load_state_dict(state["encoder"])
-        if state["shared_memory"]:
-            state["decoder"]["memory.values"] = state["encoder"]["keys"]
-        dec.load_state_dict(state["decoder"])
-        knn_ = None if state["knn"] is None else state["knn"].numpy()
-        return cls(enc, dec, state["embedding"].numpy(), state["config"], device=device, npr=state["npr"],
-                   knn=knn_, digest=state["digest"])
+        """Read a file written by ``save`` with ``numpy.load(allow_pickle=False)``.
+
+        Raises ValueError ("... is not a saved StepProjection of this version ...; project the step again")
+        for anything else: another format or version, a truncated or garbage file, object arrays.
+        """
+        enc, dec, emb, knn_, meta = persist.read(path, _models_of)
+        npr = meta.get("npr")
+        return cls(enc, dec, emb, meta["config"], device=device, npr=None if npr is None else float(npr),
+                   knn=knn_, digest=str(meta.get("digest", "")))
 
 
 def _models_of(cfg: dict[str, Any]) -> tuple[Encoder | LayoutEncoder, Decoder]:

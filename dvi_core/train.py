@@ -1,4 +1,4 @@
-"""Training loop of the visualization model (DESIGN §4.4), shared by both variants.
+"""Training loop of the visualization model, shared by both variants.
 
 One loss, several weighted terms; a term with weight 0 is skipped entirely:
 - ``umap``: parametric-UMAP cross-entropy on edges sampled in proportion to weight (faithful core);

@@ -72,3 +72,62 @@ def test_neighbor_preserving_rate():
     a = np.array([[1, 2, 3], [4, 5, 6]])
     b = np.array([[3, 2, 9], [7, 8, 9]])
     np.testing.assert_allclose(metrics.neighbor_preserving_rate(a, b), [2 / 3, 0.0])
+
+
+def _halves(R: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes split by a vertical white boundary band (columns 15-16)."""
+    classes = np.zeros((R, R), np.int64)
+    classes[:, R // 2 :] = 1
+    white = np.zeros((R, R), bool)
+    white[:, R // 2 - 1 : R // 2 + 1] = True
+    return classes, white
+
+
+def test_speckle_is_zero_on_a_clean_landscape_and_counts_one_planted_speckle():
+    classes, white = _halves()
+    assert metrics.speckle(classes, white) == 0.0, "a clean two-region landscape has speckles"
+    coloured = int((~white[1:-1, 1:-1]).sum())
+    spotted = classes.copy()
+    spotted[8, 5] = 2  # one pixel of another class inside region 0
+    v = metrics.speckle(spotted, white)
+    assert v == pytest.approx(1 / coloured), f"one planted speckle scored {v}, expected {1 / coloured}"
+    holed = white.copy()
+    holed[20, 25] = True  # a white hole inside the confident region 1
+    v = metrics.speckle(classes, holed)
+    assert v == pytest.approx(1 / (coloured - 1)), f"one white hole scored {v}"
+
+
+def test_landscape_agreement_pixels_under_dots():
+    classes, _ = _halves(4)  # bounds (0, 0, 4, 4): column c covers x in [c, c + 1)
+    Y = np.array([[0.5, 0.5], [3.5, 3.9], [1.2, 2.0], [9.0, 1.0]])
+    assert metrics.landscape_agreement(classes, (0, 0, 4, 4), Y, np.array([0, 1, 0, 0])) == 1.0
+    v = metrics.landscape_agreement(classes, (0, 0, 4, 4), Y, np.array([1, 1, 1, 1]))
+    assert v == pytest.approx(1 / 3), f"agreement {v}; the dot outside the bounds must not count"
+
+
+class _WrongBetweenPoints(torch.nn.Module):
+    """Decodes the dots exactly but flips the sign everywhere else (a per-point memory, wrong between dots)."""
+
+    def __init__(self, Y: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("dots", torch.as_tensor(Y, dtype=torch.float32))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        on_dot = torch.cdist(y, self.dots, compute_mode="donot_use_mm_for_euclid_dist").min(1).values < 1e-6
+        return torch.where(on_dot[:, None], y, -y)
+
+
+def test_a_decoder_wrong_between_points_scores_low_agreement_despite_perfect_ppr():
+    from dvi_core import StepProjection
+
+    X = _points(300, 2, seed=3)
+    head = torch.nn.Linear(2, 2)
+    head.weight.data = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
+    head.bias.data.zero_()
+    good = StepProjection(torch.nn.Identity(), torch.nn.Identity(), X, {"n_features": 2})
+    bad = StepProjection(torch.nn.Identity(), _WrongBetweenPoints(X), X, {"n_features": 2})
+    for step, low in ((good, False), (bad, True)):
+        res = metrics.evaluate_step(step, head, X, train_embedding=X)["train"]
+        assert res["ppr"] == 1.0, f"PPR at the points {res['ppr']}"
+        v = res["landscape_agreement"]
+        assert (v < 0.1) if low else (v > 0.95), f"landscape agreement {v:.3f} (decoder wrong between dots: {low})"

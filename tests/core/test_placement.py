@@ -3,6 +3,8 @@ on new points, deterministic, and the kNN graph a step hands to the next one."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -69,18 +71,58 @@ def test_next_step_reuses_the_knn_graph_only_for_the_same_features(digits, fitte
     assert trusted.npr_ != pytest.approx(warm.npr_), "the stored graph was not used although the digest matched"
 
 
-def test_a_file_of_another_format_is_refused_with_advice(tmp_path, fitted):
-    path = tmp_path / "old.pt"
-    torch.save({"format": "dvi_core.StepProjection/1"}, path)
-    with pytest.raises(ValueError, match=r"not a saved StepProjection of this version .* project the step again"):
+REFUSED = r"not a saved StepProjection of this version .* project the step again"
+
+
+def _object_array_file(path):
+    with open(path, "wb") as f:
+        np.savez(f, meta=np.array([{"format": "x"}], dtype=object))
+
+
+def _other_version_file(path):
+    with open(path, "wb") as f:
+        np.savez(f, meta=np.frombuffer(b'{"format": "dvi_core.StepProjection/2"}', np.uint8))
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: torch.save({"format": "dvi_core.StepProjection/2"}, p),  # the old pickle-based file
+    lambda p: p.write_bytes(b"garbage" * 100),
+    lambda p: p.write_bytes(b""),
+    _object_array_file,
+    _other_version_file,
+], ids=["torch-pickle", "garbage", "empty", "object-array", "other-version"])
+def test_a_file_of_another_format_is_refused_with_advice(tmp_path, make):
+    path = tmp_path / "old.model.pt"
+    make(path)
+    with pytest.raises(ValueError, match=REFUSED):
         StepProjection.load(path)
+
+
+def test_truncated_or_tampered_files_are_refused(tmp_path, fitted):
+    path = tmp_path / "step.npz"
+    fitted.save(path)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=REFUSED):
+        StepProjection.load(cut)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    name = next(k for k in arrays if k.startswith("decoder/net"))
+    arrays[name] = arrays[name][..., :1]  # wrong shape
+    bad = tmp_path / "bad.npz"
+    with open(bad, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ValueError, match=REFUSED):
+        StepProjection.load(bad)
 
 
 def test_saved_file_stores_the_references_once(tmp_path, digits, fitted):
     path = tmp_path / "step.pt"
     fitted.save(path)
-    state = torch.load(path, weights_only=True)
-    assert state["shared_memory"] and "memory.values" not in state["decoder"]
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(f["meta"].tobytes())
+        assert meta["shared_memory"] and "decoder/memory.values" not in f.files
     loaded = StepProjection.load(path)
     torch.testing.assert_close(loaded.decoder.memory.values, fitted.decoder.memory.values, rtol=0, atol=0)
     Y = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)

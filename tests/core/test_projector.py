@@ -43,9 +43,12 @@ def test_deterministic_for_a_seed(digits, fitted):
 
 
 def test_save_load_round_trip(tmp_path, digits, fitted):
-    path = tmp_path / "step.pt"
+    path = tmp_path / "step.model.pt"  # any name: nothing is appended to it
     fitted.save(path)
-    torch.load(path, weights_only=True)  # plain tensors and values only
+    assert path.exists() and not (tmp_path / "step.model.pt.npz").exists()
+    with np.load(path, allow_pickle=False) as f:  # a plain npz: arrays only, no pickle
+        assert "meta" in f.files and f["embedding"].shape == (600, 2)
+        assert all(f[name].dtype != object for name in f.files)
     loaded = StepProjection.load(path)
     np.testing.assert_array_equal(loaded.transform(digits.test), fitted.transform(digits.test))
     Y = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
