@@ -1,0 +1,235 @@
+"""Route logic of the training-dynamics routes (``dynamics``, ``suspects``, ``cube``), free of HTTP.
+
+Each run's :class:`dynamics.Dynamics` is kept in memory and keyed by its steps' record hashes: when training logs a
+new step, the next request folds in that step only; when a step is re-logged, removed or arrives out of order, the
+run is rebuilt from its files. Every method returns ``(body, mime)`` where ``body`` is a JSON-ready dict or bytes,
+and raises ``tensorboard.errors`` for bad input (404 unknown run data, 400 bad parameter).
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import threading
+from typing import Any
+
+import numpy as np
+from tensorboard import errors
+
+from tensorboard_plugin_dvi import binary, cube, storage, suspects
+from tensorboard_plugin_dvi.catalog import RunIndex
+from tensorboard_plugin_dvi.dynamics import Dynamics, StepInput
+
+MAX_PIXELS = 4096
+"""Largest ``rows`` or ``cols`` of a cube request."""
+
+DEFAULT_ROWS, DEFAULT_COLS = 512, 512
+MAX_K = 100_000
+"""Largest ``k`` of a suspects request."""
+
+COLUMNS = ("id", "label", "split", "n_steps", "first_step", "last_step", "correctness", "aum", "scaled_aum",
+           "confidence", "variability", "forgetting", "learned_from", "flips", "never_learned", "last_pred",
+           "last_correct", "last_p_label", "last_p_pred", "mode_pred", "mode_count", "score", "category")
+"""Columns of the per-sample table, in the order of the CSV and binary answers."""
+
+_MAX_RUNS = 8
+
+
+class _RunState:
+    """One run's running dynamics and the (step, arrays hash) keys of the steps folded into it."""
+
+    def __init__(self, n_classes: int | None) -> None:
+        self.lock = threading.Lock()
+        self.keys: list[tuple[int, str]] = []
+        self.dynamics = Dynamics(n_classes)
+        self.skipped: list[dict[str, Any]] = []
+
+
+def step_keys(index: RunIndex) -> list[tuple[int, str]]:
+    """``(step, arrays sha256)`` of every servable step, in step order: what identifies a run's content."""
+    return [(s, str(index.records[s]["files"]["arrays"]["sha256"])) for s in index.steps]
+
+
+def full_table(dyn: Dynamics) -> dict[str, np.ndarray]:
+    """The dynamics table plus the suspicion ``score`` and the ``category`` name (empty when not a suspect)."""
+    table = dyn.table()
+    table["score"] = suspects.score(table)
+    codes = suspects.categorize(table)
+    names = np.asarray(("",) + suspects.CATEGORIES, dtype=object)
+    table["category"] = names[codes.astype(np.int64) + 1]
+    return table
+
+
+class Diagnosis:
+    """In-memory, incremental training-dynamics answers for the plugin's runs."""
+
+    def __init__(self, max_runs: int = _MAX_RUNS) -> None:
+        self._runs: collections.OrderedDict[str, _RunState] = collections.OrderedDict()
+        self._max_runs = max_runs
+        self._lock = threading.Lock()
+
+    # -- state -----------------------------------------------------------------------------------------------------
+
+    def state(self, index: RunIndex) -> _RunState:
+        """The run's dynamics, brought up to date with its servable steps (new steps only, when possible)."""
+        keys = step_keys(index)
+        if not keys:
+            raise errors.NotFoundError(f"Run {index.name!r} has no servable steps yet.")
+        latest = index.latest() or {}
+        with self._lock:
+            state = self._runs.get(index.directory)
+            if state is None or state.keys != keys[:len(state.keys)]:
+                state = _RunState(latest.get("n_classes"))
+                self._runs[index.directory] = state
+            self._runs.move_to_end(index.directory)
+            while len(self._runs) > self._max_runs:
+                self._runs.popitem(last=False)
+        with state.lock:
+            for step, digest in keys[len(state.keys):]:
+                self._fold(index, state, step)
+                state.keys.append((step, digest))
+        return state
+
+    @staticmethod
+    def _fold(index: RunIndex, state: _RunState, step: int) -> None:
+        try:
+            arrays = index.store.load_arrays(index.records[step], features=False)
+        except storage.StepError as err:
+            state.skipped.append({"step": step, "error": str(err)})
+            return
+        if "logits" not in arrays:
+            raise errors.NotFoundError(f"Run {index.name!r} logged no logits (imported without its classifier), so "
+                                       "it has no training dynamics.")
+        state.dynamics.add_step(StepInput.from_arrays(step, arrays))
+
+    @staticmethod
+    def _classes(index: RunIndex, n_classes: int) -> list[str]:
+        names = (index.latest() or {}).get("classes") or []
+        return [str(n) for n in names] if len(names) == n_classes else [str(c) for c in range(n_classes)]
+
+    def _header(self, index: RunIndex, state: _RunState) -> dict[str, Any]:
+        dyn = state.dynamics
+        return {"run": index.name, "steps": list(dyn.steps), "n": dyn.n_samples,
+                "classes": self._classes(index, dyn.n_classes or 0), "skipped_steps": list(state.skipped)}
+
+    # -- routes ----------------------------------------------------------------------------------------------------
+
+    def dynamics(self, index: RunIndex, fmt: str = "json") -> tuple[dict[str, Any] | bytes, str]:
+        """Every sample's statistics: JSON (column lists), CSV (one row per sample) or the binary form."""
+        _choice("format", fmt, ("json", "csv", "binary"))
+        state = self.state(index)
+        with state.lock:
+            table, header = full_table(state.dynamics), self._header(index, state)
+        if fmt == "csv":
+            return table_csv(table, header["classes"]), "text/csv; charset=utf-8"
+        if fmt == "binary":
+            return table_binary(table, header), "application/octet-stream"
+        return {**header, "columns": {name: _json_list(table[name]) for name in COLUMNS}}, "application/json"
+
+    def suspects(self, index: RunIndex, k: int = 100, fmt: str = "json") -> tuple[dict[str, Any] | bytes, str]:
+        """The top ``k`` suspects with category, score and reason, as JSON or CSV."""
+        _choice("format", fmt, ("json", "csv"))
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise errors.InvalidArgumentError(f"Parameter 'k' must be an integer in [1, {MAX_K}], got {k!r}.")
+        state = self.state(index)
+        with state.lock:
+            table, header = state.dynamics.table(), self._header(index, state)
+        rows = suspects.suspects(table, header["classes"], k)
+        total = int((suspects.categorize(table) != suspects.NONE).sum())
+        if fmt == "csv":
+            return suspects_csv(rows, header["classes"]), "text/csv; charset=utf-8"
+        return {**header, "k": k, "total": total, "suspects": rows}, "application/json"
+
+    def cube(self, index: RunIndex, rows: int = DEFAULT_ROWS, cols: int = DEFAULT_COLS,
+             split: str | None = None) -> tuple[bytes, str]:
+        """The correctness cube summarised to ``rows`` x ``cols`` pixels, in the binary form."""
+        for name, value in (("rows", rows), ("cols", cols)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PIXELS:
+                raise errors.InvalidArgumentError(
+                    f"Parameter '{name}' must be an integer in [1, {MAX_PIXELS}], got {value!r}.")
+        if split not in (None, "", "train", "test"):
+            raise errors.InvalidArgumentError(f"Parameter 'split' must be 'train' or 'test', got {str(split)[:20]!r}.")
+        state = self.state(index)
+        with state.lock:
+            dyn = state.dynamics
+            built = cube.build(dyn.correct_matrix(), dyn.table(), dyn.steps, dyn.class_curves(), dyn.n_classes,
+                               rows, cols, split or None)
+            header = self._header(index, state)
+        return cube.encode(built, header), "application/octet-stream"
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise errors.InvalidArgumentError(
+            f"Parameter '{name}' must be one of {', '.join(repr(a) for a in allowed)}, got {str(value)[:20]!r}.")
+
+
+def _json_list(values: np.ndarray) -> list[Any]:
+    """A column as JSON values: floats rounded to 5 decimals, NaN as null."""
+    if values.dtype.kind == "f":
+        rounded = np.round(values, 5)
+        return [None if v != v else v for v in rounded.tolist()]
+    return values.tolist()
+
+
+def table_csv(table: dict[str, np.ndarray], classes: list[str]) -> bytes:
+    """The per-sample table as CSV, with the label and last prediction also by class name."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    names = [*COLUMNS[:2], "label_name", *COLUMNS[2:]]
+    writer.writerow(names)
+    columns = {name: _json_list(table[name]) for name in COLUMNS}
+    columns["split"] = ["train" if s == 1 else "test" for s in columns["split"]]
+    columns["label_name"] = [classes[c] if 0 <= c < len(classes) else str(c) for c in columns["label"]]
+    writer.writerows(zip(*(columns[n] for n in names), strict=True))
+    return out.getvalue().encode("utf-8")
+
+
+def suspects_csv(rows: list[dict[str, Any]], classes: list[str]) -> bytes:
+    """Suspects as CSV: rank, id, label, label name, prediction, prediction name, split, category, score, reason."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["rank", "id", "label", "label_name", "pred", "pred_name", "split", "category", "score",
+                     "reason"])
+    for rank, row in enumerate(rows, start=1):
+        writer.writerow([rank, row["id"], row["label"], _class_name(classes, row["label"]), row["pred"],
+                         _class_name(classes, row["pred"]), row["split"], row["category"], row["score"],
+                         row["reason"]])
+    return out.getvalue().encode("utf-8")
+
+
+def _class_name(classes: list[str], c: int) -> str:
+    return classes[c] if 0 <= c < len(classes) else str(c)
+
+
+_BINARY_DTYPES = {
+    "id": np.int32, "label": np.int32, "split": np.uint8, "n_steps": np.int32, "first_step": np.int32,
+    "last_step": np.int32, "correctness": np.float32, "aum": np.float32, "scaled_aum": np.float32,
+    "confidence": np.float32, "variability": np.float32, "forgetting": np.int32, "learned_from": np.int32,
+    "flips": np.int32, "never_learned": np.uint8, "last_pred": np.int32, "last_correct": np.uint8,
+    "last_p_label": np.float32, "last_p_pred": np.float32, "mode_pred": np.int32, "mode_count": np.int32,
+    "score": np.float32, "category": np.int8,
+}
+
+
+def table_binary(table: dict[str, np.ndarray], header: dict[str, Any]) -> bytes:
+    """The per-sample table in the plugin's binary form; ``category`` as an index into the header's list (-1 none).
+
+    Integers go as int32 (JavaScript reads them without BigInt), or as float64 when a column's values do not fit.
+    """
+    names = list(suspects.CATEGORIES)
+    arrays = dict(table)
+    codes = np.full(len(table["id"]), -1, np.int8)
+    for i, name in enumerate(names):
+        codes[table["category"] == name] = i
+    arrays["category"] = codes
+    dtypes = {name: _fit(arrays[name], dtype) for name, dtype in _BINARY_DTYPES.items()}
+    return binary.encode({**header, "categories": names}, arrays, dtypes)
+
+
+def _fit(values: np.ndarray, dtype: Any) -> Any:
+    """``dtype``, or float64 (exact to 2**53) for an int32 column whose values do not fit in int32."""
+    if np.dtype(dtype) == np.int32 and values.size and np.abs(values).max() >= 2 ** 31:
+        return np.float64
+    return dtype

@@ -1,0 +1,337 @@
+"""Per-sample training dynamics from the logits logged at each step, kept up to date one step at a time.
+
+For every sample and every logged step where it appears, the step's logits ``z`` and the sample's given label ``y``
+yield: whether it is predicted correctly, the predicted class, the softmax confidence in the given label
+``p_y = softmax(z)_y`` and the logit margin of the given label ``m = z_y - max_{j != y} z_j``. Over the steps where a
+sample appears these give:
+
+* ``aum``: the area under the margin, the mean of ``m`` (Pleiss et al. 2020). Negative means the model, on average,
+  prefers another class to the given label.
+* ``scaled_aum``: the mean of ``m / s_t``, where ``s_t`` is step t's mean ``|m|`` over its training samples, so that
+  every step weighs the same although logits grow during training (:func:`margin_scale`).
+* ``confidence`` and ``variability``: the mean and the population standard deviation of ``p_y`` (the two axes of a
+  data map, Swayamdipta et al. 2020).
+* ``correctness``: the fraction of steps predicted correctly.
+* ``forgetting``: the number of forgetting events, a step predicted correctly followed (at the sample's next
+  appearance) by a wrong one (Toneva et al. 2019).
+* ``learned_from``: the step from which the sample stays predicted correctly up to its latest appearance, or -1 when
+  its latest prediction is wrong (not learned).
+* ``flips``: how often the predicted class changed between consecutive appearances.
+* ``mode_pred`` / ``mode_count``: the wrong class predicted most often and at how many steps (for reasons in words).
+* the latest step's prediction, self-confidence ``p_y`` and confidence in the prediction.
+
+Every statistic is a running sum or a last value, so :meth:`Dynamics.add_step` updates them in O(N) for a new step
+without revisiting old ones. Samples are matched across steps by their logged ids; a sample absent from some steps
+is summarised over the steps where it appears (``n_steps``), and samples first seen at a later step are appended.
+
+The correctness and prediction of every (sample, step) pair are kept too (int8/int16, one array per step), for the
+correctness cube (:mod:`cube`) and the per-class accuracy curves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+ABSENT = -1
+"""Value of a (sample, step) cell in the histories when the sample was not logged at that step."""
+
+_MODE_CELLS = 1 << 26
+"""Largest samples x classes count for which exact per-class prediction counts are kept (128 MiB of uint16)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StepInput:
+    """What one logged step contributes: ids [N], labels [N], split [N] (1 = train) and logits [N, C]."""
+
+    step: int
+    ids: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    logits: np.ndarray
+
+    @classmethod
+    def from_arrays(cls, step: int, arrays: dict[str, np.ndarray]) -> StepInput:
+        """From a step's stored arrays (``ids``, ``labels``, ``split``, ``logits``), as ``load_arrays`` returns."""
+        return cls(int(step), arrays["ids"], arrays["labels"], arrays["split"], arrays["logits"])
+
+
+def step_quantities(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-sample quantities of one step: prediction, correctness, margin, ``p_y`` and confidence in the prediction.
+
+    The margin is computed on logits (as AUM defines it); probabilities by a softmax in float64 for stability.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    rows = np.arange(len(z))
+    pred = z.argmax(1)
+    z_y = z[rows, y]
+    others = z.copy()
+    others[rows, y] = -np.inf
+    margin = z_y - others.max(1)
+    shifted = np.exp(z - z[rows, pred][:, None])
+    total = shifted.sum(1)
+    return {"pred": pred, "correct": pred == y, "margin": margin, "p_label": shifted[rows, y] / total,
+            "p_pred": 1.0 / total}
+
+
+class _Columns:
+    """Growable per-sample arrays (one row per sample id ever seen)."""
+
+    def __init__(self, specs: dict[str, tuple[Any, Any]]) -> None:
+        self.specs = specs
+        self.size = 0
+        self.data = {name: np.full(0, fill, dtype) for name, (dtype, fill) in specs.items()}
+
+    def grow(self, size: int) -> None:
+        if size <= self.size:
+            return
+        capacity = len(next(iter(self.data.values())))
+        if size > capacity:
+            new_cap = max(size, 2 * capacity, 1024)
+            for name, (dtype, fill) in self.specs.items():
+                fresh = np.full(new_cap, fill, dtype)
+                fresh[:self.size] = self.data[name][:self.size]
+                self.data[name] = fresh
+        self.size = size
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.data[name][:self.size]
+
+
+_SPECS: dict[str, tuple[Any, Any]] = {
+    "id": (np.int64, 0), "label": (np.int64, 0), "split": (np.uint8, 0),
+    "first_step": (np.int64, 0), "last_step": (np.int64, 0), "n_steps": (np.int32, 0),
+    "n_correct": (np.int32, 0), "sum_margin": (np.float64, 0.0), "sum_scaled": (np.float64, 0.0),
+    "sum_p": (np.float64, 0.0),
+    "sum_p2": (np.float64, 0.0), "forgetting": (np.int32, 0), "flips": (np.int32, 0),
+    "learned_from": (np.int64, ABSENT), "last_pred": (np.int64, ABSENT), "last_correct": (np.int8, ABSENT),
+    "last_p_label": (np.float64, np.nan), "last_p_pred": (np.float64, np.nan), "last_margin": (np.float64, np.nan),
+    "mode_pred": (np.int64, ABSENT), "mode_count": (np.int32, 0),
+}
+
+
+class Dynamics:
+    """Running per-sample statistics over a run's steps, in the order they were logged.
+
+    ``add_step`` must be called with increasing steps; a step logged again or out of order needs a fresh object
+    (the diagnosis cache does that). ``table()`` gives the per-sample statistics, ``correct_matrix()`` the
+    samples x steps correctness for the cube.
+    """
+
+    def __init__(self, n_classes: int | None = None) -> None:
+        self.n_classes = n_classes
+        self.steps: list[int] = []
+        self._cols = _Columns(_SPECS)
+        self._row_of: dict[int, int] = {}
+        self._last_ids: np.ndarray | None = None
+        self._last_rows: np.ndarray | None = None
+        self._exact_mode = True
+        self._counts: np.ndarray | None = None  # [rows, C] uint16 wrong-prediction counts, when small enough
+        self._correct_hist: list[np.ndarray] = []  # per step: int8 over rows known then (ABSENT / 0 / 1)
+        self._pred_hist: list[np.ndarray] = []  # per step: int16 predicted class (ABSENT when not logged)
+        self._curves: list[np.ndarray] = []  # per step: [2 splits (test, train), C] accuracy, NaN when empty
+        self._matrix_cache: tuple[int, np.ndarray] | None = None
+
+    # -- building --------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_steps(cls, steps: Any, n_classes: int | None = None) -> Dynamics:
+        """Statistics of an iterable of :class:`StepInput` (in increasing step order)."""
+        dyn = cls(n_classes)
+        for item in steps:
+            dyn.add_step(item)
+        return dyn
+
+    @property
+    def n_samples(self) -> int:
+        """Samples seen at any step so far."""
+        return self._cols.size
+
+    def add_step(self, item: StepInput) -> None:
+        """Fold one step into the running statistics (O(N) in the step's samples)."""
+        if self.steps and item.step <= self.steps[-1]:
+            raise ValueError(f"Steps must be added in increasing order: got {item.step} after {self.steps[-1]}.")
+        logits = np.asarray(item.logits)
+        c = logits.shape[1]
+        if self.n_classes is None:
+            self.n_classes = c
+        if c != self.n_classes:
+            raise ValueError(f"Step {item.step} has {c} classes; earlier steps had {self.n_classes}.")
+        rows = self._rows_for(np.asarray(item.ids, dtype=np.int64))
+        q = step_quantities(logits, item.labels)
+        self._update(rows, item, q)
+        self._record_history(rows, item, q)
+        self.steps.append(item.step)
+
+    def _rows_for(self, ids: np.ndarray) -> np.ndarray:
+        """Row of each id, appending ids never seen before (fast path: the same ids as the previous step)."""
+        if self._last_ids is not None and np.array_equal(ids, self._last_ids):
+            return self._last_rows
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("Sample ids within a step must be unique.")
+        lookup = self._row_of
+        rows = np.fromiter((lookup.get(i, -1) for i in ids.tolist()), dtype=np.int64, count=len(ids))
+        new = rows < 0
+        if new.any():
+            start = self._cols.size
+            rows[new] = np.arange(start, start + int(new.sum()))
+            self._cols.grow(start + int(new.sum()))
+            self._cols["id"][rows[new]] = ids[new]
+            lookup.update(zip(ids[new].tolist(), rows[new].tolist(), strict=True))
+            if self._counts is not None:
+                self._grow_counts()
+        self._last_ids, self._last_rows = ids.copy(), rows
+        return rows
+
+    def _grow_counts(self) -> None:
+        extra = self._cols.size - len(self._counts)
+        if extra > 0:
+            self._counts = np.concatenate([self._counts, np.zeros((extra, self._counts.shape[1]), np.uint16)])
+
+    def _update(self, rows: np.ndarray, item: StepInput, q: dict[str, np.ndarray]) -> None:
+        cols = self._cols
+        correct = q["correct"]
+        first = cols["n_steps"][rows] == 0
+        cols["first_step"][rows[first]] = item.step
+        cols["last_step"][rows] = item.step
+        cols["label"][rows] = item.labels
+        cols["split"][rows] = item.split
+        cols["n_steps"][rows] += 1
+        cols["n_correct"][rows] += correct
+        cols["sum_margin"][rows] += q["margin"]
+        cols["sum_scaled"][rows] += q["margin"] / margin_scale(q["margin"], item.split)
+        cols["sum_p"][rows] += q["p_label"]
+        cols["sum_p2"][rows] += q["p_label"] ** 2
+        prev_correct = cols["last_correct"][rows]
+        prev_pred = cols["last_pred"][rows]
+        cols["forgetting"][rows] += (prev_correct == 1) & ~correct
+        cols["flips"][rows] += (prev_pred != ABSENT) & (prev_pred != q["pred"])
+        starts = correct & (prev_correct != 1)
+        cols["learned_from"][rows[starts]] = item.step
+        cols["learned_from"][rows[~correct]] = ABSENT
+        cols["last_pred"][rows] = q["pred"]
+        cols["last_correct"][rows] = correct
+        cols["last_p_label"][rows] = q["p_label"]
+        cols["last_p_pred"][rows] = q["p_pred"]
+        cols["last_margin"][rows] = q["margin"]
+        self._update_mode(rows[~correct], q["pred"][~correct])
+
+    def _update_mode(self, rows: np.ndarray, wrong_pred: np.ndarray) -> None:
+        """Most frequent wrong prediction: exact counts while samples x classes is small, then a majority vote.
+
+        Past ``_MODE_CELLS`` the counts are dropped for Boyer-Moore's streaming majority vote, which names the right
+        class whenever one wrong class is predicted at more than half of the sample's wrong steps (the case a
+        reason in words describes); :mod:`suspects` recounts its top rows exactly from the prediction history.
+        """
+        cols = self._cols
+        if self._exact_mode and cols.size * self.n_classes > _MODE_CELLS:
+            self._exact_mode, self._counts = False, None
+        if self._exact_mode:
+            if self._counts is None:
+                self._counts = np.zeros((cols.size, self.n_classes), np.uint16)
+            self._grow_counts()
+            np.add.at(self._counts, (rows, wrong_pred), 1)
+            counts = self._counts[rows]
+            best = counts.argmax(1)
+            cols["mode_pred"][rows] = best
+            cols["mode_count"][rows] = counts[np.arange(len(rows)), best]
+            return
+        mode, count = cols["mode_pred"][rows], cols["mode_count"][rows]
+        same = mode == wrong_pred
+        take = ~same & (count <= 0)
+        cols["mode_count"][rows] = np.where(same | take, np.maximum(count, 0) + 1, count - 1)
+        cols["mode_pred"][rows] = np.where(take, wrong_pred, mode)
+
+    def _record_history(self, rows: np.ndarray, item: StepInput, q: dict[str, np.ndarray]) -> None:
+        size = self._cols.size
+        correct = np.full(size, ABSENT, np.int8)
+        correct[rows] = q["correct"]
+        pred = np.full(size, ABSENT, np.int16 if self.n_classes < 32768 else np.int32)
+        pred[rows] = q["pred"]
+        self._correct_hist.append(correct)
+        self._pred_hist.append(pred)
+        self._curves.append(class_accuracy(item.labels, q["correct"], item.split, self.n_classes))
+
+    # -- reading ---------------------------------------------------------------------------------------------------
+
+    def table(self) -> dict[str, np.ndarray]:
+        """Per-sample statistics (one entry per sample ever seen, in first-seen order); see the module docstring."""
+        cols = self._cols
+        n = np.maximum(cols["n_steps"], 1)
+        mean_p = cols["sum_p"] / n
+        return {
+            "id": cols["id"].copy(), "label": cols["label"].copy(), "split": cols["split"].copy(),
+            "n_steps": cols["n_steps"].copy(), "first_step": cols["first_step"].copy(),
+            "last_step": cols["last_step"].copy(),
+            "correctness": cols["n_correct"] / n,
+            "aum": cols["sum_margin"] / n,
+            "scaled_aum": cols["sum_scaled"] / n,
+            "confidence": mean_p,
+            "variability": np.sqrt(np.maximum(cols["sum_p2"] / n - mean_p ** 2, 0.0)),
+            "forgetting": cols["forgetting"].copy(), "learned_from": cols["learned_from"].copy(),
+            "flips": cols["flips"].copy(), "never_learned": cols["n_correct"] == 0,
+            "last_pred": cols["last_pred"].copy(), "last_correct": cols["last_correct"] == 1,
+            "last_p_label": cols["last_p_label"].copy(), "last_p_pred": cols["last_p_pred"].copy(),
+            "last_margin": cols["last_margin"].copy(),
+            "mode_pred": cols["mode_pred"].copy(), "mode_count": np.maximum(cols["mode_count"], 0),
+        }
+
+    def correct_matrix(self) -> np.ndarray:
+        """Correctness of every (step, sample): int8 [T, samples], 1 correct, 0 wrong, ``ABSENT`` not logged."""
+        return self._stack(self._correct_hist, "correct")
+
+    def pred_matrix(self) -> np.ndarray:
+        """Predicted class of every (step, sample), ``ABSENT`` where not logged ([T, samples])."""
+        return self._stack(self._pred_hist, "pred")
+
+    def _stack(self, hist: list[np.ndarray], kind: str) -> np.ndarray:
+        t, size = len(hist), self._cols.size
+        cached = self._matrix_cache
+        if kind == "correct" and cached is not None and cached[1].shape == (t, size):
+            return cached[1]
+        dtype = hist[0].dtype if hist else np.int8
+        out = np.full((t, size), ABSENT, dtype)
+        for i, column in enumerate(hist):
+            out[i, :len(column)] = column
+        if kind == "correct":
+            self._matrix_cache = (t, out)
+        return out
+
+    def class_curves(self) -> np.ndarray:
+        """Per-class accuracy at every step: float [T, 2, C] (split 0 test, 1 train; NaN where a class is empty)."""
+        c = self.n_classes or 0
+        return np.stack(self._curves) if self._curves else np.zeros((0, 2, c))
+
+
+def margin_scale(margin: np.ndarray, split: np.ndarray) -> float:
+    """A step's margin scale: the mean absolute margin of its training samples (of all samples if none is train).
+
+    Logits grow as training goes on, so raw margins of late steps outweigh early ones in AUM; dividing each step's
+    margins by this scale gives every step the same weight (``scaled_aum``).
+    """
+    train = np.asarray(split).astype(bool)
+    values = np.abs(margin[train] if train.any() else margin)
+    scale = float(values.mean()) if values.size else 0.0
+    return scale if scale > 1e-12 else 1.0
+
+
+def class_accuracy(labels: np.ndarray, correct: np.ndarray, split: np.ndarray, n_classes: int) -> np.ndarray:
+    """Accuracy per (split, class) of one step: float [2, C], NaN where the split has no sample of the class."""
+    out = np.full((2, n_classes), np.nan)
+    train = np.asarray(split).astype(bool)
+    labels = np.asarray(labels, dtype=np.int64)
+    for s, mask in ((0, ~train), (1, train)):
+        total = np.bincount(labels[mask], minlength=n_classes)[:n_classes]
+        hits = np.bincount(labels[mask], weights=correct[mask], minlength=n_classes)[:n_classes]
+        out[s, total > 0] = hits[total > 0] / total[total > 0]
+    return out
+
+
+def load(run_dir: str, **kwargs: Any) -> Any:
+    """Per-sample dynamics of a run directory for notebooks; see :func:`tensorboard_plugin_dvi.notebook.load`."""
+    from tensorboard_plugin_dvi import notebook
+
+    return notebook.load(run_dir, **kwargs)
