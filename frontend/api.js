@@ -91,15 +91,32 @@ function fromJsonProjection(p) {
   return out;
 }
 
+/** Fetches a PNG and decodes it; null for 202 (not ready) or an error status. */
+async function fetchImage(url) {
+  const resp = await fetch(url, {credentials: 'same-origin'});
+  if (resp.status === 202 || !resp.ok || !(resp.headers.get('Content-Type') || '').startsWith('image/')) return null;
+  const blob = await resp.blob();
+  const img = new Image();
+  const objectUrl = URL.createObjectURL(blob);
+  try {
+    img.src = objectUrl;
+    await img.decode();
+  } finally {
+    URL.revokeObjectURL(objectUrl);
+  }
+  return img;
+}
+
 /**
  * The client: caches projections and landscapes per (run, step), tracks the latest request per slot so stale
  * answers are dropped, and reports 202 "still computing" answers as `{pending: true, progress}`.
  */
-export function createApi({landscapeSize = 512} = {}) {
+export function createApi({landscapeSize = 512, maxTiles = 600} = {}) {
   const projections = new Map(); // key -> Promise<projection>
   const landscapes = new Map(); // key -> Promise<HTMLImageElement>
+  const tiles = new Map(); // key -> Promise<HTMLImageElement | null>, least recently used first
   const latest = new Map(); // slot -> token
-  const stats = {projectionFetches: 0, landscapeFetches: 0};
+  const stats = {projectionFetches: 0, landscapeFetches: 0, tileFetches: 0};
 
   const key = (run, step) => `${run}\u0000${step}`;
 
@@ -147,22 +164,30 @@ export function createApi({landscapeSize = 512} = {}) {
     const k = `${key(run, step)}\u0000${size}`;
     if (landscapes.has(k)) return landscapes.get(k);
     stats.landscapeFetches++;
-    const p = (async () => {
-      const resp = await fetch(landscapeUrl(run, step, size), {credentials: 'same-origin'});
-      if (resp.status === 202 || !resp.ok) return null;
-      const blob = await resp.blob();
-      const img = new Image();
-      const url = URL.createObjectURL(blob);
-      try {
-        img.src = url;
-        await img.decode();
-      } finally {
-        URL.revokeObjectURL(url);
-      }
-      return img;
-    })();
+    const p = fetchImage(landscapeUrl(run, step, size));
     landscapes.set(k, p);
     p.then((img) => img || landscapes.delete(k), () => landscapes.delete(k));
+    return p;
+  }
+
+  function tileUrl(run, step, z, tx, ty, size = 256) {
+    return `./landscape?${query({run, step, z, tx, ty, size})}`;
+  }
+
+  /** One landscape tile (see state/tiles.js) as a decoded image, or null when the server has none (yet). */
+  function tile(run, step, z, tx, ty, size = 256) {
+    const k = `${key(run, step)}\u0000${z}/${tx}/${ty}/${size}`;
+    if (tiles.has(k)) {
+      const p = tiles.get(k);
+      tiles.delete(k);
+      tiles.set(k, p);
+      return p;
+    }
+    stats.tileFetches++;
+    const p = fetchImage(tileUrl(run, step, z, tx, ty, size));
+    tiles.set(k, p);
+    p.then((img) => img || tiles.delete(k), () => tiles.delete(k));
+    while (tiles.size > maxTiles) tiles.delete(tiles.keys().next().value);
     return p;
   }
 
@@ -181,5 +206,5 @@ export function createApi({landscapeSize = 512} = {}) {
   const metrics = (run, step) => getJson('metrics', {run, step});
   const thumbnailUrl = (run, id) => `./thumbnail?${query({run, id})}`;
 
-  return {runs, projection, cachedProjection, landscape, landscapeUrl, predict, sample, metrics, thumbnailUrl, claim, stats};
+  return {runs, projection, cachedProjection, landscape, landscapeUrl, tile, tileUrl, predict, sample, metrics, thumbnailUrl, claim, stats};
 }

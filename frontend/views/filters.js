@@ -1,39 +1,6 @@
 // Query panel: label, split, predicted class, misclassified, prediction changed, flagged ids, sample id lookup.
 import {h, fill, clear, fmtInt} from './dom.js';
-
-export const EMPTY_FILTER = Object.freeze({label: null, pred: null, split: 'all', mis: false, changed: false, flags: []});
-
-export function isEmptyFilter(f) {
-  return f.label === null && f.pred === null && f.split === 'all' && !f.mis && !f.changed && !(f.flags && f.flags.length);
-}
-
-/**
- * Computes the match mask for one projection (aligned arrays) given the filter.
- * `prevPred` is the previous step's predictions (or null on the first step); `flagSets` maps flag name → Set of ids.
- * Returns {mask: Uint8Array | null (everything matches), count}.
- */
-export function computeMask(data, filter, prevPred, flagSets) {
-  const n = data.n;
-  if (isEmptyFilter(filter)) return {mask: null, count: n};
-  const mask = new Uint8Array(n);
-  const {labels, pred, split, ids} = data;
-  const wantSplit = filter.split === 'train' ? 1 : filter.split === 'test' ? 0 : -1;
-  const sets = (filter.flags || []).map((f) => flagSets[f] || new Set());
-  let count = 0;
-  for (let i = 0; i < n; i++) {
-    if (filter.label !== null && labels[i] !== filter.label) continue;
-    if (filter.pred !== null && pred[i] !== filter.pred) continue;
-    if (wantSplit >= 0 && split[i] !== wantSplit) continue;
-    if (filter.mis && labels[i] === pred[i]) continue;
-    if (filter.changed && (!prevPred || prevPred[i] === pred[i])) continue;
-    let ok = true;
-    for (const set of sets) if (!set.has(ids[i])) ok = false;
-    if (!ok) continue;
-    mask[i] = 1;
-    count++;
-  }
-  return {mask, count};
-}
+import {EMPTY_FILTER, isEmptyFilter} from '../state/mask.js';
 
 export function createFilters({onChange, onFindId}) {
   let filter = {...EMPTY_FILTER};
@@ -45,6 +12,7 @@ export function createFilters({onChange, onFindId}) {
   const changed = h('input', {type: 'checkbox', testid: 'filter-changed'});
   const flagsBox = h('div', {class: 'dvi-flag-list'});
   const count = h('div', {class: 'dvi-count', testid: 'match-count'});
+  const note = h('div', {class: 'dvi-note dvi-hidden', testid: 'filter-note'});
   const clearBtn = h('button', {type: 'button', class: 'dvi-link', testid: 'filter-clear', onclick: () => emit({...EMPTY_FILTER})}, 'Clear');
   const idInput = h('input', {type: 'text', class: 'dvi-input', testid: 'find-id', placeholder: 'Sample id', inputmode: 'numeric', 'aria-label': 'Find sample id'});
   const idForm = h('form', {class: 'dvi-find', onsubmit: (e) => {
@@ -65,6 +33,7 @@ export function createFilters({onChange, onFindId}) {
     h('label', {class: 'dvi-check'}, changed, 'Prediction changed since previous step'),
     flagsBox,
     h('div', {class: 'dvi-count-row'}, count, clearBtn),
+    note,
     idForm);
 
   function emit(patch) {
@@ -83,7 +52,8 @@ export function createFilters({onChange, onFindId}) {
     select.value = value === null ? '' : String(value);
   }
 
-  function update({classes, flags, value, matched, total}) {
+  /** {classes, flags, value (the filter), matched, total, note (why nothing can match, or null)} */
+  function update({classes, flags, value, matched, total, note: why}) {
     filter = {...value};
     options(label, classes, value.label);
     options(pred, classes, value.pred);
@@ -102,6 +72,8 @@ export function createFilters({onChange, onFindId}) {
     }
     for (const cb of flagsBox.querySelectorAll('input')) cb.checked = value.flags.includes(cb.dataset.flag);
     fill(count, h('b', {testid: 'match-count-value'}, fmtInt(matched)), ` of ${fmtInt(total)} samples`);
+    note.classList.toggle('dvi-hidden', !why);
+    note.textContent = why || '';
     count.classList.toggle('dvi-active', !isEmptyFilter(value));
     clearBtn.classList.toggle('dvi-hidden', isEmptyFilter(value));
   }

@@ -33,6 +33,16 @@ export function sparkline({steps, conf, pred, label, colors, classes, current, w
   return svg;
 }
 
+/** The sparkline's key: what the line, the filled and hollow dots and the vertical mark mean. */
+function sparkKey(color) {
+  const dot = (fill, stroke) => s('svg', {width: 10, height: 10, class: 'dvi-key-glyph'}, s('circle', {cx: 5, cy: 5, r: 3.5, fill, stroke, 'stroke-width': fill === '#fff' ? 2 : 1}));
+  return h('div', {class: 'dvi-spark-key', testid: 'sparkline-key'},
+    h('span', {}, s('svg', {width: 14, height: 10, class: 'dvi-key-glyph'}, s('line', {x1: 0, x2: 14, y1: 5, y2: 5, class: 'dvi-spark-line'})), 'confidence'),
+    h('span', {}, dot(color, color), 'predicted right'),
+    h('span', {}, dot('#fff', color), 'wrong (ring: predicted class)'),
+    h('span', {}, s('svg', {width: 6, height: 10, class: 'dvi-key-glyph'}, s('line', {x1: 3, x2: 3, y1: 0, y2: 10, class: 'dvi-spark-now'})), 'shown step'));
+}
+
 export function createInspect({onClose, onFocus}) {
   const body = h('div', {class: 'dvi-inspect-body'});
   const el = h('div', {class: 'dvi-inspect', testid: 'inspect'}, body);
@@ -41,45 +51,52 @@ export function createInspect({onClose, onFocus}) {
     return h('span', {class: 'dvi-class-chip'}, swatch(colors[i % colors.length]), classes[i] ?? String(i));
   }
 
-  /**
-   * state: null (nothing selected) | {id, run, loading} | {id, run, sample, now: {pred, conf, label, split} | null,
-   *   thumbnailUrl, classes, colors, step, missing}
-   */
-  function update(state) {
-    if (!state) {
-      fill(body, h('div', {class: 'dvi-muted'}, 'Click a point on the map to inspect a sample.'));
-      return;
-    }
-    const close = h('button', {type: 'button', class: 'dvi-link', testid: 'inspect-close', onclick: () => onClose()}, 'Clear');
-    const focus = h('button', {type: 'button', class: 'dvi-link', testid: 'inspect-focus', onclick: () => onFocus()}, 'Centre');
-    if (state.error) {
-      fill(body, h('div', {class: 'dvi-inspect-head'}, h('span', {class: 'dvi-id'}, `#${state.id}`), h('span', {class: 'dvi-spacer'}), close),
-        h('div', {class: 'dvi-muted'}, state.error));
-      return;
-    }
-    const {sample, classes, colors, now} = state;
-    const thumb = state.thumbnailUrl
-      ? h('img', {class: 'dvi-thumb', testid: 'thumbnail', src: state.thumbnailUrl, alt: `sample ${state.id}`, width: 84, height: 84})
-      : h('div', {class: 'dvi-thumb dvi-thumb-empty'}, 'no input logged');
-    const rows = [];
+  /** One run's view of the sample: its prediction at the shown step and its history. */
+  function runSection(e, {classes, colors, labelled}) {
+    const head = labelled ? h('div', {class: 'dvi-run-head', testid: 'inspect-run'}, e.run, e.step === null ? '' : h('span', {class: 'dvi-muted dvi-small', dataset: {stepLabel: String(e.step)}}, ` · step ${e.step}`)) : null;
+    if (e.error) return h('div', {class: 'dvi-inspect-run', dataset: {run: e.run}}, head, h('div', {class: 'dvi-muted'}, e.error));
+    const {sample, now} = e;
     const label = sample ? sample.label : now ? now.label : null;
-    if (label !== null && label !== undefined) rows.push(['Label', classChip(label, classes, colors)]);
+    const rows = [];
     if (now) {
       rows.push(['Predicted', h('span', {class: 'dvi-pred-now', testid: 'inspect-pred'}, classChip(now.pred, classes, colors), h('span', {class: now.pred === label ? 'dvi-ok' : 'dvi-bad'}, now.pred === label ? ' correct' : ' wrong'))]);
       rows.push(['Confidence', h('span', {testid: 'inspect-conf'}, fmtPct(now.conf))]);
     }
-    const split = sample ? sample.split : now ? now.split : null;
-    if (split !== null && split !== undefined) rows.push(['Split', split ? 'train' : 'test']);
-    if (sample && sample.flags && sample.flags.length) rows.push(['Flags', h('span', {class: 'dvi-flag', testid: 'inspect-flags'}, sample.flags.join(', '))]);
-    fill(body, 
-      h('div', {class: 'dvi-inspect-head'}, h('span', {class: 'dvi-id', testid: 'inspect-id'}, `#${state.id}`), h('span', {class: 'dvi-muted dvi-small'}, state.run), h('span', {class: 'dvi-spacer'}), focus, close),
-      h('div', {class: 'dvi-inspect-main'}, thumb,
-        h('dl', {class: 'dvi-dl'}, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))),
+    return h('div', {class: 'dvi-inspect-run', dataset: {run: e.run}}, head,
+      rows.length ? h('dl', {class: 'dvi-dl'}, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])) : null,
       sample
         ? h('div', {class: 'dvi-history'}, h('div', {class: 'dvi-field-label'}, 'Confidence and prediction over steps'),
-          sparkline({steps: sample.steps, conf: sample.conf, pred: sample.pred, label: sample.label, colors, classes, current: state.step}))
-        : h('div', {class: 'dvi-muted dvi-small'}, state.loading ? 'Loading history…' : ''),
-      state.missing ? h('div', {class: 'dvi-muted dvi-small'}, 'Not in this step\'s projection.') : null);
+          sparkline({steps: sample.steps, conf: sample.conf, pred: sample.pred, label: sample.label, colors, classes, current: e.step}))
+        : h('div', {class: 'dvi-muted dvi-small'}, e.loading ? 'Loading history…' : ''),
+      e.missing ? h('div', {class: 'dvi-muted dvi-small'}, 'Not in this step\'s projection.') : null);
+  }
+
+  /**
+   * state: null (nothing selected) | {id, classes, colors, thumbnailUrl, entries: [{run, step (shown), sample,
+   * now: {pred, conf, label, split} | null, loading, missing, error}]} with one entry per panel, in panel order.
+   */
+  function update(state) {
+    if (!state) return fill(body, h('div', {class: 'dvi-muted'}, 'Click a point on the map to inspect a sample.'));
+    const {classes, colors, entries} = state;
+    const close = h('button', {type: 'button', class: 'dvi-link', testid: 'inspect-close', onclick: () => onClose()}, 'Clear');
+    const focus = h('button', {type: 'button', class: 'dvi-link', testid: 'inspect-focus', onclick: () => onFocus()}, 'Centre');
+    const first = entries.find((e) => e.sample || e.now) || entries[0] || {};
+    const label = first.sample ? first.sample.label : first.now ? first.now.label : null;
+    const split = first.sample ? first.sample.split : first.now ? first.now.split : null;
+    const thumb = state.thumbnailUrl
+      ? h('img', {class: 'dvi-thumb', testid: 'thumbnail', src: state.thumbnailUrl, alt: `sample ${state.id}`, width: 84, height: 84})
+      : h('div', {class: 'dvi-thumb dvi-thumb-empty'}, 'no input logged');
+    const rows = [];
+    if (label !== null && label !== undefined) rows.push(['Label', classChip(label, classes, colors)]);
+    if (split !== null && split !== undefined) rows.push(['Split', split ? 'train' : 'test']);
+    if (first.sample && first.sample.flags && first.sample.flags.length) rows.push(['Flags', h('span', {class: 'dvi-flag', testid: 'inspect-flags'}, first.sample.flags.join(', '))]);
+    const single = entries.length === 1 ? entries[0] : null;
+    fill(body,
+      h('div', {class: 'dvi-inspect-head'}, h('span', {class: 'dvi-id', testid: 'inspect-id'}, `#${state.id}`),
+        single ? h('span', {class: 'dvi-muted dvi-small', testid: 'inspect-run'}, single.run) : null, h('span', {class: 'dvi-spacer'}), focus, close),
+      h('div', {class: 'dvi-inspect-main'}, thumb, h('dl', {class: 'dvi-dl'}, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))),
+      entries.map((e) => runSection(e, {classes, colors, labelled: entries.length > 1})),
+      entries.some((e) => e.sample) ? sparkKey(colors[(label ?? 0) % colors.length]) : null);
   }
   update(null);
   return {el, update};

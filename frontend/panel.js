@@ -1,0 +1,315 @@
+// A map panel: one run's map as an object that loads its step, waits while the step is projected (keeping the
+// previous map dimmed under a labelled overlay, or the newest projected step before it), animates between steps,
+// keeps its landscape sharp with tiles as the camera zooms, and reports what it shows to the store.
+
+import {createScatter} from './render/scatter.js';
+import {createMapPanel} from './views/mappanel.js';
+import {withPanel} from './state/store.js';
+import {runInfo, colorsOf, classesOf, stepForRun, previousStep, fallbackStep, readySet} from './state/selectors.js';
+import {computeMask} from './state/mask.js';
+import {OVERVIEW_SIZE, TILE_SIZE, tileLevel, visibleTiles, visibleRect, pixelsPerUnit} from './state/tiles.js';
+
+export const PENDING_POLL_MS = 1000;
+export const ANIMATION_MS = 650;
+export const TILE_DEBOUNCE_MS = 60;
+export const PREDICT_THROTTLE_MS = 120;
+const MAX_TILE_LAYERS = 96;
+
+const ease = (k) => (k < 0.5 ? 2 * k * k : 1 - (-2 * k + 2) ** 2 / 2);
+const overlaps = (a, b) => a[0] < b[2] && a[2] > b[0] && a[1] < b[3] && a[3] > b[1];
+
+/**
+ * Creates the panel of `run` inside `container`. `hooks`: onSelectIndex(run, index) (−1: empty map),
+ * onCamera(run, camera) (the user moved this map's camera).
+ */
+export function createPanel({run, store, api, aligner, renderer, compact, container, hooks}) {
+  const view = createMapPanel({run, compact});
+  container.append(view.el);
+  const scatter = createScatter(view.canvas, {
+    renderer,
+    onClick: (index) => hooks.onSelectIndex(run, index),
+    onHover: (index, xy, pos, dot) => onHover(index, xy, pos, dot),
+    onCamera: (camera) => hooks.onCamera(run, camera),
+    onResize: () => scheduleTiles(),
+  });
+  const info = () => runInfo(store.get(), run);
+  const hasHead = () => !(info() && info().has_head === false);
+  scatter.set({palette: colorsOf(info())});
+
+  let token = 0;
+  let timer = 0;
+  let anim = 0;
+  let destroyed = false;
+  let shown = null; // {step, data, prev, overview: image | null, prevMissing}
+  let trajectorySample = null;
+  const tiles = {z: 0, layers: new Map(), timer: 0, drawn: 0, requested: 0};
+  const report = (patch) => store.set((s) => withPanel(s, run, patch));
+
+  /** Shows the panel's step for the store's shared step; resolves once shown or superseded. */
+  async function load({animate = false} = {}) {
+    const r = info();
+    const step = r && store.get().step !== null ? stepForRun(r, store.get().step) : null;
+    if (step === null || destroyed) return;
+    if (shown && shown.step === step && !anim) return report({pending: null, progress: null});
+    const my = ++token;
+    clearTimeout(timer);
+    const prevStep = previousStep(r, step);
+    let proj;
+    let prev;
+    try {
+      [proj, prev] = await Promise.all([api.projection(run, step), prevStep === null ? null : api.projection(run, prevStep).catch(() => null)]);
+    } catch (e) {
+      if (my === token) report({pending: null, progress: null, error: `Could not load step ${step}: ${e.message}`});
+      return;
+    }
+    if (my !== token || destroyed) return;
+    if (proj.pending) {
+      report({pending: step, progress: proj.progress ?? null, queued: proj.status === 'queued', error: null});
+      if (!shown) await showFallback(step, my);
+      await new Promise((resolve) => (timer = setTimeout(resolve, PENDING_POLL_MS)));
+      return my === token ? load({animate}) : undefined;
+    }
+    const overview = hasHead() ? await api.landscape(run, step, OVERVIEW_SIZE).catch(() => null) : null;
+    if (my !== token || destroyed) return;
+    const prevData = prev && !prev.pending ? aligner.align(run, prev) : null;
+    await show({step, data: aligner.align(run, proj), prev: prevData, prevMissing: prevStep !== null && !prevData, overview}, animate, my);
+    prefetch(r, step);
+  }
+
+  function prefetch(r, step) {
+    const next = r.steps[r.steps.indexOf(step) + 1];
+    if (next === undefined || !readySet(r).has(next)) return;
+    api.projection(run, next).catch(() => null);
+    if (hasHead()) api.landscape(run, next, OVERVIEW_SIZE).catch(() => null);
+  }
+
+  /** While `step` is projected and nothing is on screen yet, show the newest projected step before it. */
+  async function showFallback(step, my) {
+    const fb = fallbackStep(info(), step);
+    if (fb === null) return;
+    try {
+      const proj = await api.projection(run, fb);
+      const overview = proj.pending || !hasHead() ? null : await api.landscape(run, fb, OVERVIEW_SIZE).catch(() => null);
+      if (proj.pending || my !== token || shown) return;
+      await show({step: fb, data: aligner.align(run, proj), prev: null, prevMissing: false, overview}, false, my, {keepPending: true});
+    } catch (_) {
+      /* keep the overlay */
+    }
+  }
+
+  function maskOf(s) {
+    const res = computeMask(s.data, store.get().filter, s.prev ? s.prev.pred : null, s.data.flagSets);
+    if (res.note && s.prevMissing) res.note = 'The previous step is not projected yet: prediction changes cannot be counted.';
+    return res;
+  }
+
+  const overviewLayer = (s) => (s && s.overview ? [{image: s.overview, bounds: s.data.bounds}] : []);
+
+  function show(next, animate, my, {keepPending = false} = {}) {
+    const cur = shown;
+    const {mask, count, note} = maskOf(next);
+    cancelAnimationFrame(anim);
+    anim = 0;
+    shown = next;
+    tiles.layers.clear();
+    tiles.drawn = 0;
+    const base = {labels: next.data.labels, pred: next.data.pred, highlight: mask};
+    const facts = {shown: next.step, accuracy: next.data.accuracy, matched: count, total: next.data.n, note, error: null};
+    report(keepPending ? facts : {...facts, pending: null, progress: null});
+    applySelection();
+    if (!animate || !cur || cur.step === next.step) {
+      scatter.set({...base, from: next.data.pos, t: 0, landscapes: {a: overviewLayer(next), b: null}, bounds: {a: next.data.bounds, b: null}});
+      scatter.draw();
+      scheduleTiles();
+      return Promise.resolve();
+    }
+    const from = scatter.positions();
+    const fromBounds = scatter.frameBounds() || cur.data.bounds;
+    const land = {a: overviewLayer(cur), b: overviewLayer(next)};
+    scatter.set({...base, from, to: next.data.pos, t: 0, landscapes: {...land, fade: 0}, bounds: {a: fromBounds, b: next.data.bounds}});
+    const t0 = performance.now();
+    return new Promise((resolve) => {
+      const frame = (now) => {
+        if (my !== token || destroyed) return resolve();
+        const k = Math.min(1, (now - t0) / ANIMATION_MS);
+        scatter.set({t: ease(k), landscapes: {...land, fade: ease(k)}});
+        scatter.draw();
+        if (k < 1) {
+          anim = requestAnimationFrame(frame);
+          return;
+        }
+        anim = 0;
+        scatter.set({from: next.data.pos, t: 0, landscapes: {a: land.b, b: null}, bounds: {a: next.data.bounds, b: null}});
+        scatter.draw();
+        report({});
+        scheduleTiles();
+        resolve();
+      };
+      anim = requestAnimationFrame(frame);
+    });
+  }
+
+  // ---------- tiles: a sharp landscape at any zoom ----------
+  function scheduleTiles() {
+    clearTimeout(tiles.timer);
+    tiles.timer = setTimeout(loadTiles, TILE_DEBOUNCE_MS);
+  }
+
+  function loadTiles() {
+    if (!shown || anim || destroyed || !hasHead() || !shown.overview) return;
+    const s = shown;
+    const b = s.data.bounds;
+    const v = scatter.getView();
+    const {w, h} = scatter.size();
+    tiles.z = tileLevel(b, v.scale, window.devicePixelRatio || 1);
+    applyTiles();
+    if (tiles.z === 0) return;
+    const size = TILE_SIZE;
+    for (const t of visibleTiles(b, v, w, h, tiles.z).slice(0, MAX_TILE_LAYERS)) {
+      const k = `${t.z}/${t.tx}/${t.ty}`;
+      if (tiles.layers.has(k)) continue;
+      tiles.requested++;
+      api.tile(run, s.step, t.z, t.tx, t.ty, size).then((image) => {
+        if (!image || shown !== s || destroyed) return;
+        tiles.layers.set(k, {image, bounds: t.bounds, z: t.z});
+        applyTiles();
+      }, () => null);
+    }
+  }
+
+  /** Draws the overview, then the loaded tiles in view from coarse to the wanted level (finer ones are skipped). */
+  function applyTiles() {
+    if (!shown || anim) return;
+    const {w, h} = scatter.size();
+    const rect = visibleRect(scatter.getView(), w, h);
+    const layers = [...tiles.layers.values()].filter((l) => l.z <= tiles.z && overlaps(l.bounds, rect)).sort((a, b) => a.z - b.z);
+    const kept = layers.slice(-MAX_TILE_LAYERS);
+    tiles.drawn = kept.filter((l) => l.z === tiles.z).length;
+    scatter.set({landscapes: {a: [...overviewLayer(shown), ...kept], b: null}});
+  }
+
+  // ---------- filter, selection, camera ----------
+  function applyFilter() {
+    if (!shown) return;
+    const {mask, count, note} = maskOf(shown);
+    scatter.set({highlight: mask});
+    report({matched: count, note});
+  }
+
+  function applySelection() {
+    const id = store.get().selected;
+    scatter.set({selected: id === null ? -1 : aligner.indexOf(run, id)});
+    if (id === null) {
+      trajectorySample = null;
+      scatter.set({trajectory: null});
+    } else if (trajectorySample && trajectorySample.id === id) {
+      setTrajectory(trajectorySample);
+    }
+  }
+
+  /** Draws the sample's path up to the shown step (start marker, a dot per step, direction). */
+  function setTrajectory(sample) {
+    trajectorySample = sample;
+    if (!sample) return scatter.set({trajectory: null});
+    const colors = colorsOf(info());
+    const upto = shown ? shown.step : Infinity;
+    const points = sample.steps.map((step, i) => ({step, x: sample.x[i], y: sample.y[i]}))
+      .filter((p) => p.x !== null && p.y !== null && p.step <= upto);
+    scatter.set({trajectory: {points, color: colors[sample.label % colors.length], current: shown ? shown.step : null}});
+  }
+
+  function setCamera(camera) {
+    scatter.set({camera});
+    scheduleTiles();
+  }
+
+  /** The data position of sample `id` on this map, or null. */
+  function positionOf(id) {
+    const i = aligner.indexOf(run, id);
+    if (i < 0 || !shown) return null;
+    const pos = scatter.positions();
+    return Number.isFinite(pos[2 * i]) ? [pos[2 * i], pos[2 * i + 1]] : null;
+  }
+
+  // ---------- hover readout: the model's prediction under the cursor (throttled) ----------
+  const hv = {seq: 0, inflight: false, last: 0, want: null, predicted: null, index: -1, px: 0, py: 0, dot: null, timer: 0};
+
+  function onHover(index, xy, pos, dot) {
+    if (!xy) {
+      hv.want = null;
+      hv.seq++;
+      return view.setReadout(null);
+    }
+    Object.assign(hv, {px: pos.px, py: pos.py, index, want: xy, dot});
+    renderReadout();
+    if (shown && hasHead()) requestPredict();
+  }
+
+  function requestPredict() {
+    if (hv.inflight || !hv.want || !shown) return;
+    const wait = hv.last + PREDICT_THROTTLE_MS - performance.now();
+    if (wait > 0) {
+      clearTimeout(hv.timer);
+      hv.timer = setTimeout(requestPredict, wait);
+      return;
+    }
+    const xy = hv.want;
+    const seq = ++hv.seq;
+    hv.inflight = true;
+    hv.last = performance.now();
+    api.predict(run, shown.step, [xy]).then((res) => {
+      if (seq !== hv.seq || !hv.want) return;
+      const probs = res.probs && res.probs[0];
+      const cls = res.pred ? res.pred[0] : probs.indexOf(Math.max(...probs));
+      hv.predicted = {cls, prob: probs ? probs[cls] : null, at: xy};
+      renderReadout();
+    }, () => {
+      hv.predicted = null;
+    }).finally(() => {
+      hv.inflight = false;
+      if (hv.want && hv.want !== xy) requestPredict();
+    });
+  }
+
+  function renderReadout() {
+    if (!hv.want) return view.setReadout(null);
+    const r = info();
+    const d = shown && shown.data;
+    const point = d && hv.index >= 0 ? {id: d.ids[hv.index], label: d.labels[hv.index], pred: d.pred[hv.index], conf: d.conf[hv.index]} : null;
+    const dot = hv.dot && trajectorySample ? {id: trajectorySample.id, step: hv.dot.step} : null;
+    view.setReadout({px: hv.px, py: hv.py, point, dot, predicted: hasHead() ? hv.predicted : null, pendingPredict: hasHead() && !hv.predicted,
+      classes: classesOf(r), colors: colorsOf(r)});
+  }
+
+  function destroy() {
+    destroyed = true;
+    token++;
+    clearTimeout(timer);
+    clearTimeout(tiles.timer);
+    clearTimeout(hv.timer);
+    cancelAnimationFrame(anim);
+    scatter.destroy();
+    view.el.remove();
+  }
+
+  /** Read-only facts for the test hooks. */
+  function debugInfo() {
+    const b = shown ? shown.data.bounds : null;
+    return {
+      run, step: shown ? shown.step : null, pointsDrawn: shown ? scatter.count : 0, highlighted: shown ? scatter.highlighted : 0,
+      frames: scatter.frames, renderer: scatter.renderer, landscape: !!(shown && shown.overview), animating: !!anim,
+      selected: store.get().selected === null ? -1 : aligner.indexOf(run, store.get().selected), trajectory: !!trajectorySample,
+      tiles: {z: tiles.z, drawn: tiles.drawn, requested: tiles.requested,
+        pxPerUnit: b && tiles.z ? pixelsPerUnit(b, TILE_SIZE, tiles.z) : null, overviewPxPerUnit: b ? pixelsPerUnit(b, OVERVIEW_SIZE) : null},
+    };
+  }
+
+  return {run, view, scatter, load, applyFilter, applySelection, setTrajectory, setCamera, positionOf, destroy, debugInfo,
+    get shown() {
+      return shown;
+    },
+    get animating() {
+      return !!anim;
+    },
+  };
+}

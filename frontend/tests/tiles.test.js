@@ -1,0 +1,41 @@
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import {tileLevel, tileBounds, visibleTiles, pixelsPerUnit, TILE_SIZE, OVERVIEW_SIZE} from '../state/tiles.js';
+
+const B = [0, 0, 100, 100];
+
+test('tile bounds: column 0 at the left edge, row 0 at the top', () => {
+  assert.deepEqual(tileBounds(B, 0, 0, 0), B);
+  assert.deepEqual(tileBounds(B, 1, 0, 0), [0, 50, 50, 100]);
+  assert.deepEqual(tileBounds(B, 1, 1, 1), [50, 0, 100, 50]);
+  assert.deepEqual(tileBounds(B, 2, 3, 0), [75, 75, 100, 100]);
+});
+
+test('the overview is enough until the view needs more pixels than it has', () => {
+  const fit = 700 / 100; // a 700-pixel map showing the whole bounds
+  assert.equal(tileLevel(B, fit, 1), 2, 'fitted on a 700-pixel map: 1024 pixels across');
+  assert.equal(tileLevel(B, 5, 1), 0, '500 pixels across: the 512 overview is sharp');
+  assert.equal(tileLevel(B, 5, 2), 2, 'device pixel ratio 2 doubles the need');
+});
+
+test('zooming 4x from a fitted view asks for tiles with at least 4x the overview\'s pixels per unit', () => {
+  const z = tileLevel(B, (600 / 100) * 4, 1);
+  assert.ok(pixelsPerUnit(B, TILE_SIZE, z) >= 4 * pixelsPerUnit(B, OVERVIEW_SIZE), `z=${z}`);
+  assert.ok(pixelsPerUnit(B, TILE_SIZE, z) >= (600 / 100) * 4, 'at least one tile pixel per screen pixel');
+  assert.equal(tileLevel(B, 1e9, 1), 8, 'clamped to level 8');
+});
+
+test('visible tiles cover the view and nothing outside the bounds', () => {
+  // View centred at (30, 70), 20 units wide and 12 high (scale 10 px/unit on a 200 × 120 box), level 3 (12.5-unit tiles).
+  const tiles = visibleTiles(B, {cx: 30, cy: 70, scale: 10}, 200, 120, 3);
+  const cols = [...new Set(tiles.map((t) => t.tx))].sort();
+  const rows = [...new Set(tiles.map((t) => t.ty))].sort();
+  assert.deepEqual(cols, [1, 2, 3]); // x 20..40
+  assert.deepEqual(rows, [1, 2]); // y 64..76: rows counted from the top (row 1 is y 75..87.5, row 2 is 62.5..75)
+  assert.equal(tiles.length, 6);
+  const first = tiles[0];
+  assert.ok(first.bounds[0] <= 30 && first.bounds[2] >= 30 && first.bounds[1] <= 70 && first.bounds[3] >= 70, 'the centre tile first');
+  assert.deepEqual(visibleTiles(B, {cx: 500, cy: 500, scale: 10}, 200, 100, 3), [], 'a view off the map needs no tiles');
+  const edge = visibleTiles(B, {cx: 0, cy: 0, scale: 1}, 1000, 1000, 1);
+  assert.equal(edge.length, 4, 'clamped to the 2 × 2 tiles that exist');
+});
