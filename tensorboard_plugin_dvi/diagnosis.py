@@ -28,7 +28,7 @@ DEFAULT_ROWS, DEFAULT_COLS = 512, 512
 MAX_K = 100_000
 """Largest ``k`` of a suspects request."""
 
-COLUMNS = ("id", "label", "split", "n_steps", "first_step", "last_step", "correctness", "aum", "scaled_aum",
+COLUMNS = ("id", "label", "split", "n_steps", "first_step", "last_step", "correctness", "aum",
            "confidence", "variability", "forgetting", "learned_from", "flips", "never_learned", "last_pred",
            "last_correct", "last_p_label", "last_p_pred", "mode_pred", "mode_count", "score", "category")
 """Columns of the per-sample table, in the order of the CSV and binary answers."""
@@ -205,7 +205,7 @@ def _class_name(classes: list[str], c: int) -> str:
 
 _BINARY_DTYPES = {
     "id": np.int32, "label": np.int32, "split": np.uint8, "n_steps": np.int32, "first_step": np.int32,
-    "last_step": np.int32, "correctness": np.float32, "aum": np.float32, "scaled_aum": np.float32,
+    "last_step": np.int32, "correctness": np.float32, "aum": np.float32,
     "confidence": np.float32, "variability": np.float32, "forgetting": np.int32, "learned_from": np.int32,
     "flips": np.int32, "never_learned": np.uint8, "last_pred": np.int32, "last_correct": np.uint8,
     "last_p_label": np.float32, "last_p_pred": np.float32, "mode_pred": np.int32, "mode_count": np.int32,

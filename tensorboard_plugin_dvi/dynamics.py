@@ -7,8 +7,6 @@ sample appears these give:
 
 * ``aum``: the area under the margin, the mean of ``m`` (Pleiss et al. 2020). Negative means the model, on average,
   prefers another class to the given label.
-* ``scaled_aum``: the mean of ``m / s_t``, where ``s_t`` is step t's mean ``|m|`` over its training samples, so that
-  every step weighs the same although logits grow during training (:func:`margin_scale`).
 * ``confidence`` and ``variability``: the mean and the population standard deviation of ``p_y`` (the two axes of a
   data map, Swayamdipta et al. 2020).
 * ``correctness``: the fraction of steps predicted correctly.
@@ -61,20 +59,22 @@ class StepInput:
 def step_quantities(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """Per-sample quantities of one step: prediction, correctness, margin, ``p_y`` and confidence in the prediction.
 
-    The margin is computed on logits (as AUM defines it); probabilities by a softmax in float64 for stability.
+    The margin is computed on logits (as AUM defines it). Work is done on the transposed [C, N] logits in float32,
+    where reductions over classes are fast vector operations (about 3 ms for 60,000 x 10).
     """
-    z = np.asarray(logits, dtype=np.float64)
+    z = np.asarray(logits, dtype=np.float32)
     y = np.asarray(labels, dtype=np.int64)
-    rows = np.arange(len(z))
+    cols = np.arange(len(z))
+    zt = np.ascontiguousarray(z.T)
+    top = zt.max(0)
     pred = z.argmax(1)
-    z_y = z[rows, y]
-    others = z.copy()
-    others[rows, y] = -np.inf
-    margin = z_y - others.max(1)
-    shifted = np.exp(z - z[rows, pred][:, None])
-    total = shifted.sum(1)
-    return {"pred": pred, "correct": pred == y, "margin": margin, "p_label": shifted[rows, y] / total,
-            "p_pred": 1.0 / total}
+    z_y = zt[y, cols]
+    zt[y, cols] = -np.inf
+    margin = z_y - zt.max(0)
+    zt[y, cols] = z_y
+    total = np.exp(zt - top).sum(0, dtype=np.float64)
+    return {"pred": pred, "correct": pred == y, "margin": margin.astype(np.float64),
+            "p_label": np.exp((z_y - top).astype(np.float64)) / total, "p_pred": 1.0 / total}
 
 
 class _Columns:
@@ -104,11 +104,10 @@ class _Columns:
 _SPECS: dict[str, tuple[Any, Any]] = {
     "id": (np.int64, 0), "label": (np.int64, 0), "split": (np.uint8, 0),
     "first_step": (np.int64, 0), "last_step": (np.int64, 0), "n_steps": (np.int32, 0),
-    "n_correct": (np.int32, 0), "sum_margin": (np.float64, 0.0), "sum_scaled": (np.float64, 0.0),
-    "sum_p": (np.float64, 0.0),
+    "n_correct": (np.int32, 0), "sum_margin": (np.float64, 0.0), "sum_p": (np.float64, 0.0),
     "sum_p2": (np.float64, 0.0), "forgetting": (np.int32, 0), "flips": (np.int32, 0),
     "learned_from": (np.int64, ABSENT), "last_pred": (np.int64, ABSENT), "last_correct": (np.int8, ABSENT),
-    "last_p_label": (np.float64, np.nan), "last_p_pred": (np.float64, np.nan), "last_margin": (np.float64, np.nan),
+    "last_p_label": (np.float64, np.nan), "last_p_pred": (np.float64, np.nan),
     "mode_pred": (np.int64, ABSENT), "mode_count": (np.int32, 0),
 }
 
@@ -166,8 +165,12 @@ class Dynamics:
         self._record_history(rows, item, q)
         self.steps.append(item.step)
 
-    def _rows_for(self, ids: np.ndarray) -> np.ndarray:
-        """Row of each id, appending ids never seen before (fast path: the same ids as the previous step)."""
+    def _rows_for(self, ids: np.ndarray) -> np.ndarray | slice:
+        """Row of each id, appending ids never seen before.
+
+        Returns a slice when the step's samples are exactly rows ``0..N-1`` in order (the usual case: the same
+        samples every step), so the updates work on views instead of gathering and scattering.
+        """
         if self._last_ids is not None and np.array_equal(ids, self._last_ids):
             return self._last_rows
         if len(np.unique(ids)) != len(ids):
@@ -181,71 +184,72 @@ class Dynamics:
             self._cols.grow(start + int(new.sum()))
             self._cols["id"][rows[new]] = ids[new]
             lookup.update(zip(ids[new].tolist(), rows[new].tolist(), strict=True))
-            if self._counts is not None:
-                self._grow_counts()
-        self._last_ids, self._last_rows = ids.copy(), rows
-        return rows
+        identity = len(rows) == self._cols.size and bool((rows == np.arange(len(rows))).all())
+        self._last_ids, self._last_rows = ids.copy(), (slice(0, len(rows)) if identity else rows)
+        return self._last_rows
 
     def _grow_counts(self) -> None:
-        extra = self._cols.size - len(self._counts)
-        if extra > 0:
-            self._counts = np.concatenate([self._counts, np.zeros((extra, self._counts.shape[1]), np.uint16)])
+        """Make room in the wrong-prediction counts for every row (capacity doubles, like the columns)."""
+        size = self._cols.size
+        if self._counts is None:
+            self._counts = np.zeros((max(size, 1024), self.n_classes), np.uint16)
+        elif len(self._counts) < size:
+            grown = np.zeros((max(size, 2 * len(self._counts)), self.n_classes), np.uint16)
+            grown[:len(self._counts)] = self._counts
+            self._counts = grown
 
-    def _update(self, rows: np.ndarray, item: StepInput, q: dict[str, np.ndarray]) -> None:
+    def _update(self, rows: np.ndarray | slice, item: StepInput, q: dict[str, np.ndarray]) -> None:
         cols = self._cols
+        index = np.arange(cols.size)[rows] if isinstance(rows, slice) else rows
         correct = q["correct"]
-        first = cols["n_steps"][rows] == 0
-        cols["first_step"][rows[first]] = item.step
+        cols["first_step"][index[cols["n_steps"][rows] == 0]] = item.step
         cols["last_step"][rows] = item.step
         cols["label"][rows] = item.labels
         cols["split"][rows] = item.split
         cols["n_steps"][rows] += 1
         cols["n_correct"][rows] += correct
         cols["sum_margin"][rows] += q["margin"]
-        cols["sum_scaled"][rows] += q["margin"] / margin_scale(q["margin"], item.split)
         cols["sum_p"][rows] += q["p_label"]
         cols["sum_p2"][rows] += q["p_label"] ** 2
         prev_correct = cols["last_correct"][rows]
         prev_pred = cols["last_pred"][rows]
         cols["forgetting"][rows] += (prev_correct == 1) & ~correct
         cols["flips"][rows] += (prev_pred != ABSENT) & (prev_pred != q["pred"])
-        starts = correct & (prev_correct != 1)
-        cols["learned_from"][rows[starts]] = item.step
-        cols["learned_from"][rows[~correct]] = ABSENT
+        cols["learned_from"][index[correct & (prev_correct != 1)]] = item.step
+        cols["learned_from"][index[~correct]] = ABSENT
         cols["last_pred"][rows] = q["pred"]
         cols["last_correct"][rows] = correct
         cols["last_p_label"][rows] = q["p_label"]
         cols["last_p_pred"][rows] = q["p_pred"]
-        cols["last_margin"][rows] = q["margin"]
-        self._update_mode(rows[~correct], q["pred"][~correct])
+        self._update_mode(index[~correct], q["pred"][~correct])
 
     def _update_mode(self, rows: np.ndarray, wrong_pred: np.ndarray) -> None:
         """Most frequent wrong prediction: exact counts while samples x classes is small, then a majority vote.
 
-        Past ``_MODE_CELLS`` the counts are dropped for Boyer-Moore's streaming majority vote, which names the right
-        class whenever one wrong class is predicted at more than half of the sample's wrong steps (the case a
-        reason in words describes); :mod:`suspects` recounts its top rows exactly from the prediction history.
+        With counts, only the incremented class can overtake the current mode (ties go to the lower class index,
+        as ``argmax`` would). Past ``_MODE_CELLS`` the counts are dropped for Boyer-Moore's streaming majority vote,
+        which names the right class whenever one wrong class is predicted at more than half of the sample's wrong
+        steps (the case a reason in words describes); its ``mode_count`` is then a lower bound.
         """
         cols = self._cols
         if self._exact_mode and cols.size * self.n_classes > _MODE_CELLS:
             self._exact_mode, self._counts = False, None
-        if self._exact_mode:
-            if self._counts is None:
-                self._counts = np.zeros((cols.size, self.n_classes), np.uint16)
-            self._grow_counts()
-            np.add.at(self._counts, (rows, wrong_pred), 1)
-            counts = self._counts[rows]
-            best = counts.argmax(1)
-            cols["mode_pred"][rows] = best
-            cols["mode_count"][rows] = counts[np.arange(len(rows)), best]
-            return
         mode, count = cols["mode_pred"][rows], cols["mode_count"][rows]
+        if self._exact_mode:
+            if self._counts is None or len(self._counts) < cols.size:
+                self._grow_counts()
+            self._counts[rows, wrong_pred] += 1  # rows are distinct, so each (row, class) cell once
+            new = self._counts[rows, wrong_pred].astype(np.int32)
+            take = (new > count) | ((new == count) & (wrong_pred < mode))
+            cols["mode_pred"][rows] = np.where(take, wrong_pred, mode)
+            cols["mode_count"][rows] = np.where(take, new, count)
+            return
         same = mode == wrong_pred
         take = ~same & (count <= 0)
         cols["mode_count"][rows] = np.where(same | take, np.maximum(count, 0) + 1, count - 1)
         cols["mode_pred"][rows] = np.where(take, wrong_pred, mode)
 
-    def _record_history(self, rows: np.ndarray, item: StepInput, q: dict[str, np.ndarray]) -> None:
+    def _record_history(self, rows: np.ndarray | slice, item: StepInput, q: dict[str, np.ndarray]) -> None:
         size = self._cols.size
         correct = np.full(size, ABSENT, np.int8)
         correct[rows] = q["correct"]
@@ -268,14 +272,12 @@ class Dynamics:
             "last_step": cols["last_step"].copy(),
             "correctness": cols["n_correct"] / n,
             "aum": cols["sum_margin"] / n,
-            "scaled_aum": cols["sum_scaled"] / n,
             "confidence": mean_p,
             "variability": np.sqrt(np.maximum(cols["sum_p2"] / n - mean_p ** 2, 0.0)),
             "forgetting": cols["forgetting"].copy(), "learned_from": cols["learned_from"].copy(),
             "flips": cols["flips"].copy(), "never_learned": cols["n_correct"] == 0,
             "last_pred": cols["last_pred"].copy(), "last_correct": cols["last_correct"] == 1,
             "last_p_label": cols["last_p_label"].copy(), "last_p_pred": cols["last_p_pred"].copy(),
-            "last_margin": cols["last_margin"].copy(),
             "mode_pred": cols["mode_pred"].copy(), "mode_count": np.maximum(cols["mode_count"], 0),
         }
 
@@ -304,18 +306,6 @@ class Dynamics:
         """Per-class accuracy at every step: float [T, 2, C] (split 0 test, 1 train; NaN where a class is empty)."""
         c = self.n_classes or 0
         return np.stack(self._curves) if self._curves else np.zeros((0, 2, c))
-
-
-def margin_scale(margin: np.ndarray, split: np.ndarray) -> float:
-    """A step's margin scale: the mean absolute margin of its training samples (of all samples if none is train).
-
-    Logits grow as training goes on, so raw margins of late steps outweigh early ones in AUM; dividing each step's
-    margins by this scale gives every step the same weight (``scaled_aum``).
-    """
-    train = np.asarray(split).astype(bool)
-    values = np.abs(margin[train] if train.any() else margin)
-    scale = float(values.mean()) if values.size else 0.0
-    return scale if scale > 1e-12 else 1.0
 
 
 def class_accuracy(labels: np.ndarray, correct: np.ndarray, split: np.ndarray, n_classes: int) -> np.ndarray:

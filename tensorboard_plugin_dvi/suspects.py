@@ -2,22 +2,23 @@
 
 The score (higher = more suspicious) of a sample whose given label is ``y``:
 
-    score = -scaled_aum + 0.5 * (1 - 2 * confidence)
+    score = -aum / A + 0.25 * (1 - 2 * confidence)
 
-* ``scaled_aum`` is the mean over the steps where the sample appears of its logit margin ``z_y - max_{j != y} z_j``
-  divided by the step's mean absolute margin over training samples (AUM, Pleiss et al. 2020, with every step
-  weighted alike). It is negative when the model prefers another class to the label on most steps.
+* ``aum`` is the area under the margin (Pleiss et al. 2020): the mean, over the steps where the sample appears, of
+  its logit margin ``z_y - max_{j != y} z_j``. It is negative when the model prefers another class to the label on
+  most steps. ``A`` is the run's mean ``|aum|`` over its training samples: it puts the margin in units of the run's
+  typical margin, so the score does not depend on how large the model's logits are.
 * ``confidence`` is the mean softmax probability of the label over those steps (data maps, Swayamdipta et al. 2020);
   ``1 - 2 * confidence`` runs from -1 (always sure of the label) to 1 (never gives it any probability).
 
 Both terms are large for a sample the model keeps assigning, confidently, to another class: the pattern of a wrong
-label. The margin term separates samples by how far the label is behind; the bounded probability term keeps a few
-huge late-training logits from deciding the order. Only the logged logits and labels enter the score; logged flags
+label. The margin term says how far the label is behind; the bounded probability term keeps a few steps with huge
+logits from deciding the order on their own. Only the logged logits and labels enter the score; logged flags
 (such as a demo's ``flipped`` set) never do.
 
 Each sample gets at most one category, checked in this order:
 
-* ``likely mislabeled``: a training sample whose ``scaled_aum`` is negative and that was predicted as one same
+* ``likely mislabeled``: a training sample whose ``aum`` is negative and that was predicted as one same
   other class at at least half of its steps (test samples are never put here: their labels are not trained on);
 * ``never learned``: predicted correctly at no step;
 * ``forgotten``: at least one forgetting event (correct, then wrong) and wrong at its latest step, or at least two
@@ -34,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-CONFIDENCE_WEIGHT = 0.5
-"""Weight of the probability term ``1 - 2 * confidence`` next to the scaled margin term."""
+CONFIDENCE_WEIGHT = 0.25
+"""Weight of the probability term ``1 - 2 * confidence`` next to the margin term (in units of the run's mean |AUM|)."""
 
 MISLABELED_MODE_FRACTION = 0.5
 """A likely mislabeled sample is predicted as one same other class at least at this fraction of its steps."""
@@ -50,9 +51,17 @@ NONE = -1
 """Category code of a sample that is not a suspect."""
 
 
+def margin_unit(table: dict[str, np.ndarray]) -> float:
+    """``A``: the mean ``|aum|`` of the training samples (of all samples when none is train), 1 when that is 0."""
+    train = table["split"] == 1
+    values = np.abs(table["aum"][train] if train.any() else table["aum"])
+    unit = float(values.mean()) if values.size else 0.0
+    return unit if unit > 1e-12 else 1.0
+
+
 def score(table: dict[str, np.ndarray]) -> np.ndarray:
     """The suspicion score of every sample of a dynamics table (see the module docstring)."""
-    return -table["scaled_aum"] + CONFIDENCE_WEIGHT * (1.0 - 2.0 * table["confidence"])
+    return -table["aum"] / margin_unit(table) + CONFIDENCE_WEIGHT * (1.0 - 2.0 * table["confidence"])
 
 
 def categorize(table: dict[str, np.ndarray]) -> np.ndarray:
@@ -61,7 +70,7 @@ def categorize(table: dict[str, np.ndarray]) -> np.ndarray:
     train = table["split"] == 1
     mode_fraction = table["mode_count"] / n_steps
     rules = [
-        train & (table["scaled_aum"] < 0) & (mode_fraction >= MISLABELED_MODE_FRACTION),
+        train & (table["aum"] < 0) & (mode_fraction >= MISLABELED_MODE_FRACTION),
         table["never_learned"],
         ((table["forgetting"] >= 1) & ~table["last_correct"]) | (table["forgetting"] >= 2),
         (table["variability"] >= AMBIGUOUS_VARIABILITY) | (table["flips"] >= np.maximum(2, n_steps / 4)),

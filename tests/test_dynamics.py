@@ -1,0 +1,201 @@
+"""Per-sample training dynamics on constructed histories, against hand-computed values and a brute-force reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tensorboard_plugin_dvi import dynamics, notebook
+from tensorboard_plugin_dvi.dynamics import ABSENT, Dynamics, StepInput
+
+
+def _logits_for(preds: list[int], c: int = 3, high: float = 4.0) -> np.ndarray:
+    """Logits [N, C] predicting ``preds`` (the predicted class gets ``high``, the others 0)."""
+    out = np.zeros((len(preds), c), np.float32)
+    out[np.arange(len(preds)), preds] = high
+    return out
+
+
+def _step(step: int, preds: list[int], labels: list[int], ids: list[int] | None = None,
+          split: list[int] | None = None, c: int = 3) -> StepInput:
+    n = len(preds)
+    return StepInput(step, np.asarray(ids if ids is not None else range(n), np.int64), np.asarray(labels, np.int64),
+                     np.asarray(split if split is not None else [1] * n, np.uint8), _logits_for(preds, c))
+
+
+def test_correct_three_steps_then_wrong_is_one_forgetting_event_and_not_learned():
+    dyn = Dynamics.from_steps([_step(s, [0 if s < 3 else 1], [0]) for s in range(4)])
+    t = dyn.table()
+    assert t["forgetting"][0] == 1
+    assert t["learned_from"][0] == ABSENT and not t["last_correct"][0]
+    assert t["correctness"][0] == pytest.approx(0.75) and t["flips"][0] == 1 and not t["never_learned"][0]
+
+
+def test_learned_from_is_the_start_of_the_final_correct_run():
+    history = [1, 0, 1, 0, 0]  # predictions of a sample labelled 0 at steps 0, 5, 10, 15, 20
+    dyn = Dynamics.from_steps([_step(5 * i, [p], [0]) for i, p in enumerate(history)])
+    t = dyn.table()
+    assert t["learned_from"][0] == 15
+    assert t["forgetting"][0] == 1  # correct at step 5, wrong at step 10
+    assert t["flips"][0] == 3
+
+
+def test_aum_confidence_and_variability_equal_hand_computed_values():
+    logits = [np.array([[2.0, 0.5, -1.0]]), np.array([[0.0, 1.0, 3.0]])]  # label 0
+    dyn = Dynamics.from_steps([StepInput(s, np.array([7]), np.array([0]), np.array([1], np.uint8), z)
+                               for s, z in enumerate(logits)])
+    t = dyn.table()
+    # margins: 2.0 - 0.5 = 1.5 and 0.0 - 3.0 = -3.0, so AUM = (1.5 - 3.0) / 2
+    assert t["aum"][0] == pytest.approx(-0.75)
+    p = [np.exp(z[0, 0]) / np.exp(z[0]).sum() for z in logits]
+    assert t["confidence"][0] == pytest.approx(np.mean(p))
+    assert t["variability"][0] == pytest.approx(np.std(p))
+    assert t["last_pred"][0] == 2 and t["last_p_label"][0] == pytest.approx(p[1])
+    assert t["last_p_pred"][0] == pytest.approx(np.exp(3.0) / np.exp(logits[1][0]).sum())
+
+
+def test_never_learned_and_mode_of_wrong_predictions():
+    preds = [2, 2, 1, 2, 2]
+    dyn = Dynamics.from_steps([_step(s, [p], [0]) for s, p in enumerate(preds)])
+    t = dyn.table()
+    assert t["never_learned"][0] and t["mode_pred"][0] == 2 and t["mode_count"][0] == 4
+
+
+def test_majority_vote_fallback_names_the_majority_class(monkeypatch):
+    monkeypatch.setattr(dynamics, "_MODE_CELLS", 1)  # forces the streaming majority vote
+    preds = [2, 1, 2, 2, 1, 2]
+    dyn = Dynamics.from_steps([_step(s, [p, 0], [0, 0]) for s, p in enumerate(preds)])
+    assert dyn.table()["mode_pred"][0] == 2
+
+
+def test_samples_added_and_dropped_are_summarised_over_their_own_steps():
+    steps = [
+        _step(0, [0, 1], [0, 1], ids=[10, 11]),
+        _step(1, [1, 1, 2], [1, 0, 2], ids=[11, 10, 12]),  # order changes, 10 is now wrong, 12 appears
+        _step(2, [2], [2], ids=[12]),  # 10 and 11 dropped
+    ]
+    dyn = Dynamics.from_steps(steps)
+    t = dyn.table()
+    assert t["id"].tolist() == [10, 11, 12]
+    assert t["n_steps"].tolist() == [2, 2, 2]
+    assert t["first_step"].tolist() == [0, 0, 1] and t["last_step"].tolist() == [1, 1, 2]
+    assert t["forgetting"].tolist() == [1, 0, 0]
+    assert t["learned_from"].tolist() == [ABSENT, 0, 1]
+    matrix = dyn.correct_matrix()
+    assert matrix.tolist() == [[1, 1, ABSENT], [0, 1, 1], [ABSENT, ABSENT, 1]]
+    assert dyn.pred_matrix()[2].tolist() == [ABSENT, ABSENT, 2]
+
+
+def _reference(steps: list[StepInput]) -> dict[str, dict[int, float]]:
+    """Brute force: each sample's statistics from its full history, in plain Python."""
+    history: dict[int, list[tuple[int, np.ndarray, int]]] = {}
+    for item in steps:
+        for i, sample in enumerate(item.ids.tolist()):
+            history.setdefault(sample, []).append((item.step, item.logits[i].astype(np.float64),
+                                                   int(item.labels[i])))
+    out: dict[str, dict[int, float]] = {"aum": {}, "forgetting": {}, "learned_from": {}, "confidence": {}}
+    for sample, rows in history.items():
+        margins, probs, correct = [], [], []
+        for _, z, y in rows:
+            margins.append(z[y] - max(v for j, v in enumerate(z) if j != y))
+            probs.append(np.exp(z[y] - z.max()) / np.exp(z - z.max()).sum())
+            correct.append(int(np.argmax(z)) == y)
+        out["aum"][sample] = float(np.mean(margins))
+        out["confidence"][sample] = float(np.mean(probs))
+        out["forgetting"][sample] = sum(a and not b for a, b in zip(correct, correct[1:], strict=False))
+        learned = ABSENT
+        for (step, _, _), ok in zip(reversed(rows), reversed(correct), strict=True):
+            if not ok:
+                break
+            learned = step
+        out["learned_from"][sample] = learned
+    return out
+
+
+def test_incremental_statistics_match_a_brute_force_reference_with_changing_samples(rng):
+    steps = []
+    for s in range(8):
+        ids = rng.choice(40, size=30, replace=False)
+        labels = ids % 4
+        logits = rng.normal(size=(30, 4)).astype(np.float32)
+        logits[np.arange(30), labels] += s * 0.4
+        steps.append(StepInput(3 * s, ids, labels, (ids < 30).astype(np.uint8), logits))
+    dyn = Dynamics(4)
+    for item in steps:
+        dyn.add_step(item)
+    t, ref = dyn.table(), _reference(steps)
+    for name in ("aum", "confidence", "forgetting", "learned_from"):
+        got = dict(zip(t["id"].tolist(), t[name].tolist(), strict=True))
+        assert got.keys() == ref[name].keys()
+        for sample, value in ref[name].items():
+            assert got[sample] == pytest.approx(value), f"{name} of sample {sample}"
+
+
+def test_steps_must_arrive_in_order_and_ids_be_unique():
+    dyn = Dynamics.from_steps([_step(5, [0], [0])])
+    with pytest.raises(ValueError, match="increasing order"):
+        dyn.add_step(_step(5, [0], [0]))
+    with pytest.raises(ValueError, match="unique"):
+        dyn.add_step(_step(6, [0, 0], [0, 0], ids=[1, 1]))
+    with pytest.raises(ValueError, match="classes"):
+        dyn.add_step(_step(7, [0], [0], c=4))
+
+
+def test_class_curves_per_split():
+    item = _step(0, [0, 1, 1, 2], [0, 0, 1, 2], split=[1, 1, 1, 0])
+    curves = Dynamics.from_steps([item]).class_curves()
+    assert curves.shape == (1, 2, 3)
+    assert curves[0, 1, :2].tolist() == [0.5, 1.0] and np.isnan(curves[0, 1, 2])
+    assert curves[0, 0, 2] == 1.0 and np.isnan(curves[0, 0, :2]).all()
+
+
+def _write_run(run_dir: str, steps: int = 3) -> None:
+    import torch
+
+    import tensorboard_plugin_dvi as dvi
+
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(20, 4, generator=gen)
+    head = torch.nn.Linear(4, 3)
+    labels = torch.randint(0, 3, (20,), generator=gen)
+    for step in range(steps):
+        dvi.summary.snapshot(run_dir, step, feats + 0.1 * step, labels, head, class_names=["cat", "dog", "eel"])
+    dvi.summary.close(run_dir)
+
+
+def test_notebook_load_returns_arrays_without_pandas_and_a_frame_with_it(tmp_path, monkeypatch):
+    run = str(tmp_path / "run")
+    _write_run(run)
+    monkeypatch.setattr(notebook, "_pandas", lambda: None)
+    table = dynamics.load(run)
+    assert isinstance(table, dict) and len(table["id"]) == 20 and set(table["label_name"]) <= {"cat", "dog", "eel"}
+    assert table["n_steps"].tolist() == [3] * 20
+    with pytest.raises(ImportError, match="pandas"):
+        notebook.load(run, frame=True)
+
+    class FakePandas:
+        @staticmethod
+        def DataFrame(columns):  # noqa: N802 - mimics pandas.DataFrame
+            return ("frame", columns)
+
+    monkeypatch.setattr(notebook, "_pandas", lambda: FakePandas)
+    kind, columns = notebook.load(run)
+    assert kind == "frame" and columns["id"].tolist() == table["id"].tolist()
+    assert isinstance(notebook.load(run, frame=False), dict)
+
+
+def test_notebook_with_the_installed_pandas_or_without(tmp_path):
+    run = str(tmp_path / "run")
+    _write_run(run)
+    table = notebook.load(run)
+    if notebook._pandas() is not None:
+        assert table.shape[0] == 20 and "score" in table.columns
+    else:
+        assert isinstance(table, dict) and len(table["score"]) == 20
+    top = notebook.suspects(run, k=5, frame=False)
+    assert len(top["id"]) <= 5
+
+
+def test_notebook_load_of_a_directory_without_steps(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No readable DVI steps"):
+        notebook.load(str(tmp_path))
