@@ -21,10 +21,11 @@ Each sample gets at most one category, checked in this order:
 * ``likely mislabeled``: a training sample whose ``aum`` is negative and that was predicted as one same
   other class at at least half of its steps (test samples are never put here: their labels are not trained on);
 * ``never learned``: predicted correctly at no step;
-* ``forgotten``: at least one forgetting event (correct, then wrong) and wrong at its latest step, or at least two
-  forgetting events;
+* ``forgotten``: at least one forgetting event (correct, then wrong) and wrong at its latest step: it was learned
+  and is lost now;
 * ``ambiguous``: the confidence in the label varies a lot across steps (``variability >= 0.2``) or the prediction
-  changed at least ``max(2, steps / 4)`` times.
+  changed at least ``max(2, steps / 4)`` times (a sample that keeps being learned and forgotten but is right at
+  its latest step lands here).
 
 The ranked list holds the samples with a category, by decreasing score.
 """
@@ -72,7 +73,7 @@ def categorize(table: dict[str, np.ndarray]) -> np.ndarray:
     rules = [
         train & (table["aum"] < 0) & (mode_fraction >= MISLABELED_MODE_FRACTION),
         table["never_learned"],
-        ((table["forgetting"] >= 1) & ~table["last_correct"]) | (table["forgetting"] >= 2),
+        (table["forgetting"] >= 1) & ~table["last_correct"],
         (table["variability"] >= AMBIGUOUS_VARIABILITY) | (table["flips"] >= np.maximum(2, n_steps / 4)),
     ]
     out = np.full(len(n_steps), NONE, np.int8)
@@ -110,10 +111,8 @@ def reason(table: dict[str, np.ndarray], row: int, code: int, classes: list[str]
                 f"{_name(classes, mode)} at {count} of them")
     if code == 2:
         times = int(table["forgetting"][row])
-        now = ("is predicted " + _name(classes, last_pred) + " at the last step" if not table["last_correct"][row]
-               else "is right again at the last step")
-        return (f"learned, then forgotten {times} time{'s' if times != 1 else ''} (label {_name(classes, label)}); "
-                f"{now}")
+        return (f"learned, then forgotten {times} time{'s' if times != 1 else ''}: labelled {_name(classes, label)}, "
+                f"predicted {_name(classes, last_pred)} at the last step")
     conf, var, flips = float(table["confidence"][row]), float(table["variability"][row]), int(table["flips"][row])
     return (f"confidence in its label {_name(classes, label)} varies across steps ({conf:.2f} ± {var:.2f}); "
             f"prediction changed {flips} time{'s' if flips != 1 else ''} in {n} {steps}")
