@@ -5,12 +5,13 @@ Samples are laid out in two blocks, training then test; inside a block in one ba
 by the step from which the sample stays learned (early learners first, never-settled samples last, ties by id).
 
 A run of 60,000 samples x 200 steps does not fit a screen, so the cube is summarised to at most ``rows`` x ``cols``
-pixels: each band gets a share of the rows in proportion to its size (at least one), and a pixel row covers a run of
-consecutive samples of its band; when there are more steps than ``cols``, a pixel column covers a run of consecutive
-steps. A cell's value is the fraction of correct predictions among the (sample, step) pairs it covers (pairs where
-the sample was not logged are left out), stored as ``round(200 * fraction)``, or :data:`EMPTY` when it covers none.
-The answer also maps pixel rows back to sample ids and pixel columns back to steps, so a click can select the cell's
-samples and move to its step, and it carries the per-class accuracy curves of every step.
+pixels (more rows only when there are more bands than ``rows``): each band gets a share of the rows in proportion
+to its size (at least one), and a pixel row covers a run of consecutive samples of its band; when there are more
+steps than ``cols``, a pixel column covers a run of consecutive steps. A cell's value is the fraction of correct
+predictions among the (sample, step) pairs it covers (pairs where the sample was not logged are left out), stored as
+``round(200 * fraction)``, or :data:`EMPTY` when it covers none. The answer also maps pixel rows back to sample ids
+and pixel columns back to steps, so a click can select the cell's samples and move to its step, and it carries the
+per-class accuracy curves of every step.
 """
 
 from __future__ import annotations
@@ -58,12 +59,21 @@ def band_order(labels: np.ndarray, split: np.ndarray, learned_from: np.ndarray, 
 
 
 def allot_rows(sizes: list[int], budget: int) -> list[int]:
-    """Pixel rows per band: one per sample when everything fits, else in proportion to size (at least one)."""
+    """Pixel rows per band: one per sample when everything fits, else in proportion to size (at least one).
+
+    The total stays within ``budget`` unless there are more bands than ``budget`` (then every band gets one row).
+    """
     total = sum(sizes)
     if total <= budget:
         return list(sizes)
     share = np.maximum(1, np.floor(np.asarray(sizes, np.float64) * budget / total)).astype(np.int64)
-    return np.minimum(share, sizes).tolist()
+    share = np.minimum(share, sizes)
+    for _ in range(int(share.sum()) - budget):  # the minimum of one row can overshoot by at most one per band
+        largest = int(share.argmax())
+        if share[largest] <= 1:
+            break
+        share[largest] -= 1
+    return share.tolist()
 
 
 def _starts(n: int, parts: int) -> np.ndarray:
