@@ -42,7 +42,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
   let destroyed = false;
   let shown = null; // {step, data, prev, overview: image | null, prevMissing}
   let trajectorySample = null;
-  const tiles = {z: 0, layers: new Map(), timer: 0, drawn: 0, requested: 0};
+  const tiles = {z: 0, layers: new Map(), timer: 0, drawn: 0, wanted: 0, requested: 0};
   const report = (patch) => store.set((s) => withPanel(s, run, patch));
 
   /** Shows the panel's step for the store's shared step; resolves once shown or superseded. */
@@ -162,10 +162,11 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     const v = scatter.getView();
     const {w, h} = scatter.size();
     tiles.z = tileLevel(b, v.scale, window.devicePixelRatio || 1);
+    const wanted = tiles.z ? visibleTiles(b, v, w, h, tiles.z).slice(0, MAX_TILE_LAYERS) : [];
+    tiles.wanted = wanted.length;
     applyTiles();
-    if (tiles.z === 0) return;
     const size = TILE_SIZE;
-    for (const t of visibleTiles(b, v, w, h, tiles.z).slice(0, MAX_TILE_LAYERS)) {
+    for (const t of wanted) {
       const k = `${t.z}/${t.tx}/${t.ty}`;
       if (tiles.layers.has(k)) continue;
       tiles.requested++;
@@ -299,7 +300,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
       run, step: shown ? shown.step : null, pointsDrawn: shown ? scatter.count : 0, highlighted: shown ? scatter.highlighted : 0,
       frames: scatter.frames, renderer: scatter.renderer, landscape: !!(shown && shown.overview), animating: !!anim,
       selected: store.get().selected === null ? -1 : aligner.indexOf(run, store.get().selected), trajectory: !!trajectorySample,
-      tiles: {z: tiles.z, drawn: tiles.drawn, requested: tiles.requested,
+      tiles: {z: tiles.z, drawn: tiles.drawn, wanted: tiles.wanted, requested: tiles.requested,
         pxPerUnit: b && tiles.z ? pixelsPerUnit(b, TILE_SIZE, tiles.z) : null, overviewPxPerUnit: b ? pixelsPerUnit(b, OVERVIEW_SIZE) : null},
     };
   }

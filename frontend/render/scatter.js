@@ -140,7 +140,8 @@ export function createScatter(canvas, options = {}) {
     const toFloat = (arr) => (arr instanceof Float32Array ? arr : Float32Array.from(arr));
     if (props.labels) backend.upload('aLabel', toFloat(props.labels));
     if (props.pred) backend.upload('aPred', toFloat(props.pred));
-    if ('highlight' in props || props.from) {
+    // New positions keep the highlight unless the number of points changed (then everything is highlighted).
+    if ('highlight' in props || (props.from && state.high.length !== state.n)) {
       const hl = 'highlight' in props ? props.highlight : null;
       const high = new Float32Array(state.n);
       let count = 0;
