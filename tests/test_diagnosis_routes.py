@@ -1,0 +1,186 @@
+"""The training-dynamics routes (``dynamics``, ``suspects``, ``cube``) on real (small) MNIST training logs.
+
+The route logic (:class:`diagnosis.Diagnosis`) is driven directly on a run index built like the catalog's, to check
+its incremental cache, formats and errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+
+import numpy as np
+import pytest
+from helpers import write_mnist_run
+from tensorboard import errors
+
+from tensorboard_plugin_dvi import binary, catalog, cube, diagnosis, storage
+
+STEPS = 5
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory):
+    """A 5-step MLP run on 600 real MNIST digits with 20 % of training labels flipped (flag ``flipped``)."""
+    run_dir = str(tmp_path_factory.mktemp("dyn") / "noisy")
+    facts = write_mnist_run(run_dir, STEPS, n=600, noise=0.2)
+    return run_dir, facts
+
+
+def run_index(run_dir: str, name: str = "noisy", steps: list[int] | None = None) -> catalog.RunIndex:
+    """The run's index as the catalog builds it: verified records (optionally only ``steps``) and its store."""
+    store = storage.RunStore(run_dir)
+    records, problems = store.read_run()
+    if steps is not None:
+        records = {s: r for s, r in records.items() if s in steps}
+    return catalog.RunIndex(name, run_dir, records, problems, store)
+
+
+class CountingStore:
+    """Wraps a RunStore and counts the step files loaded."""
+
+    def __init__(self, store: storage.RunStore, drop_flags: bool = False) -> None:
+        self.store, self.loads, self.drop_flags = store, 0, drop_flags
+
+    def load_arrays(self, record, *, features=True):
+        self.loads += 1
+        arrays = self.store.load_arrays(record, features=features)
+        return {k: v for k, v in arrays.items() if not (self.drop_flags and k.startswith("flag_"))}
+
+
+def _counted(index: catalog.RunIndex, **kwargs) -> tuple[catalog.RunIndex, CountingStore]:
+    counting = CountingStore(index.store, **kwargs)
+    return catalog.RunIndex(index.name, index.directory, index.records, index.problems, counting), counting
+
+
+def test_new_steps_are_folded_in_without_rereading_old_ones(noisy):
+    run_dir, _ = noisy
+    diag = diagnosis.Diagnosis()
+    early, counting = _counted(run_index(run_dir, steps=[0, 1, 2]))
+    diag.dynamics(early)
+    assert counting.loads == 3
+    later, counting = _counted(run_index(run_dir))
+    body, _ = diag.dynamics(later)
+    assert counting.loads == STEPS - 3, "only the two new steps are read"
+    fresh, _ = diagnosis.Diagnosis().dynamics(run_index(run_dir))
+    assert body == fresh and body["steps"] == list(range(STEPS))
+
+
+def test_a_relogged_step_rebuilds_the_run(noisy, tmp_path):
+    run_dir = str(tmp_path / "copy")
+    shutil.copytree(noisy[0], run_dir)
+    diag = diagnosis.Diagnosis()
+    before, _ = diag.suspects(run_index(run_dir, "copy"), k=20)
+    index = run_index(run_dir, "copy")
+    record = dict(index.records[2])
+    arrays = index.store.load_arrays(record)
+    arrays["logits"] = arrays["logits"][:, ::-1].copy()  # a different step 2 with a new hash
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    data = buffer.getvalue()
+    digest = storage.sha256_bytes(data)
+    name = f"step_{2:08d}-{digest[:8]}.npz"
+    with open(os.path.join(storage.asset_dir(run_dir), name), "wb") as handle:
+        handle.write(data)
+    record["files"] = {**record["files"], "arrays": {**record["files"]["arrays"], "name": name, "sha256": digest}}
+    changed, counting = _counted(index)
+    changed.records[2] = record
+    after, _ = diag.suspects(changed, k=20)
+    assert counting.loads == STEPS, "every step is read again"
+    fresh, _ = diagnosis.Diagnosis().suspects(changed, k=20)
+    assert after == fresh and after != before
+
+
+def test_json_csv_and_binary_tables_agree(noisy):
+    run_dir, facts = noisy
+    diag = diagnosis.Diagnosis()
+    body, mime = diag.dynamics(run_index(run_dir), "json")
+    assert mime == "application/json" and body["n"] == 600 and body["classes"] == [str(d) for d in range(10)]
+    cols = body["columns"]
+    assert cols["id"] == facts["ids"].tolist() and cols["label"] == facts["labels"].tolist()
+    assert set(cols) == set(diagnosis.COLUMNS)
+    raw, mime = diag.dynamics(run_index(run_dir), "csv")
+    assert mime.startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
+    assert [int(r["id"]) for r in rows] == cols["id"]
+    assert [r["category"] for r in rows] == cols["category"]
+    np.testing.assert_allclose([float(r["aum"]) for r in rows], cols["aum"], atol=1e-5)
+    blob, mime = diag.dynamics(run_index(run_dir), "binary")
+    assert mime == "application/octet-stream"
+    header, arrays = binary.decode(blob)
+    assert arrays["id"].tolist() == cols["id"] and header["categories"][0] == "likely mislabeled"
+    np.testing.assert_allclose(arrays["score"], cols["score"], atol=1e-4)
+    codes = arrays["category"].tolist()
+    assert [header["categories"][c] if c >= 0 else "" for c in codes] == cols["category"]
+    assert len(blob) < len(raw)
+
+
+def test_suspects_find_the_flipped_labels_and_csv_matches_json(noisy):
+    run_dir, facts = noisy
+    body, _ = diagnosis.Diagnosis().suspects(run_index(run_dir), k=600)
+    mislabeled = [r["id"] for r in body["suspects"] if r["category"] == "likely mislabeled"]
+    found = np.isin(mislabeled, facts["flipped"])
+    precision, recall = float(found.mean()), float(found.sum() / len(facts["flipped"]))
+    assert precision >= 0.8 and recall >= 0.8, f"'likely mislabeled': precision {precision:.3f}, recall {recall:.3f}"
+    train = set(facts["ids"][facts["split"]].tolist())
+    assert set(mislabeled) <= train, "only training samples are ranked as likely mislabeled"
+    assert body["total"] == len(body["suspects"]) and body["k"] == 600
+    raw, _ = diagnosis.Diagnosis().suspects(run_index(run_dir), k=600, fmt="csv")
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
+    assert [int(r["id"]) for r in rows] == [s["id"] for s in body["suspects"]]
+    assert [r["reason"] for r in rows] == [s["reason"] for s in body["suspects"]]
+
+
+def test_logged_flags_are_never_an_input(noisy):
+    run_dir, _ = noisy
+    with_flags, _ = diagnosis.Diagnosis().suspects(run_index(run_dir), k=200)
+    index, _ = _counted(run_index(run_dir), drop_flags=True)
+    without, _ = diagnosis.Diagnosis().suspects(index, k=200)
+    assert with_flags == without
+
+
+def test_cube_answer(noisy):
+    run_dir, facts = noisy
+    blob, mime = diagnosis.Diagnosis().cube(run_index(run_dir), rows=64, cols=3, split=None)
+    assert mime == "application/octet-stream"
+    header, arrays = cube.decode(blob)
+    assert header["rows"] <= 64 and header["cols"] == 3 and header["steps"] == list(range(STEPS))
+    assert arrays["cells"].shape == (header["rows"], 3)
+    assert sorted(arrays["ids"].tolist()) == facts["ids"].tolist()
+    assert [b["split"] for b in header["bands"]][:1] == ["train"] and header["bands"][-1]["split"] == "test"
+    assert arrays["curves"].shape == (STEPS, 2, 10)
+    test_only, _ = diagnosis.Diagnosis().cube(run_index(run_dir), rows=64, cols=64, split="test")
+    header, arrays = cube.decode(test_only)
+    assert set(arrays["ids"].tolist()) == set(facts["ids"][~facts["split"]].tolist())
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda d, i: d.dynamics(i, "xml"), "format"),
+    (lambda d, i: d.suspects(i, 0), "'k'"),
+    (lambda d, i: d.suspects(i, 10, "binary"), "format"),
+    (lambda d, i: d.cube(i, 0, 10), "'rows'"),
+    (lambda d, i: d.cube(i, 10, 5000), "'cols'"),
+    (lambda d, i: d.cube(i, 10, 10, "validation"), "'split'"),
+])
+def test_bad_parameters_are_invalid_arguments(noisy, call, match):
+    with pytest.raises(errors.InvalidArgumentError, match=match):
+        call(diagnosis.Diagnosis(), run_index(noisy[0]))
+
+
+def test_a_run_without_steps_or_logits_is_not_found(noisy, tmp_path):
+    empty = catalog.RunIndex("empty", str(tmp_path), {}, [], storage.RunStore(str(tmp_path)))
+    with pytest.raises(errors.NotFoundError, match="no servable steps"):
+        diagnosis.Diagnosis().suspects(empty, 10)
+
+    class NoLogits(CountingStore):
+        def load_arrays(self, record, *, features=True):
+            arrays = super().load_arrays(record, features=features)
+            arrays.pop("logits")
+            return arrays
+
+    index = run_index(noisy[0])
+    index = catalog.RunIndex("imported", index.directory, index.records, [], NoLogits(index.store))
+    with pytest.raises(errors.NotFoundError, match="no logits"):
+        diagnosis.Diagnosis().cube(index)
