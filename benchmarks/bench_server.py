@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import tensorboard_plugin_dvi as dvi
-from tensorboard_plugin_dvi import cache, compute, storage
+from tensorboard_plugin_dvi import cache, method, storage
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
@@ -63,7 +63,7 @@ def write_and_project(run_dir: str, feats: np.ndarray, labels: np.ndarray, head:
     store = storage.RunStore(run_dir)
     records, _ = store.read_run()
     started = time.perf_counter()
-    compute.project_step(store, cache.ResultCache(store, cache.Settings()), records[0], None)
+    method.project_step(store, cache.ResultCache(store, cache.Settings()), records[0], None)
     return time.perf_counter() - started
 
 

@@ -1,9 +1,17 @@
 """Derived results of a run on disk: visualization models, 2-D coordinates, metrics and landscapes.
 
-Results live under ``<run>/plugins/dvi/cache/<settings key>/``, so changing a setting (variant, seed, k, schema)
-never serves a stale result. Each step's result is named after the hash of the step's arrays, and records the name of
-the previous step's result it was warm-started from: re-logging any earlier step invalidates the chain after it.
-Files are written atomically; a result that fails to load counts as missing and is recomputed.
+Results live under ``<run>/plugins/dvi/cache/<settings key>/``, so changing a setting (variant, seed, k, method
+version) never serves a stale result. Each step's result is named after the hash of the step's arrays, and records
+the name of the previous step's result it was warm-started from: re-logging any earlier step invalidates the chain
+after it.
+
+A result is three files: ``<name>.model.npz`` (the saved ``StepProjection``, pickle-free), ``<name>.npz``
+(ids and coordinates) and ``<name>.json`` (metrics; written last, it marks the result complete). A result whose files
+fail to load (truncated, altered, holding objects) is *discarded*: its files are deleted, the reason is remembered for
+the run's status, and it is recomputed like a missing one. Landscape PNGs are cached per step in a few size buckets.
+
+:class:`ResultIndex` is the read side used by the routes: which steps are ready, and their loaded results. It never
+goes through the projection queue.
 """
 
 from __future__ import annotations
@@ -12,15 +20,18 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from tensorboard_plugin_dvi import storage
+from tensorboard_plugin_dvi import fsio, storage
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+SIZE_BUCKETS = (128, 256, 512, 1024)
+"""Landscape sizes rendered and cached; other requested sizes are resized from the next bucket up."""
+_PARTS = (".json", ".npz", ".model.npz")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,9 +44,9 @@ class Settings:
 
     def key(self) -> str:
         """Short stable folder name for these settings."""
-        import dvi_core
+        from tensorboard_plugin_dvi import method
 
-        blob = json.dumps({"v": CACHE_VERSION, "method": dvi_core.__version__, **dataclasses.asdict(self)},
+        blob = json.dumps({"v": CACHE_VERSION, "method": method.version(), **dataclasses.asdict(self)},
                           sort_keys=True).encode()
         return f"{self.variant}-{hashlib.sha256(blob).hexdigest()[:12]}"
 
@@ -59,19 +70,9 @@ def result_name(record: dict[str, Any]) -> str:
     return f"step_{int(record['step']):08d}-{record['files']['arrays']['sha256'][:12]}"
 
 
-def atomic_save(path: str, save: Callable[[str], None]) -> None:
-    """Call ``save(tmp_path)`` then rename into ``path``: readers never see a partial file."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="tmp-", suffix=".part", dir=directory)  # torch.save rejects dot-names
-    os.close(fd)
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def size_bucket(size: int) -> int:
+    """The cached size a requested landscape size is rendered at (the smallest bucket >= size)."""
+    return next((b for b in SIZE_BUCKETS if b >= size), SIZE_BUCKETS[-1])
 
 
 class ResultCache:
@@ -79,57 +80,141 @@ class ResultCache:
 
     def __init__(self, store: storage.RunStore, settings: Settings) -> None:
         self.settings = settings
+        self.store = store
         self.root = os.path.join(store.root, "cache", settings.key())
+        self.discarded: dict[str, str] = {}  # result name -> why its files were thrown away
 
     def _path(self, name: str, suffix: str) -> str:
-        return os.path.join(self.root, name + suffix)
+        path = os.path.join(self.root, name + suffix)
+        if self.store.logdir_root is not None and not fsio.inside(self.store.logdir_root, path):
+            raise storage.StepError(f"the cache folder of {name} resolves outside the logdir; not followed")
+        return path
 
     def has(self, record: dict[str, Any], prev_record: dict[str, Any] | None) -> bool:
-        """Whether a result exists for this exact step data, warm-started from this exact previous step."""
+        """Whether a complete result exists for this step's data, warm-started from this exact previous step."""
         meta = self._read_meta(result_name(record))
         expected_prev = result_name(prev_record) if prev_record else None
         return meta is not None and meta.get("prev") == expected_prev
 
     def _read_meta(self, name: str) -> dict[str, Any] | None:
         try:
-            with open(self._path(name, ".json"), encoding="utf-8") as handle:
-                meta = json.load(handle)
-        except (OSError, ValueError):
+            meta = json.loads(fsio.read_json_file(self._path(name, ".json"), limit=1 << 20))
+        except (OSError, storage.StepError):
             return None
-        ok = isinstance(meta, dict) and all(os.path.exists(self._path(name, s)) for s in (".npz", ".model.pt"))
-        return meta if ok else None
+        except (ValueError, RecursionError, fsio.UnreadableFile) as err:
+            self.discard(name, f"its metrics file is not valid JSON ({err})")
+            return None
+        parts_ok = all(os.path.exists(self._path(name, s)) for s in _PARTS)
+        if not isinstance(meta, dict) or not isinstance(meta.get("metrics", {}), dict) or not parts_ok:
+            if isinstance(meta, dict) and not parts_ok:
+                return None  # a part is still being written, or was deleted: not ready (recomputed on request)
+            self.discard(name, "its metrics file is not a JSON object")
+            return None
+        return meta
+
+    def discard(self, name: str, why: str) -> None:
+        """Delete a result's files (it will be recomputed) and remember why, for the run's status."""
+        self.discarded[name] = why
+        self._remove(name)
+
+    def _remove(self, name: str) -> None:
+        """Delete a result's files and its rendered landscapes."""
+        try:
+            rendered = [n for n in os.listdir(self.root) if n.startswith(name + ".landscape")]
+        except OSError:
+            rendered = []
+        fsio.remove_quietly(*(os.path.join(self.root, n) for n in [name + s for s in _PARTS] + rendered))
 
     def save(self, record: dict[str, Any], prev_record: dict[str, Any] | None, ids: np.ndarray, xy: np.ndarray,
-             metrics: dict[str, Any],
-             save_model: Callable[[str], None]) -> StepResult:
-        """Store a step's result; the JSON written last marks it complete."""
+             metrics: dict[str, Any], save_model: Callable[[str], None]) -> StepResult:
+        """Store a step's result; ``save_model(path)`` writes the model. The JSON, written last, marks it complete."""
         name = result_name(record)
-        atomic_save(self._path(name, ".model.pt"), save_model)
-        storage.atomic_write(self._path(name, ".npz"), storage.npz_bytes({"ids": ids, "xy": xy.astype(np.float32)}))
+        self._remove(name)  # an older result of the same data (another predecessor) and its landscapes
+        fsio.atomic_write(self.store.writable(self._path(name, ".model.npz")), save_model, by_path=True)
+        fsio.atomic_write(self.store.writable(self._path(name, ".npz")),
+                          fsio.npz_bytes({"ids": ids, "xy": xy.astype(np.float32)}))
         meta = {"step": int(record["step"]), "prev": result_name(prev_record) if prev_record else None,
                 "metrics": metrics}
-        storage.atomic_write(self._path(name, ".json"), json.dumps(meta).encode("utf-8"))
-        return self.load(record)  # type: ignore[return-value]
+        fsio.atomic_write(self.store.writable(self._path(name, ".json")), json.dumps(meta).encode("utf-8"))
+        self.discarded.pop(name, None)
+        result = self.load(record)
+        if result is None:
+            raise storage.StepError(f"the result of step {record['step']} could not be read back after writing it")
+        return result
 
     def load(self, record: dict[str, Any]) -> StepResult | None:
-        """The stored result of this step's data, or None if absent or unreadable."""
+        """The stored result of this step's data; None if absent, or if unreadable (then it is discarded)."""
         name = result_name(record)
         meta = self._read_meta(name)
         if meta is None:
             return None
         try:
-            with np.load(self._path(name, ".npz"), allow_pickle=False) as npz:
-                ids, xy = npz["ids"], npz["xy"]
-        except (OSError, ValueError, KeyError):
+            arrays = fsio.read_npz(self._path(name, ".npz"), required=("ids", "xy"))
+        except (OSError, fsio.UnreadableFile) as err:
+            self.discard(name, str(err))
+            return None
+        ids, xy = arrays["ids"], arrays["xy"]
+        if ids.ndim != 1 or xy.shape != (len(ids), 2) or xy.dtype.kind != "f" or not np.isfinite(xy).all():
+            self.discard(name, "its coordinates are not finite [N, 2] numbers")
             return None
         return StepResult(step=int(record["step"]), name=name, prev_name=meta.get("prev"), ids=ids, xy=xy,
                           bounds=map_bounds(xy), metrics=meta.get("metrics", {}),
-                          model_path=self._path(name, ".model.pt"))
+                          model_path=self._path(name, ".model.npz"))
 
-    def landscape_path(self, record: dict[str, Any], size: int, bounds: tuple[float, ...]) -> str:
-        """Where the landscape PNG of this step at ``size`` pixels over ``bounds`` is cached."""
+    def landscape_path(self, record: dict[str, Any], size: int, bounds: tuple[float, ...],
+                       tile: tuple[int, int, int] = (0, 0, 0)) -> str:
+        """Where the landscape PNG of this step at bucket ``size`` over ``bounds`` (tile z, x, y) is cached."""
         key = hashlib.sha256(json.dumps([round(b, 6) for b in bounds]).encode()).hexdigest()[:8]
-        return self._path(result_name(record), f".landscape{size}-{key}.png")
+        z, tx, ty = tile
+        return self._path(result_name(record), f".landscape{size}-{key}-z{z}-{tx}-{ty}.png")
+
+
+class ResultIndex:
+    """Which steps of which runs have results, for the routes; memoised, self-healing, independent of the queue."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._caches: dict[str, ResultCache] = {}
+        self._loaded: dict[tuple[str, str], StepResult] = {}
+        self._lock = threading.Lock()
+
+    def results(self, store: storage.RunStore) -> ResultCache:
+        """The result cache of a run directory (one object per run, so discard reasons persist)."""
+        with self._lock:
+            cache = self._caches.get(store.run_dir)
+            if cache is None or cache.store is not store:
+                cache = self._caches[store.run_dir] = ResultCache(store, self.settings)
+            return cache
+
+    def result(self, store: storage.RunStore, record: dict[str, Any],
+               prev: dict[str, Any] | None) -> StepResult | None:
+        """The ready result of ``record`` warm-started from ``prev``, else None."""
+        cache = self.results(store)
+        key = (store.run_dir, result_name(record))
+        with self._lock:
+            hit = self._loaded.get(key)
+        expected_prev = result_name(prev) if prev else None
+        if hit is not None and hit.prev_name == expected_prev and os.path.exists(hit.model_path):
+            return hit
+        if not cache.has(record, prev):
+            return None
+        loaded = cache.load(record)
+        if loaded is not None:
+            with self._lock:
+                if len(self._loaded) > 4096:
+                    self._loaded.clear()
+                self._loaded[key] = loaded
+        return loaded
+
+    def discard(self, store: storage.RunStore, result: StepResult, why: str) -> None:
+        """Throw away a result that failed to load later (its model), so it is recomputed."""
+        self.results(store).discard(result.name, why)
+        with self._lock:
+            self._loaded.pop((store.run_dir, result.name), None)
+
+    def discarded(self, store: storage.RunStore) -> dict[str, str]:
+        """Result names of this run thrown away as unreadable, with the reason."""
+        return dict(self.results(store).discarded)
 
 
 def map_bounds(xy: np.ndarray, trim: float = 0.005, margin: float = 0.1) -> tuple[float, float, float, float]:
@@ -138,10 +223,10 @@ def map_bounds(xy: np.ndarray, trim: float = 0.005, margin: float = 0.1) -> tupl
     A handful of outliers (e.g. tiny disconnected neighbourhoods that the layout pushes away) would otherwise
     shrink everyone else into a corner of the map; they still have coordinates and show up when zooming out.
     """
-    from dvi_core.projector import square_bounds
-
     if len(xy) >= 50:
         lo, hi = np.quantile(xy, trim, axis=0), np.quantile(xy, 1 - trim, axis=0)
         inside = ((xy >= lo) & (xy <= hi)).all(1)
         xy = xy[inside] if inside.sum() >= 2 else xy
-    return square_bounds(np.asarray(xy, dtype=np.float64), margin)
+    from tensorboard_plugin_dvi import method
+
+    return method.square_bounds(np.asarray(xy, dtype=np.float64), margin)

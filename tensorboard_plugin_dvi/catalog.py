@@ -7,6 +7,11 @@ is confined to the logdir. Parsed records are cached per run and refreshed when 
 A run the provider lists without DVI records but with a ``projector_config.pbtxt`` (torch's ``add_embedding``) is an
 *imported* run: its steps come from that config and are converted into the same storage format by
 :mod:`projector_import`, lazily (see :meth:`Catalog.index`'s ``convert``).
+
+Where a run's files are and whether they may be read is :mod:`discovery`'s answer (symlink policy). An index is
+rebuilt when the provider's series changes *or* a file in the run's DVI folder changes (one ``scandir``), so damage
+done while TensorBoard runs is reported at once. A step whose files fail to load later (found by a route) is marked
+broken with :meth:`Catalog.mark_broken` and reported like any other broken step.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from typing import Any
 from tensorboard import errors
 from tensorboard.data import provider
 
-from tensorboard_plugin_dvi import metadata, projector_import, storage
+from tensorboard_plugin_dvi import discovery, metadata, projector_import, storage
+from tensorboard_plugin_dvi.storage import StepProblem
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +65,10 @@ class RunIndex:
 
 def confine(logdir: str, run: str) -> str:
     """Directory of ``run`` under ``logdir``; raises NotFoundError for anything escaping the logdir."""
-    if "\x00" in run:
-        raise errors.NotFoundError(f"Unknown run {run!r}.")
-    root = os.path.realpath(logdir)
-    path = os.path.realpath(os.path.join(root, run))
-    if os.path.commonpath([root, path]) != root:
-        raise errors.NotFoundError(f"Unknown run {run!r}.")
-    return path
+    location = discovery.locate(discovery.logdir_root(logdir), run)
+    if location.skipped:
+        raise errors.NotFoundError(f"Run {run!r} is not served: {location.skipped}.")
+    return location.directory
 
 
 class Catalog:
@@ -74,9 +77,12 @@ class Catalog:
     def __init__(self, data_provider: provider.DataProvider, logdir: str) -> None:
         self._provider = data_provider
         self._logdir = logdir
+        self._root = discovery.logdir_root(logdir)
         self._cache: dict[tuple[str, str], tuple[tuple, RunIndex]] = {}
         self._stores: dict[str, storage.RunStore] = {}
         self._imports: dict[str, projector_import.ProjectorRun] = {}
+        # run directory -> {step: (arrays hash, why)}: steps whose files failed to load after they were listed
+        self._broken: dict[str, dict[int, tuple[str, str]]] = {}
         self._import_queue: collections.deque[projector_import.ProjectorRun] = collections.deque()
         self._import_thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -89,46 +95,72 @@ class Catalog:
         )
         return {run: tags[metadata.TAG] for run, tags in mapping.items() if metadata.TAG in tags}
 
-    def projector_runs(self, ctx, experiment_id: str, exclude: Any = (), only: str | None = None) -> list[str]:
-        """Runs the provider lists (not in ``exclude``) whose directory holds a ``projector_config.pbtxt``."""
-        names = []
+    def _locations(self, ctx, experiment_id: str, series: dict[str, Any]) -> list[discovery.RunLocation]:
+        """Every run the provider lists, resolved; runs with DVI records first come as kind "dvi"."""
+        out = []
         for listed in self._provider.list_runs(ctx, experiment_id=experiment_id):
-            name = listed.run_name
-            if name in exclude or (only is not None and name != only):
-                continue
-            try:
-                directory = confine(self._logdir, name)
-            except errors.NotFoundError:
-                continue
-            if projector_import.has_config(directory):
-                names.append(name)
-        return sorted(names)
+            location = discovery.locate(self._root, listed.run_name)
+            if listed.run_name in series and not location.skipped:
+                location = dataclasses.replace(location, kind=discovery.DVI)
+            out.append(location)
+        return out
+
+    def skipped(self, ctx, experiment_id: str) -> list[discovery.RunLocation]:
+        """Runs with DVI data that are not served, with the reason (e.g. a symlink out of the logdir)."""
+        series = self.series(ctx, experiment_id)
+        return [loc for loc in self._locations(ctx, experiment_id, series)
+                if loc.skipped and (loc.name in series or self._has_dvi_files(loc.name))]
+
+    def _has_dvi_files(self, name: str) -> bool:
+        path = os.path.join(self._root, name)
+        return os.path.isdir(os.path.join(path, *metadata.ASSET_DIR)) or projector_import.has_config(path)
 
     def run_names(self, ctx, experiment_id: str) -> list[str]:
-        """Sorted names of runs with DVI data, logged or importable."""
-        series = self.series(ctx, experiment_id)
-        return sorted([*series, *self.projector_runs(ctx, experiment_id, exclude=series)])
+        """Sorted names of servable runs with DVI data, logged or importable."""
+        return [index.name for index in self.indexes(ctx, experiment_id)]
 
     def indexes(self, ctx, experiment_id: str) -> list[RunIndex]:
-        """Every run's index, cheaply: imported runs are not converted here (``pending`` lists what is not)."""
+        """Every servable run's index, cheaply: imported runs are not converted here (``pending`` lists what is
+        not). A run that cannot be indexed at all is left out (and its reason logged), never the whole listing."""
         series = self.series(ctx, experiment_id)
-        out = [self._dvi_index(ctx, experiment_id, run, series[run]) for run in series]
-        out += [self._imported_index(run, convert=False)
-                for run in self.projector_runs(ctx, experiment_id, exclude=series)]
+        out = []
+        for location in self._locations(ctx, experiment_id, series):
+            if location.skipped or location.kind is None:
+                continue
+            try:
+                if location.kind == discovery.DVI:
+                    out.append(self._dvi_index(ctx, experiment_id, location, series[location.name]))
+                else:
+                    out.append(self._imported_index(location, convert=False))
+            except Exception:  # noqa: BLE001 - one strange run must not break the listing
+                logger.warning("DVI: run %r cannot be indexed", location.name, exc_info=True)
         return sorted(out, key=lambda index: index.name)
 
     def index(self, ctx, experiment_id: str, run: str, *, convert: bool = True) -> RunIndex:
-        """The index of ``run``; NotFoundError when the provider does not list it.
+        """The index of ``run``; NotFoundError when the provider does not list it or it is not served.
 
         For an imported run, ``convert`` first converts the steps whose source files are new or changed (seconds
         per step on large embeddings); without it, those steps are only listed in ``pending``.
         """
         series = self.series(ctx, experiment_id)
-        if run in series:
-            return self._dvi_index(ctx, experiment_id, run, series[run])
-        if self.projector_runs(ctx, experiment_id, exclude=series, only=run):
-            return self._imported_index(run, convert=convert)
+        for location in self._locations(ctx, experiment_id, series):
+            if location.name != run:
+                continue
+            if location.skipped:
+                raise errors.NotFoundError(f"Run {run!r} is not served: {location.skipped}.")
+            if location.kind == discovery.DVI:
+                return self._dvi_index(ctx, experiment_id, location, series[run])
+            if location.kind == discovery.PROJECTOR:
+                return self._imported_index(location, convert=convert)
         raise errors.NotFoundError(f"Unknown run {run!r}: no DVI data for it in this logdir.")
+
+    def mark_broken(self, index: RunIndex, step: int, why: str) -> None:
+        """Report ``step`` as broken from now on (its files failed to load after it was listed)."""
+        record = index.records.get(step)
+        sha = record["files"]["arrays"]["sha256"] if record else ""
+        with self._lock:
+            self._broken.setdefault(index.directory, {})[step] = (sha, why)
+            self._cache = {k: v for k, v in self._cache.items() if v[1].directory != index.directory}
 
     def convert_in_background(self, index: RunIndex) -> None:
         """Queue an imported run's pending steps for conversion by the catalog's one background import thread."""
@@ -156,42 +188,42 @@ class Catalog:
                 with self._lock:
                     self._import_queue.popleft()
 
-    def _imported_index(self, run: str, *, convert: bool) -> RunIndex:
-        directory = confine(self._logdir, run)
+    def _imported_index(self, location: discovery.RunLocation, *, convert: bool) -> RunIndex:
+        run, directory = location.name, location.directory
         with self._lock:
             imported = self._imports.get(directory)
             if imported is None:
                 imported = self._imports[directory] = projector_import.ProjectorRun(
-                    directory, lambda path: confine(self._logdir, os.path.join(run, path)))
+                    directory, lambda path: confine(self._logdir, os.path.join(run, path)), self._root)
         scan = imported.scan(convert=convert)
-        return RunIndex(run, directory, scan.records, scan.problems, imported.store, source="projector",
+        records, problems = self._apply_broken(directory, scan.records, scan.problems)
+        return RunIndex(run, directory, records, problems, imported.store, source="projector",
                         pending=scan.pending, tag=scan.tag, error=scan.error)
 
-    def _dvi_index(self, ctx, experiment_id: str, run: str, ts: Any) -> RunIndex:
-        key = (experiment_id, run)
-        version = (ts.max_step, ts.max_wall_time)
+    def _dvi_index(self, ctx, experiment_id: str, location: discovery.RunLocation, ts: Any) -> RunIndex:
+        key = (experiment_id, location.name)
+        store = self._store(location.directory)
+        version = (ts.max_step, ts.max_wall_time, store.listing_signature())
         with self._lock:
             cached = self._cache.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
-        built = self._build(ctx, experiment_id, run)
+        built = self._build(ctx, experiment_id, location.name, store)
         with self._lock:
             self._cache[key] = (version, built)
         return built
 
-    def _store(self, run: str) -> storage.RunStore:
-        directory = confine(self._logdir, run)
+    def _store(self, directory: str) -> storage.RunStore:
         with self._lock:
             if directory not in self._stores:
-                self._stores[directory] = storage.RunStore(directory)
+                self._stores[directory] = storage.RunStore(directory, self._root)
             return self._stores[directory]
 
-    def _build(self, ctx, experiment_id: str, run: str) -> RunIndex:
+    def _build(self, ctx, experiment_id: str, run: str, store: storage.RunStore) -> RunIndex:
         data = self._provider.read_tensors(
             ctx, experiment_id=experiment_id, plugin_name=metadata.PLUGIN_NAME, downsample=_ALL,
             run_tag_filter=provider.RunTagFilter(runs=[run], tags=[metadata.TAG]),
         )
-        store = self._store(run)
         records: dict[int, dict[str, Any]] = {}
         problems: dict[int, storage.StepProblem] = {}
         for datum in sorted(data.get(run, {}).get(metadata.TAG, []), key=lambda d: d.wall_time):
@@ -200,14 +232,31 @@ class Catalog:
                 store.check(record)
             except storage.StepError as err:
                 problems[datum.step] = storage.StepProblem(datum.step, str(err))
+                records.pop(datum.step, None)
                 continue
             records[datum.step] = record  # the latest record of a re-logged step wins
             problems.pop(datum.step, None)
-        _, on_disk = store.list_records()
-        for problem in on_disk:
+        on_disk, disk_problems = store.list_records()
+        for problem in disk_problems:
             if problem.step not in records:
                 problems.setdefault(problem.step, problem)
-        return RunIndex(run, store.run_dir, records, sorted(problems.values(), key=lambda p: p.step), store)
+        for step in sorted(set(on_disk) - set(records) - set(problems)):
+            problems[step] = storage.StepProblem(step, "incomplete step: its files and index record were written "
+                                                       "but its event record was not (writer killed?); log it again")
+        good, bad = self._apply_broken(store.run_dir, records, list(problems.values()))
+        return RunIndex(run, store.run_dir, good, bad, store)
+
+    def _apply_broken(self, directory: str, records: dict[int, dict[str, Any]],
+                      problems: list[storage.StepProblem]) -> tuple[dict[int, dict[str, Any]], list[StepProblem]]:
+        """Move steps marked broken (for the same data they still have) from the records to the problems."""
+        with self._lock:
+            marks = dict(self._broken.get(directory, {}))
+        broken = {s: why for s, (sha, why) in marks.items()
+                  if s in records and records[s]["files"]["arrays"]["sha256"] == sha}
+        good = {s: r for s, r in records.items() if s not in broken}
+        bad = {p.step: p for p in problems}
+        bad.update({s: storage.StepProblem(s, why) for s, why in broken.items()})
+        return good, sorted(bad.values(), key=lambda p: p.step)
 
 
 def _record_bytes(value: Any) -> bytes:

@@ -2,8 +2,9 @@
 
     dvi-project --logdir runs [--run NAME ...] [--device cuda] [--variant dvi]
 
-Runs are found as directories under the logdir that hold DVI files; steps are read from their on-disk index
-records, which are the same records the event files carry, so TensorBoard serves the results at once.
+Runs are found the way the plugin finds them (:mod:`discovery`: the same names, the same symlink policy), including
+runs written by torch's ``add_embedding`` (converted first, as the plugin does). Steps are read from their on-disk
+index records, which are the same records the event files carry, so TensorBoard serves the results at once.
 """
 
 from __future__ import annotations
@@ -13,20 +14,33 @@ import os
 import sys
 import time
 
-from tensorboard_plugin_dvi import cache, compute, metadata, storage
+from tensorboard_plugin_dvi import cache, discovery, method, projector_import, storage
 
 
-def find_runs(logdir: str) -> dict[str, str]:
-    """``{run name: run directory}`` for every directory under ``logdir`` with DVI files (names as TensorBoard's)."""
-    runs = {}
-    root = os.path.realpath(logdir)
-    suffix = os.path.join("", *metadata.ASSET_DIR)
-    for directory, subdirs, _ in os.walk(root):
-        subdirs[:] = [d for d in subdirs if d != "cache"]
-        if directory.endswith(suffix):
-            run_dir = directory[: -len(suffix)].rstrip(os.sep) or root
-            runs[os.path.relpath(run_dir, root)] = run_dir
-    return dict(sorted(runs.items()))
+def find_runs(logdir: str) -> dict[str, discovery.RunLocation]:
+    """``{run name: location}`` of every run under ``logdir`` with DVI data (names as TensorBoard gives them)."""
+    found = {}
+    for location in discovery.find_runs(logdir):
+        if location.skipped:
+            print(f"{location.name}: skipped: {location.skipped}", file=sys.stderr)
+        else:
+            found[location.name] = location
+    return found
+
+
+def open_store(location: discovery.RunLocation, root: str) -> storage.RunStore:
+    """The store holding a run's steps; an imported run's steps are converted first."""
+    if location.kind == discovery.PROJECTOR:
+        imported = projector_import.ProjectorRun(
+            location.directory,
+            lambda path: discovery.locate(root, os.path.join(location.name, path)).directory or _outside(path), root)
+        imported.scan(convert=True)
+        return imported.store
+    return storage.RunStore(location.directory, root)
+
+
+def _outside(path: str) -> str:
+    raise storage.StepError(f"{path} resolves outside the logdir")
 
 
 def _bar(done: int, total: int, fraction: float, label: str) -> None:
@@ -36,9 +50,8 @@ def _bar(done: int, total: int, fraction: float, label: str) -> None:
     sys.stderr.flush()
 
 
-def project_run(run: str, run_dir: str, settings: cache.Settings, device: str, quiet: bool = False) -> int:
+def project_run(run: str, store: storage.RunStore, settings: cache.Settings, device: str, quiet: bool = False) -> int:
     """Project every unprojected step of one run in order; return the number of steps that failed."""
-    store = storage.RunStore(run_dir)
     records, problems = store.read_run()
     for problem in problems:
         print(f"{run}: step {problem.step} skipped: {problem.error}", file=sys.stderr)
@@ -54,7 +67,7 @@ def project_run(run: str, run_dir: str, settings: cache.Settings, device: str, q
                 _bar(pos, len(steps), fraction, run)
 
         try:
-            compute.project_step(store, results, records[step], prev, device=device, progress=progress)
+            method.project_step(store, results, records[step], prev, device=device, progress=progress)
         except Exception as err:  # noqa: BLE001 - report and go on with the next step
             failures += 1
             print(f"\n{run}: step {step} failed: {type(err).__name__}: {err}", file=sys.stderr)
@@ -95,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     settings = cache.Settings(variant=args.variant)
-    failures = sum(project_run(name, path, settings, args.device, args.quiet) for name, path in runs.items())
+    root = discovery.logdir_root(args.logdir)
+    failures = sum(project_run(name, open_store(loc, root), settings, args.device, args.quiet)
+                   for name, loc in runs.items())
     return 1 if failures else 0
 
 

@@ -12,20 +12,21 @@ import collections
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from tensorboard import errors
 
-from tensorboard_plugin_dvi import cache, compute
+from tensorboard_plugin_dvi import cache, method
 from tensorboard_plugin_dvi.catalog import RunIndex
 
 logger = logging.getLogger(__name__)
 
 
 class QueueFullError(errors.PublicError):
-    """Too many runs are waiting for projection; try again later (HTTP 503)."""
+    """Too many runs are waiting for projection; try again later (HTTP 429)."""
 
-    http_code = 503
+    http_code = 429
 
 
 @dataclasses.dataclass
@@ -43,16 +44,20 @@ class _RunState:
 class ProjectionService:
     """Projects runs' steps in the background and answers which steps are ready."""
 
-    def __init__(self, settings: cache.Settings, *, device: str = "cpu", max_queued_runs: int = 64,
-                 threads: int = 1) -> None:
-        self.settings = settings
+    def __init__(self, settings: cache.Settings | cache.ResultIndex, *, device: str = "cpu",
+                 max_queued_runs: int = 64, threads: int = 1,
+                 after_step: Callable[[RunIndex, int], None] | None = None) -> None:
+        """``after_step(index, step)`` runs on the worker after each projected step (e.g. pre-rendering the step's
+        landscape overview so the first visit draws at once); its failures are logged, never fatal."""
+        self.index = settings if isinstance(settings, cache.ResultIndex) else cache.ResultIndex(settings)
+        self.settings = self.index.settings
+        self.after_step = after_step
         self.device = device
         self.threads = threads
         self.max_queued_runs = max_queued_runs
         self._cond = threading.Condition()
         self._queue: collections.deque[str] = collections.deque()
         self._runs: dict[str, _RunState] = {}
-        self._ready: set[tuple[str, str, str | None]] = set()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
@@ -60,7 +65,7 @@ class ProjectionService:
 
     def results(self, index: RunIndex) -> cache.ResultCache:
         """The result cache of a run for this service's settings."""
-        return cache.ResultCache(index.store, self.settings)
+        return self.index.results(index.store)
 
     def _prev_record(self, index: RunIndex, step: int) -> dict[str, Any] | None:
         steps = index.steps
@@ -68,19 +73,12 @@ class ProjectionService:
         return index.records[steps[pos - 1]] if pos > 0 else None
 
     def is_ready(self, index: RunIndex, step: int) -> bool:
-        """Whether ``step`` has a cached result for its current data and its current predecessor."""
-        record, prev = index.records[step], self._prev_record(index, step)
-        key = (index.directory, cache.result_name(record), cache.result_name(prev) if prev else None)
-        if key in self._ready:
-            return True
-        if self.results(index).has(record, prev):
-            self._ready.add(key)
-            return True
-        return False
+        """Whether ``step`` has a readable cached result for its current data and its current predecessor."""
+        return self.result(index, step) is not None
 
     def result(self, index: RunIndex, step: int) -> cache.StepResult | None:
-        """The cached result of a ready step, else None."""
-        return self.results(index).load(index.records[step]) if self.is_ready(index, step) else None
+        """The cached result of a ready step, else None (read through the result index, not the queue)."""
+        return self.index.result(index.store, index.records[step], self._prev_record(index, step))
 
     def status(self, index: RunIndex) -> dict[str, Any]:
         """Projection status of a run, as the ``runs`` route reports it."""
@@ -103,9 +101,14 @@ class ProjectionService:
             name = "ready"
         else:
             name = "not projected"
+        discarded = self.index.discarded(index.store)
+        recomputing = [{"step": s, "why": f"its cached result was unreadable and is recomputed: {discarded[n]}"}
+                       for s in index.steps if s not in ready
+                       for n in [cache.result_name(index.records[s])] if n in discarded]
         return {"state": name, "ready": ready, "queued": queued, "running": running, "progress": progress,
                 "error": error if failed else None,
-                "failed": [{"step": s, "error": e} for s, e in sorted(failed.items())]}
+                "failed": [{"step": s, "error": e} for s, e in sorted(failed.items())],
+                "recomputing": recomputing}
 
     # -- requests --------------------------------------------------------------------------------------------------
 
@@ -202,9 +205,14 @@ class ProjectionService:
             state.progress = float(fraction)
 
         try:
-            compute.project_step(index.store, self.results(index), index.records[step],
-                                 self._prev_record(index, step), device=self.device, progress=progress)
-            return None
+            method.project_step(index.store, self.results(index), index.records[step],
+                                self._prev_record(index, step), device=self.device, progress=progress)
         except Exception as err:  # noqa: BLE001 - reported in the run's status, never kills the worker
             logger.warning("DVI: projecting %s step %d failed: %s", index.name, step, err, exc_info=True)
             return f"step {step}: {type(err).__name__}: {err}"
+        if self.after_step is not None:
+            try:
+                self.after_step(index, step)
+            except Exception:  # noqa: BLE001 - a missing pre-render only makes the first visit slower
+                logger.warning("DVI: after projecting %s step %d", index.name, step, exc_info=True)
+        return None

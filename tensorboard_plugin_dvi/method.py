@@ -1,7 +1,9 @@
-"""Projecting one logged step with ``dvi_core``: the glue between stored arrays and the method.
+"""The plugin's one gateway to ``dvi_core``: every use of the method by the TensorBoard side goes through here.
 
-No HTTP and no threads here: :func:`project_step` takes a run's store, a step record and the previous step's result,
-and returns the new result written to the cache. The job service and the offline CLI both call it.
+No HTTP and no threads here. :func:`project_step` takes a run's store, a step record and the previous step's result,
+and returns the new result written to the cache (the job service and the offline CLI both call it); the rest loads
+saved models and renders landscapes and predictions from them in bounded chunks, so a large request never holds more
+than :data:`CHUNK` decoded points in memory at once.
 """
 
 from __future__ import annotations
@@ -10,8 +12,61 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
+import dvi_core
+from dvi_core import DVIProjector, StepProjection, boundary, landscape, metrics
+from dvi_core.projector import square_bounds
 from tensorboard_plugin_dvi import cache, storage
+
+CHUNK = 16384
+"""Points decoded per batch when rendering or predicting (16k x 512 float32 features = 32 MiB)."""
+
+__all__ = ["CHUNK", "version", "project_step", "load_model", "render", "predict", "class_colors", "square_bounds",
+           "boundary_samples"]
+
+
+def version() -> str:
+    """The method's version: part of every cache key, so results of another version are never served."""
+    return dvi_core.__version__
+
+
+def load_model(path: str, device: str = "cpu") -> StepProjection:
+    """A saved visualization model (pickle-free file); ``ValueError`` when it cannot be read."""
+    return StepProjection.load(path, device=device)
+
+
+def class_colors(n_classes: int) -> list[str]:
+    """``"#rrggbb"`` per class index, the landscape's own colours."""
+    return landscape.class_colors(n_classes) if n_classes else []
+
+
+def boundary_samples(head: torch.nn.Module, features: np.ndarray, **kwargs: Any) -> np.ndarray:
+    """DVI boundary samples (see ``dvi_core.boundary.boundary_samples``)."""
+    return boundary.boundary_samples(head, features, **kwargs)
+
+
+@torch.no_grad()
+def _logits(model: StepProjection, head: torch.nn.Module, points: np.ndarray) -> torch.Tensor:
+    """Head logits at 2-D points, decoded :data:`CHUNK` points at a time."""
+    device = next((p.device for p in head.parameters()), torch.device("cpu"))
+    out = []
+    for start in range(0, len(points), CHUNK):
+        feats = model.inverse_transform(points[start:start + CHUNK])
+        out.append(head(torch.from_numpy(feats).to(device)).float().cpu())
+    return torch.cat(out) if out else torch.zeros((0, 0))
+
+
+def render(model: StepProjection, head: torch.nn.Module, bounds: tuple[float, float, float, float], size: int,
+           n_classes: int) -> np.ndarray:
+    """The landscape over ``bounds`` as uint8 [size, size, 3] (row 0 is the top, largest y)."""
+    pts = landscape.grid_points(bounds, size)
+    return landscape.colorize(_logits(model, head, pts), n_classes).reshape(size, size, 3)
+
+
+def predict(model: StepProjection, head: torch.nn.Module, points: np.ndarray) -> np.ndarray:
+    """Class probabilities float32 [M, C] that head(decoder(point)) gives at 2-D points [M, 2]."""
+    return torch.softmax(_logits(model, head, points), 1).numpy().astype(np.float32)
 
 
 def _aligned_prev(prev_data: storage.StepData | None, data: storage.StepData) -> np.ndarray | None:
@@ -34,8 +89,6 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
     Raises :class:`storage.StepError` when the step's files cannot be trusted, ``ValueError`` when the method
     rejects the data (e.g. a single class); the caller reports either in the run's status.
     """
-    from dvi_core import DVIProjector, StepProjection, boundary, metrics
-
     settings = results.settings
     data = store.load_step(record)
     head = store.load_head(record).to(device)
@@ -47,7 +100,10 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
     if prev_record is not None:
         prev_result = results.load(prev_record)
         if prev_result is not None:
-            prev = StepProjection.load(prev_result.model_path, device=device)
+            try:
+                prev = StepProjection.load(prev_result.model_path, device=device)
+            except ValueError:
+                prev = None  # an unreadable previous model: this step starts cold rather than fails
             prev_feats = _aligned_prev(store.load_step(prev_record), data)
             if prev_feats is None:
                 prev = None

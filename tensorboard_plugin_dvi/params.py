@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from tensorboard import errors
+from werkzeug import exceptions
 
 MAX_SIZE = 1024
 MIN_SIZE = 16
 MAX_POINTS = 100_000
 MAX_BODY_BYTES = 8 << 20
+MAX_COORD = 1e30  # finite in float32 with room for the arithmetic of decoding
+_INT = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: str.isdigit also accepts '²' and '①'
 
 
 def _bad(name: str, why: str) -> errors.InvalidArgumentError:
@@ -37,8 +41,8 @@ def integer(args: Any, name: str, *, default: int | None = None, lo: int | None 
             raise _bad(name, "is required")
         return default
     text = raw.strip()
-    if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())) or len(text) > 18:
-        raise _bad(name, f"must be an integer, got {raw[:40]!r}")
+    if not _INT.fullmatch(text):
+        raise _bad(name, f"must be an integer of at most 18 ASCII digits, got {raw[:40]!r}")
     value = int(text)
     if lo is not None and value < lo:
         raise _bad(name, f"must be >= {lo}, got {value}")
@@ -47,18 +51,40 @@ def integer(args: Any, name: str, *, default: int | None = None, lo: int | None 
     return value
 
 
+def choice(args: Any, name: str, options: tuple[str, ...], *, default: str) -> str:
+    """A query parameter that must be one of ``options``."""
+    value = args.get(name) or default
+    if value not in options:
+        raise _bad(name, f"must be one of {', '.join(repr(o) for o in options)}, got {value[:20]!r}")
+    return value
+
+
+def tile(args: Any, max_zoom: int) -> tuple[int, int, int]:
+    """Landscape tile ``(z, tx, ty)`` from ``z``, ``tx``, ``ty`` (all absent: the whole map, ``(0, 0, 0)``)."""
+    if all(args.get(k) in (None, "") for k in ("z", "tx", "ty")):
+        return (0, 0, 0)
+    z = integer(args, "z", lo=0, hi=max_zoom)
+    side = 1 << z
+    return (z, integer(args, "tx", lo=0, hi=side - 1), integer(args, "ty", lo=0, hi=side - 1))
+
+
 def json_body(request: Any, name: str = "body") -> Any:
     """The request's JSON body (at most 8 MiB)."""
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise _bad(name, f"is larger than {MAX_BODY_BYTES} bytes")
-    raw = request.get_data(cache=False)
+    try:
+        raw = request.stream.read(MAX_BODY_BYTES + 1)
+    except (exceptions.HTTPException, OSError, ValueError) as err:  # the client went away mid-body
+        raise _bad(name, f"could not be read completely ({type(err).__name__})") from None
     if len(raw) > MAX_BODY_BYTES:
         raise _bad(name, f"is larger than {MAX_BODY_BYTES} bytes")
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise _bad(name, "is nested too deeply to be a list of points or an object of settings") from None
     except (ValueError, UnicodeDecodeError) as err:
-        raise _bad(name, f"must be valid JSON ({err})") from None
+        raise _bad(name, f"must be valid JSON ({str(err)[:80]})") from None
 
 
 def points(value: Any) -> list[list[float]]:
@@ -70,8 +96,26 @@ def points(value: Any) -> list[list[float]]:
     if len(value) > MAX_POINTS:
         raise _bad("body", f"has {len(value)} points; at most {MAX_POINTS} are allowed per request")
     for i, pair in enumerate(value):
-        if (not isinstance(pair, list) or len(pair) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                           for v in pair)):
-            raise _bad("body", f"item {i} must be a pair of finite numbers [x, y], got {str(pair)[:40]}")
+        if not isinstance(pair, list) or len(pair) != 2 or not all(_coordinate(v) for v in pair):
+            raise _bad("body", f"item {i} must be a pair of finite numbers [x, y] with |x|, |y| <= {MAX_COORD:g}, "
+                               f"got {_short(pair)}")
     return value
+
+
+def _coordinate(value: Any) -> bool:
+    """A JSON number usable as a float32 coordinate (huge integers and float32 overflow are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        number = float(value)
+    except OverflowError:
+        return False
+    return math.isfinite(number) and abs(number) <= MAX_COORD
+
+
+def _short(value: Any) -> str:
+    """At most 40 characters of a value for an error message (never the repr of a 400-digit integer)."""
+    try:
+        return repr(value)[:40]
+    except (ValueError, RecursionError):
+        return type(value).__name__

@@ -1,12 +1,14 @@
-"""The DVI TensorBoard plugin: thin HTTP handlers over the catalog, the projection service and the frontend files.
+"""The DVI TensorBoard plugin: thin HTTP handlers over the catalog, the views and the frontend files.
 
-Every handler parses its parameters, calls an ``*_impl`` method that knows nothing of HTTP, and answers through
-``http_util.Respond``. Errors become JSON ``{"error": message}`` with a 4xx code; unexpected failures are logged
-and answered with a generic 500, never a stack trace. See ``http_api.md`` for the routes.
+Every handler is declared with :func:`route`: it parses its parameters, calls the views (which know nothing of
+HTTP) and returns ``(body, mime)``. :func:`route` does the rest in one place: the HTTP method check (405), JSON
+errors with a 4xx code for TensorBoard's public errors, 202 for a step that is not projected yet, and an opaque 500
+only for a bug (logged, never a stack trace to the client). See ``http_api.md`` for the routes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -22,17 +24,18 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from tensorboard_plugin_dvi import cache, catalog, jobs, metadata, params, views
+from tensorboard_plugin_dvi import cache, catalog, jobs, metadata, method, params, views
 
 logger = logging.getLogger(__name__)
+
+_STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
+Answer = tuple[Any, str]  # (body: dict/list for JSON or bytes, mime type)
 
 
 class MethodNotAllowed(errors.PublicError):
     """Wrong HTTP method for the route (405)."""
 
     http_code = 405
-
-_STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
 
 
 def frontend_dir() -> str:
@@ -49,21 +52,32 @@ def respond_json(request: wrappers.Request, body: Any, code: int = 200) -> wrapp
     return http_util.Respond(request, json.dumps(body, allow_nan=False), "application/json", code=code)
 
 
-def json_errors(handler: Callable) -> Callable:
-    """Turn TensorBoard's public errors into JSON 4xx answers and anything else into an opaque 500."""
+def route(method: str = "GET", expires: int = 0) -> Callable:
+    """Wrap ``handler(self, request) -> (body, mime)`` into a WSGI app with the plugin's one error mapping."""
 
-    @functools.wraps(handler)
-    def wrapper(self, request: wrappers.Request) -> wrappers.Response:
-        try:
-            return handler(self, request)
-        except errors.PublicError as err:
-            return respond_json(request, {"error": str(err)}, code=err.http_code)
-        except Exception:  # noqa: BLE001 - never leak a stack trace to the client
-            logger.exception("DVI plugin: internal error on %s", request.path)
-            return respond_json(request, {"error": "Internal error in the DVI plugin; see the TensorBoard log."},
-                                code=500)
+    def decorate(handler: Callable[[Any, wrappers.Request], Answer]) -> Callable:
+        @wrappers.Request.application
+        @functools.wraps(handler)
+        def app(self, request: wrappers.Request) -> wrappers.Response:
+            try:
+                if request.method != method and not (method == "GET" and request.method == "HEAD"):
+                    raise MethodNotAllowed(f"This route accepts {method} only, not {request.method[:10]}.")
+                body, mime = handler(self, request)
+            except views.NotReady as pending:
+                return respond_json(request, pending.body, code=202)
+            except errors.PublicError as err:
+                return respond_json(request, {"error": str(err)}, code=err.http_code)
+            except Exception:  # noqa: BLE001 - a bug: logged, never a stack trace to the client
+                logger.exception("DVI plugin: internal error on %s", request.path)
+                return respond_json(request, {"error": "Internal error in the DVI plugin; see the TensorBoard log."},
+                                    code=500)
+            if mime == "application/json":
+                return respond_json(request, body)
+            return http_util.Respond(request, body, mime, expires=expires)
 
-    return wrapper
+        return app
+
+    return decorate
 
 
 class DviPlugin(base_plugin.TBPlugin):
@@ -79,15 +93,20 @@ class DviPlugin(base_plugin.TBPlugin):
         self.flags = flags
         settings = cache.Settings(variant=getattr(flags, "dvi_variant", "dvi"))
         self.service = jobs.ProjectionService(settings, device=getattr(flags, "dvi_device", "cpu"),
-                                              threads=int(getattr(flags, "dvi_threads", 1)))
+                                              threads=int(getattr(flags, "dvi_threads", 1)),
+                                              after_step=self._prerender)
         self._autoproject = getattr(flags, "dvi_autoproject", "on_demand")
-        self.views = views.Views(self.service, autoproject=self._autoproject)
+        self.views = views.Views(self.service, autoproject=self._autoproject, on_broken=self._catalog.mark_broken)
         self._default_size = int(getattr(flags, "dvi_resolution", 256))
         self._active_checked, self._active = float("-inf"), False
 
     def close(self) -> None:
         """Stop the background worker (tests; TensorBoard itself just exits)."""
         self.service.close()
+
+    def _prerender(self, index: catalog.RunIndex, step: int) -> None:
+        with contextlib.suppress(views.NotReady):  # re-logged meanwhile: its new data is projected next
+            self.views.prerender(index, step)
 
     # -- TBPlugin --------------------------------------------------------------------------------------------------
 
@@ -132,18 +151,13 @@ class DviPlugin(base_plugin.TBPlugin):
         index = self._index(request)
         return index, params.integer(request.args, "step", lo=0)
 
-    @staticmethod
-    def _method(request: wrappers.Request, method: str) -> None:
-        if request.method != method:
-            raise MethodNotAllowed(f"This route accepts {method} only, not {request.method}.")
-
     # -- runs ------------------------------------------------------------------------------------------------------
 
-    @wrappers.Request.application
-    @json_errors
-    def _serve_runs(self, request: wrappers.Request) -> wrappers.Response:
+    @route()
+    def _serve_runs(self, request: wrappers.Request) -> Answer:
         ctx, eid = self._request_context(request)
-        return respond_json(request, {"runs": self.runs_impl(ctx, eid)})
+        return {"runs": self.runs_impl(ctx, eid),
+                "skipped": [loc.to_json() for loc in self._catalog.skipped(ctx, eid)]}, "application/json"
 
     def runs_impl(self, ctx: Any, experiment_id: str) -> list[dict[str, Any]]:
         """Every DVI run (logged, or imported from the Embedding Projector) with its steps, sizes, classes and
@@ -168,7 +182,7 @@ class DviPlugin(base_plugin.TBPlugin):
             "steps": index.listed_steps,
             "n": latest.get("n"), "dim": latest.get("d"), "n_classes": n_classes,
             "classes": latest.get("classes", []),
-            "colors": _class_colors(n_classes),
+            "colors": method.class_colors(n_classes),
             "has_head": bool(latest) and not imported, "has_inputs": bool(latest.get("has_inputs")),
             "flags": latest.get("flags", []),
             "source": index.source,
@@ -188,73 +202,41 @@ class DviPlugin(base_plugin.TBPlugin):
 
     # -- projection routes -----------------------------------------------------------------------------------------
 
-    def _pending(self, request: wrappers.Request, not_ready: views.NotReady) -> wrappers.Response:
-        return respond_json(request, not_ready.body, code=202)
-
-    @wrappers.Request.application
-    @json_errors
-    def _serve_projection(self, request: wrappers.Request) -> wrappers.Response:
+    @route()
+    def _serve_projection(self, request: wrappers.Request) -> Answer:
         index, step = self._index_step(request)
-        fmt = request.args.get("format", "json")
-        if fmt not in ("json", "binary"):
-            raise errors.InvalidArgumentError(f"Parameter 'format' must be 'json' or 'binary', got {fmt[:20]!r}.")
-        try:
-            body, mime = self.views.projection(index, step, fmt)
-        except views.NotReady as pending:
-            return self._pending(request, pending)
-        if mime == "application/json":
-            return respond_json(request, body)
-        return http_util.Respond(request, body, mime)
+        fmt = params.choice(request.args, "format", ("json", "binary"), default="json")
+        return self.views.projection(index, step, fmt)
 
-    @wrappers.Request.application
-    @json_errors
-    def _serve_landscape(self, request: wrappers.Request) -> wrappers.Response:
+    @route()
+    def _serve_landscape(self, request: wrappers.Request) -> Answer:
         index, step = self._index_step(request)
         size = params.integer(request.args, "size", default=self._default_size, lo=params.MIN_SIZE,
                               hi=params.MAX_SIZE)
-        try:
-            return http_util.Respond(request, self.views.landscape(index, step, size), "image/png")
-        except views.NotReady as pending:
-            return self._pending(request, pending)
+        return self.views.landscape(index, step, size, params.tile(request.args, views.MAX_ZOOM)), "image/png"
 
-    @wrappers.Request.application
-    @json_errors
-    def _serve_predict(self, request: wrappers.Request) -> wrappers.Response:
-        self._method(request, "POST")
+    @route(method="POST")
+    def _serve_predict(self, request: wrappers.Request) -> Answer:
         index, step = self._index_step(request)
-        points = params.points(params.json_body(request))
-        try:
-            return respond_json(request, self.views.predict(index, step, points))
-        except views.NotReady as pending:
-            return self._pending(request, pending)
+        return self.views.predict(index, step, params.points(params.json_body(request))), "application/json"
 
-    @wrappers.Request.application
-    @json_errors
-    def _serve_metrics(self, request: wrappers.Request) -> wrappers.Response:
+    @route()
+    def _serve_metrics(self, request: wrappers.Request) -> Answer:
         index, step = self._index_step(request)
-        try:
-            return respond_json(request, self.views.metrics(index, step))
-        except views.NotReady as pending:
-            return self._pending(request, pending)
+        return self.views.metrics(index, step), "application/json"
 
-    @wrappers.Request.application
-    @json_errors
-    def _serve_sample(self, request: wrappers.Request) -> wrappers.Response:
+    @route()
+    def _serve_sample(self, request: wrappers.Request) -> Answer:
         index = self._index(request)
-        sample_id = params.integer(request.args, "id", lo=0)
-        return respond_json(request, self.views.sample(index, sample_id))
+        return self.views.sample(index, params.integer(request.args, "id", lo=0)), "application/json"
 
-    @wrappers.Request.application
-    @json_errors
-    def _serve_thumbnail(self, request: wrappers.Request) -> wrappers.Response:
+    @route(expires=3600)
+    def _serve_thumbnail(self, request: wrappers.Request) -> Answer:
         index = self._index(request)
-        sample_id = params.integer(request.args, "id", lo=0)
-        return http_util.Respond(request, self.views.thumbnail(index, sample_id), "image/png", expires=3600)
+        return self.views.thumbnail(index, params.integer(request.args, "id", lo=0)), "image/png"
 
-    @wrappers.Request.application
-    @json_errors
-    def _serve_project(self, request: wrappers.Request) -> wrappers.Response:
-        self._method(request, "POST")
+    @route(method="POST")
+    def _serve_project(self, request: wrappers.Request) -> Answer:
         if request.headers.get("X-XSRF-Protected") != "1":
             raise errors.PermissionDeniedError("POST project requires the header 'X-XSRF-Protected: 1'.")
         body = params.json_body(request)
@@ -269,18 +251,15 @@ class DviPlugin(base_plugin.TBPlugin):
         if unknown:
             raise errors.NotFoundError(f"Run {index.name!r} has no servable steps {unknown[:10]}.")
         self.service.clear_failures(index, steps)
-        return respond_json(request, {"queued": self.service.request(index, steps)}, code=202)
+        raise views.NotReady({"queued": self.service.request(index, steps)})
 
     # -- static frontend files ------------------------------------------------------------------------------------
 
-    @wrappers.Request.application
-    @json_errors
-    def _serve_static(self, request: wrappers.Request) -> wrappers.Response:
+    @route()
+    def _serve_static(self, request: wrappers.Request) -> Answer:
         prefix = f"/data/plugin/{metadata.PLUGIN_NAME}/"
         path = request.path
-        rel = path[path.index(prefix) + len(prefix):] if prefix in path else ""
-        body, mime = self.static_impl(rel)
-        return http_util.Respond(request, body, mime)
+        return self.static_impl(path[path.index(prefix) + len(prefix):] if prefix in path else "")
 
     def static_impl(self, rel: str) -> tuple[bytes, str]:
         """Bytes and MIME type of a frontend file; NotFoundError for anything else."""
@@ -309,8 +288,3 @@ def _has_projector_config(logdir: str) -> bool:
     except OSError:
         return False
 
-
-def _class_colors(n_classes: int) -> list[str]:
-    from dvi_core.landscape import class_colors
-
-    return class_colors(n_classes) if n_classes else []

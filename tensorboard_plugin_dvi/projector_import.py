@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from tensorboard_plugin_dvi import storage
+from tensorboard_plugin_dvi import fsio, storage
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ def has_config(run_dir: str) -> bool:
 class ImportedStore(storage.RunStore):
     """A :class:`storage.RunStore` rooted at ``<run>/plugins/dvi/imported/``: same files, same reader."""
 
-    def __init__(self, run_dir: str) -> None:
-        super().__init__(run_dir)
+    def __init__(self, run_dir: str, logdir_root: str | None = None) -> None:
+        super().__init__(run_dir, logdir_root)
         self.root = os.path.join(self.root, IMPORT_SUBDIR)
 
 
@@ -280,11 +280,11 @@ def _classes_key(classes: list[str]) -> str:
 class ProjectorRun:
     """One run in the Embedding Projector layout and its converted DVI steps."""
 
-    def __init__(self, run_dir: str, confine: Callable[[str], str]) -> None:
+    def __init__(self, run_dir: str, confine: Callable[[str], str], logdir_root: str | None = None) -> None:
         """``confine(path)`` turns a path from the config (relative to the run, or absolute) into an absolute path
-        inside the logdir, raising for anything outside."""
+        inside the logdir, raising for anything outside; ``logdir_root`` confines the converted files."""
         self.run_dir = run_dir
-        self.store = ImportedStore(run_dir)
+        self.store = ImportedStore(run_dir, logdir_root)
         self._confine = confine
         self._lock = threading.Lock()  # guards the fields below; held briefly
         self._convert_lock = threading.Lock()  # one conversion at a time
@@ -307,7 +307,7 @@ class ProjectorRun:
         for step, entry in sorted(entries.items()):
             sources, problem = self._sources(entry)
             state = manifest["steps"].get(str(step))
-            if state is not None and state["sources"] == sources:
+            if state is not None and state.get("sources") == sources:
                 if state.get("error"):
                     problems.append(storage.StepProblem(step, state["error"]))
                     continue
@@ -367,13 +367,12 @@ class ProjectorRun:
                 return self._manifest
         manifest: dict[str, Any] = {"version": CONVERTER_VERSION, "steps": {}}
         try:
-            with open(os.path.join(self.store.root, MANIFEST), encoding="utf-8") as handle:
-                loaded = json.load(handle)
+            loaded = json.loads(fsio.read_json_file(self.store.path(MANIFEST)))
             if isinstance(loaded, dict) and loaded.get("version") == CONVERTER_VERSION and isinstance(
-                    loaded.get("steps"), dict):
+                    loaded.get("steps"), dict) and all(isinstance(v, dict) for v in loaded["steps"].values()):
                 manifest = loaded
-        except (OSError, ValueError):
-            pass
+        except (OSError, ValueError, RecursionError, storage.StepError, fsio.UnreadableFile):
+            pass  # converted again from the sources
         records, _ = self.store.list_records()
         with self._lock:
             if self._manifest is None:
@@ -389,7 +388,7 @@ class ProjectorRun:
             if record is not None:
                 self._records[step] = record
             blob = json.dumps(self._manifest).encode("utf-8")
-        storage.atomic_write(os.path.join(self.store.root, MANIFEST), blob)
+        fsio.atomic_write(self.store.writable(os.path.join(self.store.root, MANIFEST)), blob)
 
     # -- conversion ------------------------------------------------------------------------------------------------
 
@@ -422,7 +421,7 @@ class ProjectorRun:
         for step in sorted(entries):
             fp, problem = sources[step]
             state = manifest["steps"].get(str(step))
-            if state is not None and state["sources"] == fp and state.get("classes") == key:
+            if state is not None and state.get("sources") == fp and state.get("classes") == key:
                 if state.get("error"):
                     continue  # same files, same classes: the same error; not retried until something changes
                 record = self._records.get(step)

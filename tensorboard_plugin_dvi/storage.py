@@ -3,36 +3,36 @@
 Layout under ``<run>/plugins/dvi/`` (schema version 1):
 
 * ``step_<step:08d>-<hash8>.npz``: the step's arrays (features, labels, split, ids, logits, boundary samples, flags).
-  Names are content-addressed so that re-logging a step never clobbers a file an older record points to.
-* ``step_<step:08d>-<hash8>.head.pt`` (or ``.pt2``): the classifier head (see :mod:`heads`).
+  Names are content-addressed so that re-logging a step never clobbers a file an older record points to; the old
+  files are removed once the new record is in the event file (:meth:`RunStore.prune_step`).
+* ``step_<step:08d>-<hash8>.head.npz``: the classifier head, pickle-free (see :mod:`heads`).
 * ``step_<step:08d>.json``: the step's index record, written after the arrays. The same JSON goes into the event
   file as the ``dvi/snapshot`` tensor, last of all.
 * ``inputs.npz``: once per run, sample ids and uint8 thumbnails.
-* ``cache/``: derived results (visualization models, coordinates, metrics), keyed by settings.
+* ``cache/``: derived results (visualization models, coordinates, metrics, landscapes), keyed by settings.
 
-Every file is written to a temporary name and renamed into place, so a crash leaves either the old file or the new
-one, never half of one. A reader checks every file against the SHA-256 in its record and reports, rather than raises
-for, a step that is incomplete or corrupt; the other steps stay readable.
+Every file is written through :func:`fsio.atomic_write`. A reader checks every file against the SHA-256 in its
+record and reports, rather than raises for, a step that is incomplete or corrupt; the other steps stay readable.
+When the store is given the logdir's real path, every file it opens must resolve inside it (symlinks included).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import re
-import tempfile
 import threading
 from typing import Any
 
 import numpy as np
 
-from tensorboard_plugin_dvi import metadata
+from tensorboard_plugin_dvi import fsio, metadata
 
 _STEP_JSON = re.compile(r"^step_(\d{8})\.json$")
-_STEP_DATA = re.compile(r"^step_(\d{8})-[0-9a-f]{8}\.(npz|head\.pt2?)$")
+_STEP_DATA = re.compile(r"^step_(\d{8})-[0-9a-f]{8}\.(npz|head\.npz|head\.pt2?)$")
+HEAD_EXT = {"spec": "head.npz", "graph": "head.npz"}
 
 
 class StepError(Exception):
@@ -80,43 +80,48 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old content or the new, never a partial file."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """Serialise arrays as an uncompressed ``.npz`` (fast to write, memory-mappable members)."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
 def asset_dir(run_dir: str) -> str:
     """The DVI folder of a run directory."""
     return os.path.join(run_dir, *metadata.ASSET_DIR)
 
 
 class RunStore:
-    """Reads and writes the DVI files of one run directory."""
+    """Reads and writes the DVI files of one run directory.
 
-    def __init__(self, run_dir: str) -> None:
+    ``logdir_root`` (the logdir's real path) confines every file the store touches: a file or folder that resolves
+    outside it, through a symlink, is treated as missing (reads) or refused (writes). The writing API
+    (``dvi.summary``) writes into the user's own run directory and passes no root.
+    """
+
+    def __init__(self, run_dir: str, logdir_root: str | None = None) -> None:
         self.run_dir = run_dir
         self.root = asset_dir(run_dir)
+        self.logdir_root = logdir_root
         self._verified: dict[str, tuple[int, int, str]] = {}
         self._lock = threading.Lock()
+
+    def path(self, name: str) -> str:
+        """Path of a file of this store, confined to the logdir; :class:`StepError` when it escapes."""
+        path = os.path.join(self.root, name)
+        if self.logdir_root is not None:
+            try:
+                return fsio.confined(self.logdir_root, path)
+            except fsio.OutsideLogdir as err:
+                raise StepError(f"{name} is a symlink to a location outside the logdir ({err}); not followed") \
+                    from None
+        return path
+
+    def writable(self, path: str) -> str:
+        """``path`` if writing it stays inside the logdir (its folder resolved); :class:`StepError` otherwise."""
+        if self.logdir_root is not None:
+            folder = os.path.dirname(path)
+            probe = folder
+            while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+                probe = os.path.dirname(probe)
+            if not fsio.inside(self.logdir_root, probe) or (os.path.islink(path) and not fsio.inside(
+                    self.logdir_root, path)):
+                raise StepError(f"refusing to write {os.path.basename(path)}: its folder resolves outside the logdir")
+        return path
 
     # -- writing ---------------------------------------------------------------------------------------------------
 
@@ -126,24 +131,38 @@ class RunStore:
 
         The caller writes the same record to the event file afterwards, so the index is always last.
         """
-        data = npz_bytes(arrays)
+        data = fsio.npz_bytes(arrays)
         data_hash = sha256_bytes(data)
         head_hash = sha256_bytes(head)
-        ext = "head.pt" if head_kind == "spec" else "head.pt2"
         files = {
             "arrays": {"name": f"step_{step:08d}-{data_hash[:8]}.npz", "sha256": data_hash, "bytes": len(data)},
-            "head": {"name": f"step_{step:08d}-{head_hash[:8]}.{ext}", "sha256": head_hash, "bytes": len(head),
-                     "kind": head_kind},
+            "head": {"name": f"step_{step:08d}-{head_hash[:8]}.{HEAD_EXT[head_kind]}", "sha256": head_hash,
+                     "bytes": len(head), "kind": head_kind},
         }
-        atomic_write(os.path.join(self.root, files["arrays"]["name"]), data)
-        atomic_write(os.path.join(self.root, files["head"]["name"]), head)
+        fsio.atomic_write(self.writable(os.path.join(self.root, files["arrays"]["name"])), data)
+        fsio.atomic_write(self.writable(os.path.join(self.root, files["head"]["name"])), head)
         full = {"version": metadata.SCHEMA_VERSION, **record, "step": step, "files": files}
-        atomic_write(self._record_path(step), json.dumps(full).encode("utf-8"))
+        fsio.atomic_write(self.writable(self._record_path(step)), json.dumps(full).encode("utf-8"))
         return full
+
+    def prune_step(self, step: int, keep: dict[str, Any]) -> None:
+        """Remove data files of ``step`` that ``keep`` (its newest record) does not name: a re-logged step's old
+        files. Called after the new record reached the event file."""
+        names = {entry["name"] for entry in keep["files"].values()}
+        prefix = f"step_{step:08d}-"
+        try:
+            listing = os.listdir(self.root)
+        except OSError:
+            return
+        stale = [n for n in listing if n.startswith(prefix) and _STEP_DATA.match(n) and n not in names]
+        fsio.remove_quietly(*(os.path.join(self.root, n) for n in stale))
 
     def write_inputs(self, ids: np.ndarray, thumbnails: np.ndarray) -> None:
         """Write (or extend with new ids) the run's thumbnails."""
-        existing = self.load_inputs()
+        try:
+            existing = self.load_inputs()
+        except StepError:
+            existing = None  # an unreadable inputs.npz is replaced
         if existing is not None:
             old_ids, old_thumbs = existing
             new = ~np.isin(ids, old_ids)
@@ -152,18 +171,31 @@ class RunStore:
             if old_thumbs.shape[1:] == thumbnails.shape[1:]:
                 ids = np.concatenate([old_ids, ids[new]])
                 thumbnails = np.concatenate([old_thumbs, thumbnails[new]])
-        atomic_write(os.path.join(self.root, "inputs.npz"), npz_bytes({"ids": ids, "thumbnails": thumbnails}))
+        fsio.atomic_write(self.writable(os.path.join(self.root, "inputs.npz")),
+                          fsio.npz_bytes({"ids": ids, "thumbnails": thumbnails}))
 
     # -- reading ---------------------------------------------------------------------------------------------------
 
     def _record_path(self, step: int) -> str:
         return os.path.join(self.root, f"step_{step:08d}.json")
 
+    def listing_signature(self) -> tuple:
+        """Names, sizes and modification times of the DVI folder's files: changes when any file does (one scandir)."""
+        try:
+            with os.scandir(self.root) as entries:
+                return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries
+                                    if e.is_file() and not e.name.startswith(".")))
+        except OSError:
+            return ()
+
     def list_records(self) -> tuple[dict[int, dict[str, Any]], list[StepProblem]]:
         """Index records found on disk, plus problems: unreadable records and data files no record points to."""
-        if not os.path.isdir(self.root):
+        try:
+            self.path("")
+            names = os.listdir(self.root)
+        except (OSError, StepError):
             return {}, []
-        names = os.listdir(self.root)
+        fsio.clean_stale_temp_files(self.root)
         records: dict[int, dict[str, Any]] = {}
         problems: list[StepProblem] = []
         for name in sorted(names):
@@ -172,9 +204,8 @@ class RunStore:
                 continue
             step = int(match.group(1))
             try:
-                with open(os.path.join(self.root, name), "rb") as handle:
-                    records[step] = parse_record(handle.read())
-            except (OSError, StepError) as err:
+                records[step] = parse_record(fsio.read_json_file(self.path(name)))
+            except (OSError, StepError, fsio.UnreadableFile) as err:
                 problems.append(StepProblem(step, f"unreadable index record {name}: {err}"))
         orphans = {int(m.group(1)) for m in map(_STEP_DATA.match, names) if m} - set(records)
         orphans -= {p.step for p in problems}
@@ -191,9 +222,9 @@ class RunStore:
             self._verify_file(entry["name"], entry["sha256"])
 
     def _verify_file(self, name: str, expected: str) -> str:
-        if os.path.basename(name) != name or name.startswith("."):
+        if os.path.basename(name) != name or name.startswith(".") or "\x00" in name:
             raise StepError(f"invalid file name {name!r} in index record")
-        path = os.path.join(self.root, name)
+        path = self.path(name)
         try:
             stat = os.stat(path)
         except OSError:
@@ -212,11 +243,13 @@ class RunStore:
         """A step's arrays by name after checking the file's hash (``features=False`` skips the largest one)."""
         entry = record["files"]["arrays"]
         path = self._verify_file(entry["name"], entry["sha256"])
+        skip = () if features else ("features", "boundary", "boundary_test")
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files if features or k not in ("features", "boundary", "boundary_test")}
-        except (OSError, ValueError) as err:
-            raise StepError(f"cannot read {entry['name']}: {err}") from err
+            arrays = fsio.read_npz(path, required=("features", "labels", "split", "ids", "logits"), skip=skip)
+        except (OSError, fsio.UnreadableFile) as err:
+            raise StepError(str(err)) from None
+        _check_step_arrays(arrays, record)
+        return arrays
 
     def load_step(self, record: dict[str, Any]) -> StepData:
         """Load a step's arrays after checking their hash; raises :class:`StepError` if they cannot be trusted."""
@@ -235,20 +268,27 @@ class RunStore:
         entry = record["files"]["head"]
         path = self._verify_file(entry["name"], entry["sha256"])
         try:
-            return heads.load_head(path, entry.get("kind", "spec"))
-        except Exception as err:  # a corrupt file can fail in many ways inside torch
+            return heads.load_head(path, str(entry.get("kind", "spec")))
+        except Exception as err:  # a crafted file can fail in many ways inside torch
             raise StepError(f"cannot load head {entry['name']}: {err}") from err
 
     def load_inputs(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(ids, thumbnails)`` or ``None`` when the run logged no inputs."""
-        path = os.path.join(self.root, "inputs.npz")
+        try:
+            path = self.path("inputs.npz")
+        except StepError:
+            return None
         if not os.path.exists(path):
             return None
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                return npz["ids"], npz["thumbnails"]
-        except (OSError, ValueError, KeyError) as err:
-            raise StepError(f"cannot read inputs.npz: {err}") from err
+            arrays = fsio.read_npz(path, required=("ids", "thumbnails"))
+        except (OSError, fsio.UnreadableFile) as err:
+            raise StepError(f"cannot read inputs.npz: {err}") from None
+        ids, thumbs = arrays["ids"], arrays["thumbnails"]
+        if ids.ndim != 1 or ids.dtype.kind not in "iu" or thumbs.dtype != np.uint8 or thumbs.ndim not in (3, 4) \
+                or len(thumbs) != len(ids) or (thumbs.ndim == 4 and thumbs.shape[-1] not in (1, 3)):
+            raise StepError("inputs.npz does not hold int ids [N] and uint8 thumbnails [N, H, W(, 1|3)]")
+        return ids, thumbs
 
     def read_run(self) -> tuple[dict[int, dict[str, Any]], list[StepProblem]]:
         """Complete, verified steps of the run (from the records on disk) and the problems of the others."""
@@ -261,6 +301,22 @@ class RunStore:
             except StepError as err:
                 problems.append(StepProblem(step, str(err)))
         return good, sorted(problems, key=lambda p: p.step)
+
+
+def _check_step_arrays(arrays: dict[str, np.ndarray], record: dict[str, Any]) -> None:
+    """The shapes and kinds the readers rely on; :class:`StepError` naming the first array that differs."""
+    n = int(record["n"])
+    expect = {"labels": ("iu", 1), "split": ("biu", 1), "ids": ("iu", 1), "logits": ("f", 2), "features": ("f", 2)}
+    for name, (kinds, ndim) in expect.items():
+        value = arrays.get(name)
+        if value is None:
+            continue
+        if value.dtype.kind not in kinds or value.ndim != ndim or len(value) != n:
+            raise StepError(f"array {name!r} has dtype {value.dtype} and shape {value.shape}; expected {ndim}-d "
+                            f"with {n} rows")
+    if arrays["logits"].shape[1] != int(record["n_classes"]):
+        raise StepError(f"logits have {arrays['logits'].shape[1]} columns but the record says {record['n_classes']} "
+                        "classes")
 
 
 _REQUIRED = {"step": int, "n": int, "d": int, "n_classes": int, "files": dict}

@@ -11,6 +11,7 @@ import atexit
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ _WRITERS_LOCK = threading.Lock()
 
 
 def snapshot(target: Any, step: int, features: Any, labels: Any, head: torch.nn.Module, *, split: Any = None,
-             sample_ids: Any = None, inputs: Any = None, encoder: torch.nn.Module | None = None,
+             sample_ids: Any = None, inputs: Any = None, encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
              class_names: Any = None, flags: dict[str, Any] | None = None) -> dict[str, Any]:
     """Log one step of a classifier's representations for DVI; return the index record written.
 
@@ -43,8 +44,9 @@ def snapshot(target: Any, step: int, features: Any, labels: Any, head: torch.nn.
         split: boolean is-train mask [N] or array of "train"/"test" (default: all train).
         sample_ids: stable integer ids [N] across steps (default 0..N-1).
         inputs: raw samples [N,H,W], [N,C,H,W] or [N,H,W,C] for thumbnails (stored once per run).
-        encoder: module mapping ``inputs`` to ``features``; with ``inputs`` it lets boundary samples be made by
-            mixing real inputs (DVI's input-space boundary samples).
+        encoder: any callable mapping a batch of ``inputs`` to ``features`` (an ``nn.Module``, a model's
+            ``features`` method, a function); with ``inputs`` it lets boundary samples be made by mixing real inputs
+            (DVI's input-space boundary samples). A module's training mode is restored afterwards.
         class_names: one name per head output (default "0".."C-1").
         flags: named sets of sample ids to offer as filters in the tab, e.g. ``{"flipped": noisy_ids}``.
     """
@@ -58,6 +60,7 @@ def snapshot(target: Any, step: int, features: Any, labels: Any, head: torch.nn.
         store.write_inputs(arrays["ids"], thumbs)
     record = store.write_step(step, arrays, head_bytes, head_kind, record)
     _write_event(run_dir, writer, snapshot_pb(record), step)
+    store.prune_step(step, record)  # a re-logged step's old files, now that no newest record points to them
     return record
 
 
@@ -79,6 +82,10 @@ def _prepare(step, features, labels, head, split, sample_ids, inputs, encoder, c
     arrays = {"features": feats, "labels": labs, "split": train, "ids": ids, "logits": logits}
     arrays.update({f"flag_{k}": v for k, v in flag_sets.items()})
     if encoder is not None:
+        if not callable(encoder):
+            raise TypeError("The 'encoder' parameter of snapshot must be callable (an nn.Module, a model's method "
+                            f"such as model.features, or a function from inputs to features). Got "
+                            f"{type(encoder).__name__} instead.")
         arrays.update(_input_space_boundary(head, encoder, inputs, feats, train, step))
     pred = logits.argmax(1)
     record = {
@@ -96,9 +103,12 @@ def _accuracy(pred: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> float |
     return float((pred[mask] == labels[mask]).mean()) if mask.any() else None
 
 
-def _device_of(module: torch.nn.Module) -> torch.device:
-    for tensor in list(module.parameters()) + list(module.buffers()):
-        return tensor.device
+def _device_of(module: Any) -> torch.device:
+    """Device of a module's first parameter or buffer; a bound method's module; else CPU."""
+    owner = getattr(module, "__self__", module)  # model.features -> model
+    if isinstance(owner, torch.nn.Module):
+        for tensor in list(owner.parameters()) + list(owner.buffers()):
+            return tensor.device
     return torch.device("cpu")
 
 

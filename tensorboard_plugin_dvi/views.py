@@ -2,12 +2,20 @@
 
 No HTTP here: the plugin's handlers parse parameters, call these functions and respond. Loaded models, heads and
 per-step arrays are kept in small in-memory LRU caches so that repeated requests (animation, hover) are fast.
+Heavy work (landscapes, predictions) goes through :class:`flight.Flights`: identical concurrent requests share one
+computation and at most two run at once. Results are read through the result index, never through the job queue.
+
+Files that fail to load are never a server error: a step whose arrays or head are unreadable is marked broken
+(:class:`BrokenStep`, 404, listed in ``runs``); a cached result that fails to load is discarded and recomputed
+(:class:`NotReady`, 202).
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import io
+import os
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -15,9 +23,12 @@ from typing import Any
 import numpy as np
 from tensorboard import errors
 
-from tensorboard_plugin_dvi import binary, cache, storage
+from tensorboard_plugin_dvi import binary, cache, flight, fsio, method, storage
 from tensorboard_plugin_dvi.catalog import RunIndex
 from tensorboard_plugin_dvi.jobs import ProjectionService
+
+MAX_ZOOM = 8
+TILE_SIZES = (256, 512)
 
 
 class LRU:
@@ -49,9 +60,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class ProjectionFailed(errors.PublicError):
-    """Projecting the step raised; the message says why (HTTP 500, no stack trace)."""
+    """Projecting the step failed on its data; the message says why (HTTP 422, no stack trace)."""
 
-    http_code = 500
+    http_code = 422
+
+
+class BrokenStep(errors.PublicError):
+    """A step whose files cannot be read (truncated, altered, holding objects): reported, never served (404)."""
+
+    http_code = 404
 
 
 class NotReady(Exception):
@@ -63,11 +80,14 @@ class NotReady(Exception):
 
 
 class Views:
-    """Route logic over a :class:`ProjectionService`."""
+    """Route logic over the result index and a :class:`ProjectionService`."""
 
-    def __init__(self, service: ProjectionService, *, autoproject: str = "on_demand") -> None:
+    def __init__(self, service: ProjectionService, *, autoproject: str = "on_demand",
+                 on_broken: Callable[[RunIndex, int, str], None] | None = None, workers: int = 2) -> None:
         self.service = service
         self.autoproject = autoproject
+        self.on_broken = on_broken
+        self.flights = flight.Flights(workers)
         self._light = LRU(256)  # per-step labels/pred/conf/split/ids/flags (small)
         self._models = LRU(16)  # StepProjection objects
         self._heads = LRU(16)
@@ -82,6 +102,13 @@ class Views:
             raise errors.NotFoundError(f"Run {index.name!r} has no servable step {step}{why}.")
         return index.records[step]
 
+    def _broken(self, index: RunIndex, step: int, err: Exception) -> BrokenStep:
+        """Mark ``step`` broken (listed in ``runs`` from now on) and return the 404 to raise."""
+        why = f"its files cannot be read: {err}"
+        if self.on_broken is not None:
+            self.on_broken(index, step, why)
+        return BrokenStep(f"Step {step} of run {index.name!r} is broken: {why}.")
+
     def light(self, index: RunIndex, step: int) -> dict[str, np.ndarray]:
         """Labels, split, ids, predictions, confidences and flag sets of a step."""
         record = self.step_record(index, step)
@@ -93,12 +120,18 @@ class Views:
                     "pred": probs.argmax(1).astype(np.int32), "conf": probs.max(1),
                     **{k: v for k, v in arrays.items() if k.startswith("flag_")}}
 
-        return self._light.get((index.directory, cache.result_name(record)), make)
+        try:
+            return self._light.get((index.directory, cache.result_name(record)), make)
+        except storage.StepError as err:
+            raise self._broken(index, step, err) from None
 
     def ready_result(self, index: RunIndex, step: int) -> cache.StepResult:
         """The step's result, or :class:`NotReady` (after queueing it, unless projection is off)."""
         self.step_record(index, step)
-        result = self.service.result(index, step)
+        try:
+            result = self.service.result(index, step)
+        except storage.StepError as err:
+            raise self._broken(index, step, err) from None
         if result is not None:
             return result
         status = self.service.status(index)
@@ -110,20 +143,30 @@ class Views:
             status = self.service.status(index)
         state = "running" if status["running"] == step else ("queued" if step in status["queued"] else
                                                               status["state"])
-        raise NotReady({"status": state, "step": step, "run": index.name,
-                        "progress": status["progress"] if status["running"] == step else 0.0,
-                        "queued": status["queued"]})
+        body = {"status": state, "step": step, "run": index.name,
+                "progress": status["progress"] if status["running"] == step else 0.0, "queued": status["queued"]}
+        notes = [r["why"] for r in status.get("recomputing", []) if r["step"] == step]
+        if notes:
+            body["recomputing"] = notes[0]
+        raise NotReady(body)
 
-    def model(self, index: RunIndex, result: cache.StepResult):
-        from dvi_core import StepProjection
-
-        return self._models.get(result.model_path,
-                                lambda: StepProjection.load(result.model_path, device=self.service.device))
+    def model(self, index: RunIndex, step: int, result: cache.StepResult):
+        """The step's visualization model; a model file that fails to load is discarded and recomputed (202)."""
+        try:
+            stamp = os.stat(result.model_path).st_mtime_ns  # a recomputed result reuses its name
+            return self._models.get((result.model_path, stamp),
+                                    lambda: method.load_model(result.model_path, device=self.service.device))
+        except (OSError, ValueError) as err:
+            self.service.index.discard(index.store, result, f"its model file cannot be read ({err})")
+            return self.ready_result(index, step)  # raises NotReady after queueing the recomputation
 
     def head(self, index: RunIndex, step: int):
         record = self.step_record(index, step)
-        return self._heads.get((index.directory, record["files"]["head"]["sha256"]),
-                               lambda: index.store.load_head(record).to(self.service.device))
+        try:
+            return self._heads.get((index.directory, record["files"]["head"]["sha256"]),
+                                   lambda: index.store.load_head(record).to(self.service.device))
+        except storage.StepError as err:
+            raise self._broken(index, step, err) from None
 
     # -- routes ----------------------------------------------------------------------------------------------------
 
@@ -132,7 +175,8 @@ class Views:
         result = self.ready_result(index, step)
         light = self.light(index, step)
         if not np.array_equal(result.ids, light["ids"]):
-            raise errors.NotFoundError(f"Cached projection of step {step} does not match its data; re-project.")
+            self.service.index.discard(index.store, result, "its sample ids do not match the step's data")
+            self.ready_result(index, step)
         record = index.records[step]
         header = {"run": index.name, "step": step, "n": int(len(light["ids"])),
                   "bounds": [float(b) for b in result.bounds], "accuracy": record.get("accuracy", {}),
@@ -154,40 +198,58 @@ class Views:
 
             raise errors.NotFoundError(f"Run {index.name!r} {NO_HEAD.format(what=what)}.")
 
-    def landscape(self, index: RunIndex, step: int, size: int) -> bytes:
-        """PNG of the classification landscape over the step's bounds (memory, then disk, then computed)."""
+    def landscape(self, index: RunIndex, step: int, size: int, tile: tuple[int, int, int] = (0, 0, 0)) -> bytes:
+        """PNG of the classification landscape: the step's whole map, or one tile (zoom z, column x, row y from the
+        top) of it; rendered at a cached size bucket and resized when ``size`` is not one."""
         self.require_head(index, "landscape")
         result = self.ready_result(index, step)
-        record = index.records[step]
-        path = self.service.results(index).landscape_path(record, size, result.bounds)
+        bucket = cache.size_bucket(size)
+        png = self._landscape_png(index, step, result, bucket, tile)
+        return png if bucket == size else resize_png(png, size)
 
-        def make() -> bytes:
+    def _landscape_png(self, index: RunIndex, step: int, result: cache.StepResult, size: int,
+                       tile: tuple[int, int, int]) -> bytes:
+        record = index.records[step]
+        path = self.service.results(index).landscape_path(record, size, result.bounds, tile)
+
+        def render() -> bytes:
             try:
                 with open(path, "rb") as handle:
-                    return handle.read()
+                    data = handle.read()
+                if data.startswith(b"\x89PNG"):
+                    return data
             except OSError:
                 pass
-            from dvi_core import landscape
-
-            rgb = landscape.render(self.model(index, result), self.head(index, step), resolution=size,
-                                   bounds=result.bounds, n_classes=int(record["n_classes"]))
+            rgb = method.render(self.model(index, step, result), self.head(index, step),
+                                tile_bounds(result.bounds, tile), size, int(record["n_classes"]))
             png = encode_png(rgb)
-            storage.atomic_write(path, png)
+            fsio.atomic_write(index.store.writable(path), png)
             return png
 
-        return self._pngs.get((path,), make)
+        return self._pngs.get((path,), lambda: self.flights.run(("landscape", path), render))
+
+    def prerender(self, index: RunIndex, step: int) -> None:
+        """Render and cache the step's overview at the sizes the tab asks first (the job calls this)."""
+        if index.source == "projector" or step not in index.records:
+            return
+        for size in TILE_SIZES:
+            self.landscape(index, step, size)
 
     def predict(self, index: RunIndex, step: int, points: list[list[float]]) -> dict[str, Any]:
         """Class probabilities at 2-D points (inverse projection, then the head)."""
-        from dvi_core import landscape
-
         self.require_head(index, "predict (class probabilities at 2-D points)")
         result = self.ready_result(index, step)
         pts = np.asarray(points, dtype=np.float32).reshape(-1, 2)
-        probs = landscape.predict(self.model(index, result), self.head(index, step), pts) if len(pts) else \
-            np.zeros((0, int(index.records[step]["n_classes"])), np.float32)
+        n_classes = int(index.records[step]["n_classes"])
+        if not len(pts):
+            return {"run": index.name, "step": step, "probs": [], "pred": []}
+        model, head = self.model(index, step, result), self.head(index, step)
+        key = ("predict", result.model_path, hashlib.sha256(pts.tobytes()).hexdigest())
+        probs = self.flights.run(key, lambda: method.predict(model, head, pts))
+        if probs.shape[1] != n_classes:
+            raise self._broken(index, step, ValueError(f"the head gives {probs.shape[1]} classes, not {n_classes}"))
         return {"run": index.name, "step": step, "probs": np.round(probs.astype(np.float64), 5).tolist(),
-                "pred": probs.argmax(1).tolist() if len(pts) else []}
+                "pred": probs.argmax(1).tolist()}
 
     def metrics(self, index: RunIndex, step: int) -> dict[str, Any]:
         """The step's quality metrics (fractions; temporal is a correlation)."""
@@ -207,7 +269,10 @@ class Views:
             i = int(pos[0])
             label, split = int(light["labels"][i]), int(light["split"][i])
             flags = [k[5:] for k in light if k.startswith("flag_") and sample_id in light[k]]
-            result = self.service.result(index, step)
+            try:
+                result = self.service.result(index, step)
+            except storage.StepError:
+                result = None
             ok = result is not None and i < len(result.ids) and result.ids[i] == sample_id
             steps.append(step)
             xs.append(round(float(result.xy[i, 0]), 5) if ok else None)
@@ -216,14 +281,21 @@ class Views:
             confs.append(round(float(light["conf"][i]), 5))
         if not steps:
             raise errors.NotFoundError(f"Run {index.name!r} has no sample with id {sample_id}.")
-        inputs = index.store.load_inputs()
+        inputs = self._inputs(index)
         has_thumb = inputs is not None and bool(np.isin(sample_id, inputs[0]))
         return {"run": index.name, "id": sample_id, "label": label, "split": split, "flags": flags,
                 "has_thumbnail": has_thumb, "steps": steps, "x": xs, "y": ys, "pred": preds, "conf": confs}
 
+    @staticmethod
+    def _inputs(index: RunIndex) -> tuple[np.ndarray, np.ndarray] | None:
+        try:
+            return index.store.load_inputs()
+        except storage.StepError as err:
+            raise BrokenStep(f"Run {index.name!r} has a broken inputs.npz: {err}.") from None
+
     def thumbnail(self, index: RunIndex, sample_id: int) -> bytes:
         """PNG of a sample's logged input."""
-        inputs = index.store.load_inputs()
+        inputs = self._inputs(index)
         if inputs is None:
             raise errors.NotFoundError(f"Run {index.name!r} logged no inputs, so it has no thumbnails.")
         ids, thumbs = inputs
@@ -231,7 +303,27 @@ class Views:
         if not pos.size:
             raise errors.NotFoundError(f"Run {index.name!r} has no thumbnail for sample {sample_id}.")
         image = thumbs[int(pos[0])]
-        return encode_png(image[..., 0] if image.shape[-1] == 1 else image)
+        return encode_png(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image)
+
+
+def tile_bounds(bounds: tuple[float, float, float, float], tile: tuple[int, int, int]) -> tuple[float, ...]:
+    """The data box of tile (z, x, y): the map's square cut in 2^z x 2^z, column x from the left, row y from the
+    top (largest y), like image rows and web-map tiles."""
+    z, tx, ty = tile
+    x0, y0, x1, y1 = bounds
+    n = 1 << z
+    w, h = (x1 - x0) / n, (y1 - y0) / n
+    return (x0 + tx * w, y1 - (ty + 1) * h, x0 + (tx + 1) * w, y1 - ty * h)
+
+
+def resize_png(png: bytes, size: int) -> bytes:
+    """A PNG resized to ``size`` x ``size`` (for sizes between the cached buckets)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        out = io.BytesIO()
+        image.resize((size, size), Image.Resampling.BILINEAR).save(out, format="PNG", compress_level=3)
+        return out.getvalue()
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

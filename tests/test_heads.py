@@ -77,7 +77,7 @@ def test_saved_head_matches_in_fresh_process(tmp_path, name):
     diff = float(np.abs(got - expected).max())
     assert diff < 1e-5, f"reloaded {name} head differs from the original by {diff}"
     kind = storage.RunStore(str(tmp_path)).read_run()[0][0]["files"]["head"]["kind"]
-    assert kind == ("export" if name == "custom" else "spec")
+    assert kind == ("graph" if name == "custom" else "spec")
 
 
 def test_untraceable_head_gets_a_clear_error(tmp_path):
@@ -85,12 +85,72 @@ def test_untraceable_head_gets_a_clear_error(tmp_path):
         dvi.summary.snapshot(str(tmp_path), 0, torch.randn(10, 6), torch.zeros(10, dtype=torch.long), Opaque())
 
 
-def test_spec_file_loads_with_weights_only(tmp_path):
-    data, kind = heads.serialize_head(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), torch.randn(2, 4))
-    path = tmp_path / "h.pt"
+@pytest.mark.parametrize("head", [nn.Sequential(nn.Linear(4, 3), nn.ReLU()), ScaledHead()], ids=["spec", "graph"])
+def test_head_file_is_a_plain_npz_without_pickle(tmp_path, head):
+    data, kind = heads.serialize_head(head, torch.randn(2, head[0].in_features if kind_is_spec(head) else 12))
+    path = tmp_path / "h.head.npz"
     path.write_bytes(data)
-    saved = torch.load(path, weights_only=True)  # would raise if anything but plain data were pickled
-    assert kind == "spec" and json.loads(saved["spec"])[1]["type"] == "ReLU"
+    with np.load(path, allow_pickle=False) as npz:  # would raise on any object (pickled) member
+        assert all(npz[k].dtype.kind in "biuf" for k in npz.files)
+        meta = json.loads(npz["__meta__"].tobytes())
+    assert meta["kind"] == kind
+
+
+def kind_is_spec(head: nn.Module) -> bool:
+    return isinstance(head, nn.Sequential)
+
+
+def _graph_file(tmp_path, edit) -> str:
+    """A saved ScaledHead whose JSON graph was changed by ``edit(meta)`` (a stranger's crafted file)."""
+    data, _ = heads.serialize_head(ScaledHead(), torch.randn(4, 12))
+    path = tmp_path / "crafted.head.npz"
+    path.write_bytes(data)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(arrays["__meta__"].tobytes())
+    edit(meta)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.mark.parametrize("op", ["builtins.eval", "os.system", "aten.save.default", "aten.full.default",
+                                "torch.load", "aten.tanh.nonexistent", "operator.call"])
+def test_crafted_graph_operators_are_refused(tmp_path, op):
+    def edit(meta):
+        meta["nodes"][0]["op"] = op
+
+    with pytest.raises(heads.HeadFormatError, match="not allowed|does not exist"):
+        heads.load_head(_graph_file(tmp_path, edit), "graph")
+
+
+def test_crafted_graph_forward_reference_is_refused(tmp_path):
+    def edit(meta):
+        meta["nodes"][0]["args"] = [{"node": meta["nodes"][-2]["name"]}]
+
+    with pytest.raises(heads.HeadFormatError, match="before defining it"):
+        heads.load_head(_graph_file(tmp_path, edit), "graph")
+
+
+def test_graph_head_that_blows_up_memory_is_stopped(tmp_path):
+    def edit(meta):  # expand the input to 100M elements (a view: cheap until the next op)
+        first = meta["nodes"][0]
+        meta["nodes"].insert(0, {"name": "huge", "op": "aten.expand.default",
+                                 "args": [{"node": first["args"][0]["node"]}, [1 << 23, 12]], "kwargs": {"kw": {}}})
+        first["args"][0] = {"node": "huge"}
+
+    head = heads.load_head(_graph_file(tmp_path, edit), "graph")
+    with pytest.raises(heads.HeadFormatError, match="elements"):
+        head(torch.randn(1, 12))
+
+
+@pytest.mark.parametrize("name,kind", [("step_00000000-aaaa0000.head.pt", "spec"),
+                                       ("step_00000000-aaaa0000.head.pt2", "export")])
+def test_heads_of_the_pickle_based_formats_are_refused(tmp_path, name, kind):
+    path = tmp_path / name
+    path.write_bytes(b"PK\x03\x04 anything at all")
+    with pytest.raises(heads.HeadFormatError, match="log the step again"):
+        heads.load_head(str(path), kind)
 
 
 def test_unknown_layer_in_spec_is_rejected():

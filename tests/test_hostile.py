@@ -164,7 +164,7 @@ def test_failing_job_reported_and_worker_keeps_serving(tmp_path):
         runs = {r["run"]: r for r in json.loads(app.get("runs").get_data())["runs"]}
         assert runs["bad"]["status"]["state"] == "error" and "class" in runs["bad"]["status"]["error"]
         bad = app.get("projection?run=bad&step=0")
-        assert bad.status_code == 500 and "Traceback" not in json.loads(bad.get_data())["error"]
+        assert bad.status_code == 422 and "Traceback" not in json.loads(bad.get_data())["error"]
         assert runs["good"]["status"]["state"] == "ready"
         assert app.get("projection?run=good&step=0").status_code == 200
     finally:

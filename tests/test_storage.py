@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 from helpers import write_run
 
-from tensorboard_plugin_dvi import storage
+from tensorboard_plugin_dvi import fsio, storage
 
 _CRASH_AT_STEP_3 = """
 import os, sys, torch
 import tensorboard_plugin_dvi as dvi
 from tensorboard_plugin_dvi import summary
-real = summary.storage.atomic_write
-def dying_write(path, data):
+real = summary.storage.fsio.atomic_write
+def dying_write(path, data, **kwargs):
     # die (no cleanup, no atexit) right after the array files of step 3, before its index record
     if path.endswith("step_00000003.json"):
         os._exit(17)
-    real(path, data)
-summary.storage.atomic_write = dying_write
+    real(path, data, **kwargs)
+summary.storage.fsio.atomic_write = dying_write
 torch.manual_seed(0)
 head = torch.nn.Linear(4, 3)
 x = torch.randn(20, 4)
@@ -94,23 +94,26 @@ def test_record_cannot_point_outside_the_run(tmp_path):
 
 def test_atomic_write_keeps_old_content_when_interrupted(tmp_path, monkeypatch):
     path = str(tmp_path / "f.bin")
-    storage.atomic_write(path, b"old")
+    fsio.atomic_write(path, b"old")
 
     def boom(*_args):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
-        storage.atomic_write(path, b"new content")
+        fsio.atomic_write(path, b"new content")
     with open(path, "rb") as handle:
         assert handle.read() == b"old"
     assert os.listdir(tmp_path) == ["f.bin"]
 
 
-def test_relogged_step_latest_wins_and_old_files_stay_valid(tmp_path):
+def test_relogged_step_latest_wins_and_old_files_are_removed(tmp_path):
     write_run(str(tmp_path), steps=2, seed=0)
     first = storage.RunStore(str(tmp_path)).read_run()[0][1]
     write_run(str(tmp_path), steps=2, seed=1)
-    records, problems = storage.RunStore(str(tmp_path)).read_run()
+    store = storage.RunStore(str(tmp_path))
+    records, problems = store.read_run()
     assert problems == [] and records[1]["files"]["arrays"]["sha256"] != first["files"]["arrays"]["sha256"]
-    storage.RunStore(str(tmp_path)).check(first)  # the older record's files were not clobbered
+    names = os.listdir(store.root)
+    assert first["files"]["arrays"]["name"] not in names, "the re-logged step's old arrays were left behind"
+    assert sum(n.startswith("step_00000001-") for n in names) == 2  # the new arrays and head only
