@@ -14,22 +14,25 @@ import time
 import numpy as np
 import pytest
 from helpers import get, poll, start_tensorboard, stop, write_run
-from test_tab import STEPS, Tab, png_array, post, projection, runs_by_name
+from tabkit import Tab, png_array, post, projection, runs_by_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 N = 160
+STEPS = 3
 RUNS = ("clean", "noisy", "live")
 RECORD_LABELS_JS = """() => {
   window.__labelLog = [];
   const tick = () => {
     const visible = (e) => e.offsetParent !== null;
-    const labels = [...document.querySelectorAll('[data-step-label]')].filter(visible).map((e) => e.dataset.stepLabel).filter((v) => v !== '');
+    const labels = [...document.querySelectorAll('[data-step-label]')].filter(visible)
+      .map((e) => e.dataset.stepLabel).filter((v) => v !== '');
     const veil = document.querySelector('[data-testid=map-progress]');
     const acc = document.querySelector('[data-testid=acc-train]');
     const p = __dvi.panels[0];
-    __labelLog.push({shown: p ? p.step : null, labels, waiting: !!veil && !veil.classList.contains('dvi-hidden'),
-      pending: veil && !veil.classList.contains('dvi-hidden') ? Number(veil.querySelector('[data-pending-step]').dataset.pendingStep) : null,
+    const waiting = !!veil && !veil.classList.contains('dvi-hidden');
+    __labelLog.push({shown: p ? p.step : null, labels, waiting,
+      pending: waiting ? Number(veil.querySelector('[data-pending-step]').dataset.pendingStep) : null,
       acc: acc ? acc.textContent : null});
     if (__labelLog.length < 20000) requestAnimationFrame(tick);
   };
@@ -123,7 +126,8 @@ def test_live_mode_follows_a_new_step_and_every_label_shows_the_shown_map_while_
     assert not wrong, f"{len(wrong)} of {len(log)} frames had a step label that is not the shown map's: {wrong[:3]}"
     assert any(e["labels"] for e in pending), "no step label was visible while pending"
     # The accuracy beside the map is the shown step's, at every frame.
-    acc = {s: projection(url, "live", s)["accuracy"]["train"] for s in {e["shown"] for e in log if e["shown"] is not None}}
+    shown_steps = {e["shown"] for e in log if e["shown"] is not None}
+    acc = {s: projection(url, "live", s)["accuracy"]["train"] for s in shown_steps}
     bad = [e for e in log if e["acc"] and e["shown"] is not None and e["acc"] != f"{100 * acc[e['shown']]:.1f}%"]
     assert not bad, f"accuracy of another step shown: {bad[:3]}"
     assert tab.el("step-value").inner_text() == str(new_step)
