@@ -24,7 +24,7 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from tensorboard_plugin_dvi import cache, catalog, jobs, metadata, method, params, views
+from tensorboard_plugin_dvi import cache, catalog, diagnosis, jobs, metadata, method, params, views
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ class DviPlugin(base_plugin.TBPlugin):
                                               after_step=self._prerender)
         self._autoproject = getattr(flags, "dvi_autoproject", "on_demand")
         self.views = views.Views(self.service, autoproject=self._autoproject, on_broken=self._catalog.mark_broken)
+        self.diagnosis = diagnosis.Diagnosis()
         self._default_size = int(getattr(flags, "dvi_resolution", 256))
         self._active_checked, self._active = float("-inf"), False
 
@@ -120,6 +121,9 @@ class DviPlugin(base_plugin.TBPlugin):
             "/thumbnail": self._serve_thumbnail,
             "/metrics": self._serve_metrics,
             "/project": self._serve_project,
+            "/dynamics": self._serve_dynamics,
+            "/suspects": self._serve_suspects,
+            "/cube": self._serve_cube,
             "/*": self._serve_static,
         }
 
@@ -252,6 +256,26 @@ class DviPlugin(base_plugin.TBPlugin):
             raise errors.NotFoundError(f"Run {index.name!r} has no servable steps {unknown[:10]}.")
         self.service.clear_failures(index, steps)
         raise views.NotReady({"queued": self.service.request(index, steps)})
+
+    # -- training dynamics (no projection needed) ----------------------------------------------------------------
+
+    @route()
+    def _serve_dynamics(self, request: wrappers.Request) -> Answer:
+        fmt = params.choice(request.args, "format", ("json", "csv", "binary"), default="json")
+        return self.diagnosis.dynamics(self._index(request), fmt)
+
+    @route()
+    def _serve_suspects(self, request: wrappers.Request) -> Answer:
+        k = params.integer(request.args, "k", default=100, lo=1, hi=diagnosis.MAX_K)
+        fmt = params.choice(request.args, "format", ("json", "csv"), default="json")
+        return self.diagnosis.suspects(self._index(request), k, fmt)
+
+    @route()
+    def _serve_cube(self, request: wrappers.Request) -> Answer:
+        rows = params.integer(request.args, "rows", default=diagnosis.DEFAULT_ROWS, lo=1, hi=diagnosis.MAX_PIXELS)
+        cols = params.integer(request.args, "cols", default=diagnosis.DEFAULT_COLS, lo=1, hi=diagnosis.MAX_PIXELS)
+        split = params.choice(request.args, "split", ("all", "train", "test"), default="all")
+        return self.diagnosis.cube(self._index(request), rows, cols, None if split == "all" else split)
 
     # -- static frontend files ------------------------------------------------------------------------------------
 
