@@ -104,9 +104,14 @@ def _aggregate(correct: np.ndarray, order: np.ndarray, row_start: np.ndarray, co
     n_rows, n_cols = len(row_start) - 1, len(col_start) - 1
     if n_rows == 0 or n_cols == 0:
         return np.zeros((n_rows, n_cols), np.uint8)
-    gathered = correct[:, order]
-    hits = np.add.reduceat((gathered == 1).view(np.uint8), row_start[:-1], axis=1, dtype=np.int64)
-    seen = np.add.reduceat((gathered >= 0).view(np.uint8), row_start[:-1], axis=1, dtype=np.int64)
+    gathered = np.take(correct, order, axis=1)
+    starts = row_start[:-1]
+    if correct.size and correct.min() >= 0:  # every sample logged at every step: one pass over the 0/1 values
+        hits = np.add.reduceat(gathered, starts, axis=1, dtype=np.int32)
+        seen = np.broadcast_to(np.diff(row_start).astype(np.int32), hits.shape)
+    else:
+        hits = np.add.reduceat((gathered == 1).view(np.uint8), starts, axis=1, dtype=np.int32)
+        seen = np.add.reduceat((gathered >= 0).view(np.uint8), starts, axis=1, dtype=np.int32)
     hits = np.add.reduceat(hits, col_start[:-1], axis=0)
     seen = np.add.reduceat(seen, col_start[:-1], axis=0)
     frac = np.divide(hits, seen, out=np.zeros(hits.shape), where=seen > 0)

@@ -101,11 +101,12 @@ def test_per_class_curves_follow_the_history():
     assert np.isnan(curves[0, 1, 2]) and curves[2, 1, 2] == 1.0
 
 
+@pytest.mark.parametrize("absent", [0.0, 0.1])  # every sample at every step (the fast path), or not
 @pytest.mark.parametrize("rows,cols", [(1, 1), (7, 3), (512, 512)])
-def test_large_random_cube_matches_a_direct_mean(rows, cols, rng):
+def test_large_random_cube_matches_a_direct_mean(rows, cols, absent, rng):
     n, t, c = 500, 13, 4
     correct = rng.integers(0, 2, size=(t, n)).astype(np.int8)
-    correct[rng.random((t, n)) < 0.1] = ABSENT
+    correct[rng.random((t, n)) < absent] = ABSENT
     table = {"label": rng.integers(0, c, n), "split": (rng.random(n) < 0.7).astype(np.uint8),
              "learned_from": rng.integers(-1, t, n), "id": np.arange(n)}
     built = cube.build(correct, table, list(range(t)), np.zeros((t, 2, c)), c, rows, cols)
