@@ -1,19 +1,21 @@
 """The training-dynamics routes (``dynamics``, ``suspects``, ``cube``) on real (small) MNIST training logs.
 
 The route logic (:class:`diagnosis.Diagnosis`) is driven directly on a run index built like the catalog's, to check
-its incremental cache, formats and errors.
+its incremental cache, formats and errors; then the real routes answer inside TensorBoard's WSGI app (multiplexer
+data provider, sampled like the CLI's Python loader) and inside real ``tensorboard`` processes under both loaders.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 
 import numpy as np
 import pytest
-from helpers import write_mnist_run
+from helpers import WsgiApp, get, poll, start_tensorboard, stop, write_mnist_run
 from tensorboard import errors
 
 from tensorboard_plugin_dvi import binary, catalog, cube, diagnosis, storage
@@ -184,3 +186,125 @@ def test_a_run_without_steps_or_logits_is_not_found(noisy, tmp_path):
     index = catalog.RunIndex("imported", index.directory, index.records, [], NoLogits(index.store))
     with pytest.raises(errors.NotFoundError, match="no logits"):
         diagnosis.Diagnosis().cube(index)
+
+
+# -- the real routes ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def app(noisy):
+    app = WsgiApp(os.path.dirname(noisy[0]))
+    yield app
+    app.close()
+
+
+def _json(resp):
+    assert resp.mimetype == "application/json", (resp.status_code, resp.mimetype)
+    return json.loads(resp.get_data())
+
+
+def test_routes_answer_like_the_route_logic(app, noisy):
+    run_dir, facts = noisy
+    resp = app.get("dynamics?run=noisy")
+    assert resp.status_code == 200
+    body = _json(resp)
+    assert body["steps"] == list(range(STEPS)) and body["columns"]["id"] == facts["ids"].tolist()
+    expected, _ = diagnosis.Diagnosis().dynamics(run_index(run_dir))
+    assert body == json.loads(json.dumps(expected))
+    resp = app.get("dynamics?run=noisy&format=csv")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True))))
+    assert [int(r["id"]) for r in rows] == body["columns"]["id"]
+    resp = app.get("dynamics?run=noisy&format=binary")
+    assert resp.status_code == 200 and resp.mimetype == "application/octet-stream"
+    assert binary.decode(resp.get_data())[1]["id"].tolist() == body["columns"]["id"]
+
+
+def test_suspects_route_json_and_csv_download_rows_match(app):
+    top = _json(app.get("suspects?run=noisy&k=25"))
+    assert len(top["suspects"]) == 25 and top["k"] == 25
+    assert _json(app.get("suspects?run=noisy"))["k"] == 100
+    resp = app.get("suspects?run=noisy&k=25&format=csv")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True))))
+    assert [(int(r["id"]), r["category"], r["reason"]) for r in rows] == [
+        (s["id"], s["category"], s["reason"]) for s in top["suspects"]]
+
+
+def test_cube_route(app, noisy):
+    resp = app.get("cube?run=noisy&rows=40&cols=2&split=train")
+    assert resp.status_code == 200 and resp.mimetype == "application/octet-stream"
+    header, arrays = cube.decode(resp.get_data())
+    assert header["rows"] <= 40 and header["cols"] == 2 and {b["split"] for b in header["bands"]} == {"train"}
+    assert sorted(arrays["ids"].tolist()) == noisy[1]["ids"][noisy[1]["split"]].tolist()
+    header, _ = cube.decode(app.get("cube?run=noisy").get_data())
+    assert header["cols"] == STEPS and {b["split"] for b in header["bands"]} == {"train", "test"}
+
+
+@pytest.mark.parametrize("query,code,match", [
+    ("suspects?run=nope", 404, "nope"),
+    ("suspects", 400, "'run'"),
+    ("suspects?run=noisy&k=0", 400, "'k'"),
+    ("suspects?run=noisy&format=binary", 400, "'format'"),
+    ("dynamics?run=noisy&format=xml", 400, "'format'"),
+    ("cube?run=noisy&rows=99999", 400, "'rows'"),
+    ("cube?run=noisy&cols=abc", 400, "'cols'"),
+    ("cube?run=noisy&split=val", 400, "'split'"),
+])
+def test_route_errors(app, query, code, match):
+    resp = app.get(query)
+    assert resp.status_code == code and match in _json(resp)["error"]
+
+
+def test_live_run_new_steps_are_folded_in(tmp_path):
+    import torch
+
+    import tensorboard_plugin_dvi as dvi
+
+    logdir = str(tmp_path / "logs")
+    run_dir = os.path.join(logdir, "live")
+    gen = torch.Generator().manual_seed(0)
+    feats, head = torch.randn(50, 6, generator=gen), torch.nn.Linear(6, 3)
+    labels = torch.randint(0, 3, (50,), generator=gen)
+
+    def log(steps):
+        for step in steps:
+            dvi.summary.snapshot(run_dir, step, feats + 0.2 * step * torch.randn(50, 6, generator=gen), labels, head)
+        dvi.summary.close(run_dir)
+
+    log(range(3))
+    app = WsgiApp(logdir)
+    try:
+        assert _json(app.get("suspects?run=live"))["steps"] == [0, 1, 2]
+        log(range(3, 5))
+        app.reload()
+        body = _json(app.get("dynamics?run=live"))
+        assert body["steps"] == [0, 1, 2, 3, 4] and body["columns"]["n_steps"] == [5] * 50
+        fresh, _ = diagnosis.Diagnosis().dynamics(run_index(run_dir, "live"))
+        assert body == json.loads(json.dumps(fresh))
+    finally:
+        app.close()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("load_fast", ["true", "false"])
+def test_real_tensorboard_serves_the_dynamics_routes(noisy, load_fast):
+    run_dir, _ = noisy
+    proc, url = start_tensorboard(os.path.dirname(run_dir), f"--load_fast={load_fast}")
+    base = url + "/data/plugin/dvi/"
+    try:
+        def ready():
+            status, body = get(base + "suspects?run=noisy&k=10")
+            return json.loads(body) if status == 200 and json.loads(body)["steps"] == list(range(STEPS)) else None
+
+        body = poll(ready, timeout=90)
+        assert body, f"suspects never listed every step under --load_fast={load_fast}"
+        expected, _ = diagnosis.Diagnosis().suspects(run_index(run_dir), 10)
+        assert body == json.loads(json.dumps(expected))
+        status, raw = get(base + "cube?run=noisy&rows=16&cols=4")
+        assert status == 200 and cube.decode(raw)[0]["cols"] == 4
+        status, raw = get(base + "dynamics?run=noisy&format=csv")
+        assert status == 200 and raw.decode("utf-8").startswith("id,label,label_name,split")
+        status, raw = get(base + "cube?run=noisy&rows=0")
+        assert status == 400
+    finally:
+        stop(proc)
