@@ -12,14 +12,25 @@ import collections
 import csv
 import io
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 from tensorboard import errors
 
 from tensorboard_plugin_dvi import binary, cube, storage, suspects
 from tensorboard_plugin_dvi.catalog import RunIndex
-from tensorboard_plugin_dvi.dynamics import Dynamics, StepInput
+from tensorboard_plugin_dvi.dynamics import Dynamics, Positions, StepInput
+
+
+class PositionSource(Protocol):
+    """Where projected steps put their samples (see :class:`ServicePositions`)."""
+
+    def key(self, index: RunIndex, step: int) -> str | None:
+        """A cheap identifier of the step's projection (changes when it is re-projected), None if not projected."""
+
+    def load(self, index: RunIndex, step: int) -> Positions:
+        """The step's positions (called only for projected steps not folded in yet)."""
 
 MAX_PIXELS = 4096
 """Largest ``rows`` or ``cols`` of a cube request."""
@@ -30,7 +41,8 @@ MAX_K = 100_000
 
 COLUMNS = ("id", "label", "split", "n_steps", "first_step", "last_step", "correctness", "aum",
            "confidence", "variability", "forgetting", "learned_from", "flips", "never_learned", "last_pred",
-           "last_correct", "last_p_label", "last_p_pred", "mode_pred", "mode_count", "score", "category")
+           "last_correct", "last_p_label", "last_p_pred", "mode_pred", "mode_count", "n_projected", "path_length",
+           "max_jump", "steps_other_region", "score", "category")
 """Columns of the per-sample table, in the order of the CSV and binary answers."""
 
 _MAX_RUNS = 8
@@ -42,6 +54,7 @@ class _RunState:
     def __init__(self, n_classes: int | None) -> None:
         self.lock = threading.Lock()
         self.keys: list[tuple[int, str]] = []
+        self.position_keys: list[tuple[int, str]] = []
         self.dynamics = Dynamics(n_classes)
         self.skipped: list[dict[str, Any]] = []
 
@@ -64,7 +77,8 @@ def full_table(dyn: Dynamics) -> dict[str, np.ndarray]:
 class Diagnosis:
     """In-memory, incremental training-dynamics answers for the plugin's runs."""
 
-    def __init__(self, max_runs: int = _MAX_RUNS) -> None:
+    def __init__(self, max_runs: int = _MAX_RUNS, positions: PositionSource | None = None) -> None:
+        self._positions = positions
         self._runs: collections.OrderedDict[str, _RunState] = collections.OrderedDict()
         self._max_runs = max_runs
         self._lock = threading.Lock()
@@ -89,7 +103,20 @@ class Diagnosis:
             for step, digest in keys[len(state.keys):]:
                 self._fold(index, state, step)
                 state.keys.append((step, digest))
+            if self._positions is not None:
+                self._fold_positions(index, state)
         return state
+
+    def _fold_positions(self, index: RunIndex, state: _RunState) -> None:
+        """Fold newly projected steps into the trajectories; start over when an earlier step changed."""
+        source = self._positions
+        keys = [(step, key) for step, key in ((s, source.key(index, s)) for s in index.steps) if key is not None]
+        if keys[:len(state.position_keys)] != state.position_keys:
+            state.dynamics.reset_positions()
+            state.position_keys = []
+        for step, key in keys[len(state.position_keys):]:
+            state.dynamics.add_positions(source.load(index, step))
+            state.position_keys.append((step, key))
 
     @staticmethod
     def _fold(index: RunIndex, state: _RunState, step: int) -> None:
@@ -159,6 +186,31 @@ class Diagnosis:
         return cube.encode(built, header), "application/octet-stream"
 
 
+class ServicePositions:
+    """A :class:`PositionSource` over the plugin's projection service: the cached 2-D result of each ready step.
+
+    ``service.result(index, step)`` must return None while the step is not projected, else an object with ``ids``,
+    ``xy``, ``bounds`` (x0, y0, x1, y1), ``name`` and ``prev_name``. ``region``, when given, maps
+    ``(index, step, result)`` to the class of the map region under each sample (for example the head applied to
+    the decoded coordinates); without it ``steps_other_region`` is reported as -1.
+    """
+
+    def __init__(self, service: Any, region: Callable[[RunIndex, int, Any], Any] | None = None) -> None:
+        self.service = service
+        self.region = region
+
+    def key(self, index: RunIndex, step: int) -> str | None:
+        result = self.service.result(index, step)
+        return None if result is None else f"{result.name}<{result.prev_name}"
+
+    def load(self, index: RunIndex, step: int) -> Positions:
+        result = self.service.result(index, step)
+        x0, _, x1, _ = result.bounds
+        region = self.region(index, step, result) if self.region is not None else None
+        return Positions(step, np.asarray(result.ids), np.asarray(result.xy), float(x1 - x0),
+                         None if region is None else np.asarray(region), self.key(index, step) or "")
+
+
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise errors.InvalidArgumentError(
@@ -209,6 +261,7 @@ _BINARY_DTYPES = {
     "confidence": np.float32, "variability": np.float32, "forgetting": np.int32, "learned_from": np.int32,
     "flips": np.int32, "never_learned": np.uint8, "last_pred": np.int32, "last_correct": np.uint8,
     "last_p_label": np.float32, "last_p_pred": np.float32, "mode_pred": np.int32, "mode_count": np.int32,
+    "n_projected": np.int32, "path_length": np.float32, "max_jump": np.float32, "steps_other_region": np.int32,
     "score": np.float32, "category": np.int8,
 }
 

@@ -18,6 +18,10 @@ sample appears these give:
 * ``mode_pred`` / ``mode_count``: the wrong class predicted most often and at how many steps (for reasons in words).
 * the latest step's prediction, self-confidence ``p_y`` and confidence in the prediction.
 
+Where steps have been projected (:meth:`Dynamics.add_positions`), each sample's 2-D path gives ``path_length`` and
+``max_jump`` (in map widths, between consecutive projected steps) and ``steps_other_region``, the projected steps
+at which the sample lay in the region of a class other than its label (when the map's region classes are known).
+
 Every statistic is a running sum or a last value, so :meth:`Dynamics.add_step` updates them in O(N) for a new step
 without revisiting old ones. Samples are matched across steps by their logged ids; a sample absent from some steps
 is summarised over the steps where it appears (``n_steps``), and samples first seen at a later step are appended.
@@ -38,6 +42,22 @@ ABSENT = -1
 
 _MODE_CELLS = 1 << 26
 """Largest samples x classes count for which exact per-class prediction counts are kept (128 MiB of uint16)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Positions:
+    """Where a projected step put its samples: ids [N], coordinates [N, 2], the map's width at that step.
+
+    ``region`` is, when known, the class of the map region under each sample (the landscape's class there);
+    ``key`` identifies the projection (a re-projection with other settings has another key).
+    """
+
+    step: int
+    ids: np.ndarray
+    xy: np.ndarray
+    width: float
+    region: np.ndarray | None = None
+    key: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +144,12 @@ _SPECS: dict[str, tuple[Any, Any]] = {
     "learned_from": (np.int64, ABSENT), "last_pred": (np.int64, ABSENT), "last_correct": (np.int8, ABSENT),
     "last_p_label": (np.float64, np.nan), "last_p_pred": (np.float64, np.nan),
     "mode_pred": (np.int64, ABSENT), "mode_count": (np.int32, 0),
+    # 2-D trajectories over projected steps
+    "n_projected": (np.int32, 0), "last_x": (np.float64, np.nan), "last_y": (np.float64, np.nan),
+    "path": (np.float64, 0.0), "max_jump": (np.float64, 0.0), "n_region": (np.int32, 0),
+    "other_region": (np.int32, 0),
 }
+_TRAJECTORY = ("n_projected", "last_x", "last_y", "path", "max_jump", "n_region", "other_region")
 
 
 class Dynamics:
@@ -138,6 +163,7 @@ class Dynamics:
     def __init__(self, n_classes: int | None = None) -> None:
         self.n_classes = n_classes
         self.steps: list[int] = []
+        self.projected_steps: list[int] = []
         self._cols = _Columns(_SPECS)
         self._row_of: dict[int, int] = {}
         self._last_ids: np.ndarray | None = None
@@ -268,7 +294,8 @@ class Dynamics:
         size = self._cols.size
         correct = np.full(size, ABSENT, np.int8)
         correct[rows] = q["correct"]
-        pred = np.full(size, ABSENT, np.int16 if self.n_classes < 32768 else np.int32)
+        small = np.int8 if self.n_classes < 128 else np.int16 if self.n_classes < 32768 else np.int32
+        pred = np.full(size, ABSENT, small)
         pred[rows] = q["pred"]
         self._correct_hist.append(correct)
         self._pred_hist.append(pred)
@@ -294,7 +321,55 @@ class Dynamics:
             "last_pred": cols["last_pred"].copy(), "last_correct": cols["last_correct"] == 1,
             "last_p_label": cols["last_p_label"].copy(), "last_p_pred": cols["last_p_pred"].copy(),
             "mode_pred": cols["mode_pred"].copy(), "mode_count": np.maximum(cols["mode_count"], 0),
+            **self._trajectory_columns(),
         }
+
+    def _trajectory_columns(self) -> dict[str, np.ndarray]:
+        cols = self._cols
+        projected = cols["n_projected"] > 0
+        moved = cols["n_projected"] > 1
+        return {
+            "n_projected": cols["n_projected"].copy(),
+            "path_length": np.where(moved, cols["path"], np.nan),
+            "max_jump": np.where(moved, cols["max_jump"], np.nan),
+            "steps_other_region": np.where(projected & (cols["n_region"] > 0), cols["other_region"], -1),
+        }
+
+    # -- 2-D trajectories ------------------------------------------------------------------------------------------
+
+    def add_positions(self, pos: Positions) -> None:
+        """Fold one projected step's coordinates into the trajectory statistics (steps in increasing order).
+
+        Movement is measured in map widths (coordinates divided by ``pos.width``) between a sample's consecutive
+        projected steps; samples not seen in any logged step yet are ignored.
+        """
+        if self.projected_steps and pos.step <= self.projected_steps[-1]:
+            raise ValueError(f"Projected steps must be added in increasing order: got {pos.step} after "
+                             f"{self.projected_steps[-1]}.")
+        lookup = self._row_of
+        rows = np.fromiter((lookup.get(i, -1) for i in np.asarray(pos.ids).tolist()), np.int64, len(pos.ids))
+        known = rows >= 0
+        rows = rows[known]
+        xy = np.asarray(pos.xy, np.float64)[known] / (pos.width if pos.width > 0 else 1.0)
+        cols = self._cols
+        prev = np.stack([cols["last_x"][rows], cols["last_y"][rows]], 1)
+        jump = np.sqrt(((xy - prev) ** 2).sum(1))
+        had = np.isfinite(jump)
+        cols["path"][rows[had]] += jump[had]
+        cols["max_jump"][rows[had]] = np.maximum(cols["max_jump"][rows[had]], jump[had])
+        cols["last_x"][rows], cols["last_y"][rows] = xy[:, 0], xy[:, 1]
+        cols["n_projected"][rows] += 1
+        if pos.region is not None:
+            region = np.asarray(pos.region)[known]
+            cols["n_region"][rows] += 1
+            cols["other_region"][rows] += region != cols["label"][rows]
+        self.projected_steps.append(pos.step)
+
+    def reset_positions(self) -> None:
+        """Forget the trajectory statistics (before folding projected steps again from the first)."""
+        for name in _TRAJECTORY:
+            self._cols[name][:] = _SPECS[name][1]
+        self.projected_steps = []
 
     def correct_matrix(self) -> np.ndarray:
         """Correctness of every (step, sample): int8 [T, samples], 1 correct, 0 wrong, ``ABSENT`` not logged."""

@@ -308,3 +308,44 @@ def test_real_tensorboard_serves_the_dynamics_routes(noisy, load_fast):
         assert status == 400
     finally:
         stop(proc)
+
+
+class FakeResult:
+    def __init__(self, step, ids, name):
+        self.ids = ids
+        self.xy = np.stack([np.full(len(ids), float(step)), np.zeros(len(ids))], 1)
+        self.bounds = (0.0, 0.0, 10.0, 10.0)
+        self.name, self.prev_name = name, None
+
+
+class FakeService:
+    """Projects steps on demand: every sample moves 1/10 of the map width per step."""
+
+    def __init__(self, ids):
+        self.ids, self.ready, self.calls = ids, {}, 0
+
+    def result(self, index, step):
+        self.calls += 1
+        return FakeResult(step, self.ids, self.ready[step]) if step in self.ready else None
+
+
+def test_trajectories_follow_projected_steps_incrementally(noisy):
+    run_dir, facts = noisy
+    service = FakeService(facts["ids"])
+    regions = []
+    source = diagnosis.ServicePositions(service, region=lambda index, step, result: regions.append(step) or
+                                        np.zeros(len(result.ids), np.int64))
+    diag = diagnosis.Diagnosis(positions=source)
+    cols = diag.dynamics(run_index(run_dir))[0]["columns"]
+    assert set(cols["n_projected"]) == {0} and set(cols["steps_other_region"]) == {-1}
+    service.ready = {0: "a", 1: "a", 2: "a"}
+    cols = diag.dynamics(run_index(run_dir))[0]["columns"]
+    assert set(cols["n_projected"]) == {3} and cols["path_length"] == [pytest.approx(0.2)] * 600
+    assert cols["steps_other_region"] == (3 * (facts["labels"] != 0)).tolist()
+    service.ready[3] = "a"
+    diag.dynamics(run_index(run_dir))
+    assert regions == [0, 1, 2, 3], "only the new step's regions are computed"
+    service.ready[1] = "b"  # step 1 projected again with other settings: start over
+    cols = diag.dynamics(run_index(run_dir))[0]["columns"]
+    assert regions[4:] == [0, 1, 2, 3] and set(cols["n_projected"]) == {4}
+    assert cols["max_jump"] == [pytest.approx(0.1)] * 600

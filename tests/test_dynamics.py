@@ -199,3 +199,28 @@ def test_notebook_with_the_installed_pandas_or_without(tmp_path):
 def test_notebook_load_of_a_directory_without_steps(tmp_path):
     with pytest.raises(FileNotFoundError, match="No readable DVI steps"):
         notebook.load(str(tmp_path))
+
+
+def test_trajectories_path_length_largest_jump_and_other_region():
+    dyn = Dynamics.from_steps([_step(s, [0, 1], [0, 1]) for s in range(3)])
+    positions = [
+        dynamics.Positions(0, np.array([0, 1]), np.array([[0.0, 0.0], [5.0, 5.0]]), width=10.0,
+                           region=np.array([0, 0])),
+        dynamics.Positions(1, np.array([1, 0, 99]), np.array([[5.0, 5.0], [3.0, 4.0], [1.0, 1.0]]), width=10.0,
+                           region=np.array([1, 2, 0])),
+        dynamics.Positions(2, np.array([0]), np.array([[3.0, 4.0]]), width=5.0),  # the map shrank by half
+    ]
+    for pos in positions:
+        dyn.add_positions(pos)
+    t = dyn.table()
+    # sample 0 in map widths: (0, 0) -> (0.3, 0.4) -> (0.6, 0.8); jumps 0.5 and 0.5
+    assert t["path_length"][0] == pytest.approx(1.0) and t["max_jump"][0] == pytest.approx(0.5)
+    assert t["path_length"][1] == pytest.approx(0.0) and t["n_projected"].tolist() == [3, 2]
+    # region known at steps 0 and 1: sample 0 (label 0) was in class 2's region once; sample 1 (label 1) once
+    assert t["steps_other_region"].tolist() == [1, 1]
+    with pytest.raises(ValueError, match="increasing order"):
+        dyn.add_positions(positions[0])
+    dyn.reset_positions()
+    t = dyn.table()
+    assert t["n_projected"].tolist() == [0, 0] and np.isnan(t["path_length"]).all()
+    assert t["steps_other_region"].tolist() == [-1, -1] and dyn.projected_steps == []
