@@ -9,9 +9,10 @@ good as the best peer on both, and precision@k >= 0.9.
 Speed (synthetic logits, 60,000 samples x 200 steps x 10 classes): dynamics from scratch <= 5 s, one new step
 <= 100 ms, the suspects route <= 200 ms, the cube route <= 300 ms (route logic in-process, warm state), peak memory.
 
-    python benchmarks/bench_dynamics.py --logdir /tmp/demo_logs [--runs noisy,other] [--quick]
+    python benchmarks/bench_dynamics.py --logdir /tmp/demo_logs [--runs noisy,noisy_seed1,noisy40_seed2] [--quick]
 
 Runs missing from the logdir are trained first with the demo script (about a minute per run on one thread).
+Besides the demo's run, two more (another seed; 40 % flipped) show how much the comparison depends on the run.
 Writes benchmarks/results/dynamics.{json,md}.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import resource
 import statistics
 import sys
@@ -30,7 +32,7 @@ import numpy as np
 
 from tensorboard_plugin_dvi import catalog, diagnosis, notebook, storage
 from tensorboard_plugin_dvi import suspects as suspects_mod
-from tensorboard_plugin_dvi.dynamics import Dynamics, StepInput
+from tensorboard_plugin_dvi.dynamics import Dynamics, Positions, StepInput
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -59,16 +61,23 @@ def precision_at(score: np.ndarray, positive: np.ndarray, k: int) -> float:
 
 
 def ensure_run(logdir: str, run: str) -> None:
-    """Train the demo's noisy run into ``logdir/run`` if it is not there (seed from a ``_seedN`` suffix)."""
+    """Train a noisy demo run into ``logdir/run`` if it is not there.
+
+    Names follow ``noisy[<percent>][_seed<k>]``: ``noisy`` is the demo's own run (20 %, seed 0, what
+    ``examples/train_mnist.py`` writes), ``noisy40_seed2`` 40 % flipped labels with seed 2.
+    """
     if storage.RunStore(os.path.join(logdir, run)).read_run()[0]:
         return
+    match = re.fullmatch(r"noisy(\d+)?(?:_seed(\d+))?", run)
+    if match is None:
+        raise SystemExit(f"Run {run!r} is not in {logdir} and its name does not say how to train it.")
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
     import torch
     import train_mnist
 
     torch.set_num_threads(1)
-    seed = int(run.rsplit("_seed", 1)[1]) if "_seed" in run else 0
-    train_mnist.train_run(logdir, run, 0.2, 12, seed=seed)
+    noise = int(match.group(1)) / 100 if match.group(1) else 0.2
+    train_mnist.train_run(logdir, run, noise, 12, seed=int(match.group(2) or 0))
 
 
 def quality(run_dir: str) -> dict[str, Any]:
@@ -148,8 +157,11 @@ def speed(n: int, steps: int, c: int) -> dict[str, Any]:
         started = time.perf_counter()
         dyn.add_step(item)
         fold += time.perf_counter() - started
-    extra = [StepInput.from_arrays(s, store.load_arrays({"step": s})) for s in range(steps, steps + 5)]
+    extra = [StepInput.from_arrays(s, store.load_arrays({"step": s})) for s in range(steps, steps + 10)]
     new_step = [_ms(lambda item=item: dyn.add_step(item), 1)[0] for item in extra]
+    rng = np.random.default_rng(1)
+    moves = [Positions(s, store.ids, rng.random((n, 2)), 1.0, rng.integers(0, c, n)) for s in range(3)]
+    positions_ms = [_ms(lambda pos=pos: dyn.add_positions(pos), 1)[0] for pos in moves]
     index = catalog.RunIndex("synthetic", "/synthetic", {s: _record(s, c) for s in range(steps)}, [], store)
     diag = diagnosis.Diagnosis()
     diag.state(index)  # warm: the state the routes answer from
@@ -161,7 +173,8 @@ def speed(n: int, steps: int, c: int) -> dict[str, Any]:
     table_ms = _ms(lambda: diag.dynamics(index, "binary"), 3)
     return {
         "n": n, "steps": steps, "classes": c,
-        "scratch_s": fold, "new_step_ms": statistics.median(new_step),
+        "scratch_s": fold, "new_step_ms": statistics.median(new_step), "new_step_min_ms": min(new_step),
+        "positions_ms": statistics.median(positions_ms),
         "route_new_step_ms": route_new_step,
         "suspects_ms": statistics.median(suspects_ms), "cube_ms": statistics.median(cube_ms), "cube_bytes": cube_bytes,
         "dynamics_binary_ms": statistics.median(table_ms),
@@ -189,7 +202,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"{run}: 'likely mislabeled' category holds {cat['count']} training samples, precision "
                      f"{cat['precision']:.3f}, recall {cat['recall']:.3f}.")
-    lines.append("")
+    lines += ["", "The first run is the demo's (`examples/train_mnist.py`); the others are the same script with "
+              "another seed or noise rate. The score's one weight (0.25) was chosen looking at these three runs, "
+              "so they are not held-out data. MNIST itself has a few ambiguous or wrongly labelled digits, "
+              "which bounds precision@k below 1.", ""]
     for run, verdict in report["verdicts"].items():
         lines.append(f"- {run}: {verdict}")
     s = report["speed"]
@@ -197,9 +213,11 @@ def markdown(report: dict[str, Any]) -> str:
               "", "| measure | value | target | |", "|---|---|---|---|",
               f"| dynamics from scratch (fold {s['steps']} steps) | {s['scratch_s']:.2f} s | <= 5 s | "
               f"{_ok(s['scratch_s'], 5.0)} |",
-              f"| one new step | {s['new_step_ms']:.1f} ms | <= 100 ms | {_ok(s['new_step_ms'], 100.0)} |",
+              f"| one new step (median of 10; fastest {s['new_step_min_ms']:.1f} ms) | {s['new_step_ms']:.1f} ms | "
+              f"<= 100 ms | {_ok(s['new_step_ms'], 100.0)} |",
               f"| one new step through the route cache (incl. making its arrays) | {s['route_new_step_ms']:.1f} ms | "
               "| |",
+              f"| one projected step into the trajectories | {s['positions_ms']:.1f} ms | | |",
               f"| suspects route (k=100, JSON) | {s['suspects_ms']:.1f} ms | <= 200 ms | "
               f"{_ok(s['suspects_ms'], 200.0)} |",
               f"| cube route (512 x 512) | {s['cube_ms']:.1f} ms | <= 300 ms | {_ok(s['cube_ms'], 300.0)} |",
@@ -225,7 +243,8 @@ def verdict(q: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logdir", default="/tmp/demo_logs")
-    parser.add_argument("--runs", default="noisy", help="comma-separated noisy runs to evaluate (first = the demo's)")
+    parser.add_argument("--runs", default="noisy,noisy_seed1,noisy40_seed2",
+                        help="comma-separated noisy runs to evaluate (first = the demo's); missing ones are trained")
     parser.add_argument("--quick", action="store_true", help="6,000 samples x 40 steps for the speed part")
     parser.add_argument("--out", default=results_io.RESULTS)
     args = parser.parse_args(argv)
@@ -234,11 +253,15 @@ def main(argv: list[str] | None = None) -> None:
         ensure_run(args.logdir, run)
         quality_report[run] = quality(os.path.join(args.logdir, run))
     n, steps = (6000, 40) if args.quick else (60000, 200)
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs (load average {load} at the start, a machine "
+                         f"shared with other jobs), Python {platform.python_version()}",
               "numpy": np.__version__, "quality": quality_report,
               "verdicts": {run: verdict(q) for run, q in quality_report.items()},
               "speed": speed(n, steps, 10), "targets": TARGETS}
     results_io.save("dynamics" if not args.quick else "dynamics_quick", report, markdown(report), args.out)
+    misses = [run for run, v in report["verdicts"].items() if "MISSED" in v]
+    print(f"quality verdicts with a miss: {misses or 'none'}")
 
 
 if __name__ == "__main__":
