@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist10k.npz")
+DATA = os.path.join(os.path.dirname(__file__), "..", "examples", "data", "mnist10k.npz")  # bundled copy
 CACHE = os.path.join(os.path.dirname(__file__), ".cache")
 FEATURE_DIM = 256
 

@@ -54,11 +54,11 @@ class KnnMemory(nn.Module):
     (the 2-D layout), searched with a k-d tree.
     """
 
-    K = 8
+    K = 16
 
     def __init__(self, n_in: int, n_out: int, n_ref: int = 0, tau: float = 0.25) -> None:
         super().__init__()
-        self.tau = tau
+        self.register_buffer("tau", torch.tensor(float(tau)))
         self.register_buffer("keys", torch.zeros(n_ref, n_in))
         self.register_buffer("values", torch.zeros(n_ref, n_out))
         self.register_buffer("h2", torch.ones(()))
@@ -109,10 +109,11 @@ class Encoder(_Frame):
 class Decoder(_Frame):
     """Maps 2-D coordinates [*, 2] back to representations [*, D] (the inverse projection)."""
 
-    def __init__(self, n_features: int, hidden: int, n_layers: int, n_components: int, n_ref: int = 0) -> None:
+    def __init__(self, n_features: int, hidden: int, n_layers: int, n_components: int, n_ref: int = 0,
+                 tau: float = 0.25) -> None:
         super().__init__(n_features, n_components)
         self.net = _mlp([2] + [hidden] * n_layers + [n_components])
-        self.memory = KnnMemory(2, n_components, n_ref, tau=0.02)
+        self.memory = KnnMemory(2, n_components, n_ref, tau=tau)
 
     def frame(self, y: torch.Tensor) -> torch.Tensor:
         """Frame coordinates [*, P] decoded from 2-D points (before mapping back to D)."""

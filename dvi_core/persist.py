@@ -25,7 +25,7 @@ from torch import nn
 
 FORMAT = "dvi_core.StepProjection/3"
 _MAX_SIZE = 10**8
-_SKIP = "memory.values"  # the decoder's memory values equal the placement encoder's keys: stored once
+_SKIP = "memory.values"  # the decoder's memory values are the first rows of the placement encoder's keys: stored once
 
 
 class FormatError(ValueError):
@@ -48,11 +48,12 @@ def write(
 ) -> None:
     """Write the step to ``path`` exactly (no suffix added)."""
     enc, dec = _state(encoder), _state(decoder)
-    keys = enc.get("keys")
-    shared = keys is not None and _SKIP in dec and keys.shape == dec[_SKIP].shape and np.array_equal(keys, dec[_SKIP])
+    keys, values = enc.get("keys"), dec.get(_SKIP)
+    shared = (keys is not None and values is not None and values.shape[1:] == keys.shape[1:]
+              and len(values) <= len(keys) and np.array_equal(keys[: len(values)], values))
     if shared:
         del dec[_SKIP]
-    head = {**meta, "format": FORMAT, "shared_memory": bool(shared), "has_knn": knn is not None}
+    head = {**meta, "format": FORMAT, "shared_memory": int(len(values)) if shared else None, "has_knn": knn is not None}
     arrays: dict[str, np.ndarray] = {
         "meta": np.frombuffer(json.dumps(head).encode("utf-8"), dtype=np.uint8),
         "embedding": np.asarray(embedding, np.float32),
@@ -143,7 +144,11 @@ def _read_open(files: Any, path: Any, build: Callable[[dict[str, Any]], tuple[nn
     enc, dec = build(meta["config"])
     _load_module(files, path, "encoder", enc, {})
     extra = {}
-    if meta.get("shared_memory"):
-        extra[_SKIP] = files["encoder/keys"]
+    m = meta.get("shared_memory")
+    if m is not None:
+        keys = files["encoder/keys"]
+        if not isinstance(m, int) or not 0 <= m <= len(keys):
+            raise _refuse(path, f"shared memory of {m!r} rows")
+        extra[_SKIP] = keys[:m]
     _load_module(files, path, "decoder", dec, extra)
     return enc, dec, np.array(emb), None if knn is None else np.array(knn), meta

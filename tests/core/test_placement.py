@@ -122,7 +122,7 @@ def test_saved_file_stores_the_references_once(tmp_path, digits, fitted):
     fitted.save(path)
     with np.load(path, allow_pickle=False) as f:
         meta = json.loads(f["meta"].tobytes())
-        assert meta["shared_memory"] and "decoder/memory.values" not in f.files
+        assert meta["shared_memory"] == 600 and "decoder/memory.values" not in f.files
     loaded = StepProjection.load(path)
     torch.testing.assert_close(loaded.decoder.memory.values, fitted.decoder.memory.values, rtol=0, atol=0)
     Y = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
