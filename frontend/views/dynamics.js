@@ -158,12 +158,13 @@ function bandLabels(cube, height, classes, onFilterClass) {
   const box = el('div', {style: {position: 'relative', width: '64px', height: `${height}px`, fontSize: '11px'}});
   for (const band of cube.header.bands) {
     const name = classes[band.class] ?? String(band.class);
+    const tall = (band.rows / rows) * height >= 10; // a label only where it fits; the tooltip always
     box.append(el('div', {
       testid: 'dyn-band', title: `${band.split} · ${name}: ${band.samples} samples (click to filter the map)`,
       style: {position: 'absolute', top: `${(band.row / rows) * height}px`, height: `${(band.rows / rows) * height}px`,
         overflow: 'hidden', cursor: 'pointer'},
       onclick: () => onFilterClass && onFilterClass(band.class, band.split),
-    }, `${band.split === 'test' ? 'test ' : ''}${name}`));
+    }, tall ? `${band.split === 'test' ? 'test ' : ''}${name}` : ''));
   }
   return box;
 }
@@ -172,9 +173,10 @@ function curvesPanel(cube, classes) {
   const [, , c] = cube.header.curve_shape;
   const panel = el('div', {testid: 'dyn-curves', style: {display: 'flex', flexWrap: 'wrap', gap: '4px'}});
   for (let k = 0; k < c; k += 1) {
-    const box = svg('svg', {width: 72, height: 40, viewBox: '0 0 72 40'});
-    box.append(svg('polyline', {points: curvePoints(classCurve(cube, 1, k), 72, 40), fill: 'none', stroke: '#1565c0'}));
-    box.append(svg('polyline', {points: curvePoints(classCurve(cube, 0, k), 72, 40), fill: 'none', stroke: '#ef6c00',
+    const box = svg('svg', {width: 72, height: 44, viewBox: '-2 -2 76 48'});
+    box.append(svg('rect', {x: 0, y: 0, width: 72, height: 44, fill: 'none', stroke: '#cfd8dc'}));
+    box.append(svg('polyline', {points: curvePoints(classCurve(cube, 1, k), 72, 44), fill: 'none', stroke: '#1565c0'}));
+    box.append(svg('polyline', {points: curvePoints(classCurve(cube, 0, k), 72, 44), fill: 'none', stroke: '#ef6c00',
       'stroke-dasharray': '3 2'}));
     panel.append(el('figure', {style: {margin: 0}, title: 'accuracy per step: train (solid), test (dashed)'}, box,
       el('figcaption', {style: {fontSize: '11px'}}, classes[k] ?? String(k))));
