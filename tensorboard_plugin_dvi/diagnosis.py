@@ -120,6 +120,7 @@ class Diagnosis:
 
     @staticmethod
     def _fold(index: RunIndex, state: _RunState, step: int) -> None:
+        """Add one step; a step whose files cannot be read or hold malformed arrays is skipped and reported."""
         try:
             arrays = index.store.load_arrays(index.records[step], features=False)
         except storage.StepError as err:
@@ -128,7 +129,10 @@ class Diagnosis:
         if "logits" not in arrays:
             raise errors.NotFoundError(f"Run {index.name!r} logged no logits (imported without its classifier), so "
                                        "it has no training dynamics.")
-        state.dynamics.add_step(StepInput.from_arrays(step, arrays))
+        try:
+            state.dynamics.add_step(StepInput.from_arrays(step, arrays))
+        except ValueError as err:
+            state.skipped.append({"step": step, "error": str(err)})
 
     @staticmethod
     def _classes(index: RunIndex, n_classes: int) -> list[str]:

@@ -72,8 +72,36 @@ class StepInput:
 
     @classmethod
     def from_arrays(cls, step: int, arrays: dict[str, np.ndarray]) -> StepInput:
-        """From a step's stored arrays (``ids``, ``labels``, ``split``, ``logits``), as ``load_arrays`` returns."""
-        return cls(int(step), arrays["ids"], arrays["labels"], arrays["split"], arrays["logits"])
+        """From a step's stored arrays (``ids``, ``labels``, ``split``, ``logits``), as ``load_arrays`` returns.
+
+        Raises ``ValueError`` saying what is wrong when the arrays are missing, of the wrong kind or inconsistent
+        (a log written by someone else is not trusted to be well formed).
+        """
+        missing = [k for k in ("ids", "labels", "split", "logits") if k not in arrays]
+        if missing:
+            raise ValueError(f"step {step} has no {', '.join(missing)} array")
+        item = cls(int(step), np.asarray(arrays["ids"]), np.asarray(arrays["labels"]), np.asarray(arrays["split"]),
+                   np.asarray(arrays["logits"]))
+        item.check()
+        return item
+
+    def check(self) -> None:
+        """Raise ``ValueError`` unless the arrays have matching shapes, integer ids and labels within the classes,
+        and finite logits."""
+        z = self.logits
+        if z.ndim != 2 or z.shape[1] < 2 or z.dtype.kind not in "fiu":
+            raise ValueError(f"step {self.step}: logits must be a numeric [N, C] array with C >= 2, got {z.dtype} "
+                             f"{z.shape}")
+        n, c = z.shape
+        for name in ("ids", "labels", "split"):
+            values = getattr(self, name)
+            if values.shape != (n,) or values.dtype.kind not in "biu":
+                raise ValueError(f"step {self.step}: {name} must be {n} integers, got {values.dtype} {values.shape}")
+        if n and (self.labels.min() < 0 or self.labels.max() >= c):
+            raise ValueError(f"step {self.step}: labels must lie in [0, {c}), got {self.labels.min()}..."
+                             f"{self.labels.max()}")
+        if not np.isfinite(z).all():
+            raise ValueError(f"step {self.step}: logits hold NaN or infinite values")
 
 
 def step_quantities(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -84,6 +112,10 @@ def step_quantities(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndar
     """
     z = np.asarray(logits, dtype=np.float32)
     y = np.asarray(labels, dtype=np.int64)
+    if len(z) == 0:
+        empty = np.zeros(0)
+        return {"pred": np.zeros(0, np.int64), "correct": np.zeros(0, bool), "margin": empty, "p_label": empty,
+                "p_pred": empty}
     cols = np.arange(len(z))
     zt = np.ascontiguousarray(z.T)
     top = zt.max(0)

@@ -10,6 +10,7 @@ Only steps whose files match their recorded hashes are read; files are opened wi
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,8 @@ def _pandas() -> Any:
 def read(run_dir: str) -> tuple[Dynamics, list[str]]:
     """The run's :class:`Dynamics` over every verified step, and its class names.
 
-    Raises ``FileNotFoundError`` when the directory holds no readable DVI step.
+    Raises ``FileNotFoundError`` when the directory holds no readable DVI step; a step whose arrays are malformed
+    is skipped with a warning.
     """
     store = storage.RunStore(run_dir)
     records, _ = store.read_run()
@@ -39,7 +41,10 @@ def read(run_dir: str) -> tuple[Dynamics, list[str]]:
     latest = records[max(records)]
     dyn = Dynamics(latest.get("n_classes"))
     for step in sorted(records):
-        dyn.add_step(StepInput.from_arrays(step, store.load_arrays(records[step], features=False)))
+        try:
+            dyn.add_step(StepInput.from_arrays(step, store.load_arrays(records[step], features=False)))
+        except (storage.StepError, ValueError) as err:
+            warnings.warn(f"DVI: step {step} of {run_dir} skipped: {err}", stacklevel=2)
     names = latest.get("classes") or []
     classes = [str(n) for n in names] if len(names) == dyn.n_classes else [str(c) for c in range(dyn.n_classes)]
     return dyn, classes

@@ -349,3 +349,18 @@ def test_trajectories_follow_projected_steps_incrementally(noisy):
     cols = diag.dynamics(run_index(run_dir))[0]["columns"]
     assert regions[4:] == [0, 1, 2, 3] and set(cols["n_projected"]) == {4}
     assert cols["max_jump"] == [pytest.approx(0.1)] * 600
+
+
+def test_a_step_with_malformed_arrays_is_skipped_and_reported(noisy):
+    class Hostile(CountingStore):
+        def load_arrays(self, record, *, features=True):
+            arrays = super().load_arrays(record, features=features)
+            if record["step"] == 1:
+                arrays["labels"] = arrays["labels"] + 100  # outside the classes
+            return arrays
+
+    index = run_index(noisy[0])
+    index = catalog.RunIndex("noisy", index.directory, index.records, [], Hostile(index.store))
+    body, _ = diagnosis.Diagnosis().suspects(index, 5)
+    assert body["steps"] == [s for s in range(STEPS) if s != 1]
+    assert body["skipped_steps"][0]["step"] == 1 and "labels must lie in [0, 10)" in body["skipped_steps"][0]["error"]

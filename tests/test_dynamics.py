@@ -224,3 +224,28 @@ def test_trajectories_path_length_largest_jump_and_other_region():
     t = dyn.table()
     assert t["n_projected"].tolist() == [0, 0] and np.isnan(t["path_length"]).all()
     assert t["steps_other_region"].tolist() == [-1, -1] and dyn.projected_steps == []
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda a: a.pop("logits"), "no logits"),
+    (lambda a: a.update(labels=np.array([0, 5])), r"labels must lie in \[0, 3\)"),
+    (lambda a: a.update(labels=np.array([0.0, 1.0])), "labels must be 2 integers"),
+    (lambda a: a.update(ids=np.array([1, 2, 3])), "ids must be 2 integers"),
+    (lambda a: a.update(logits=np.array([[0.0, np.nan, 1.0], [1.0, 0.0, 0.0]])), "NaN or infinite"),
+    (lambda a: a.update(logits=np.zeros((2,))), r"numeric \[N, C\]"),
+])
+def test_malformed_step_arrays_are_refused_with_the_reason(change, match):
+    arrays = {"ids": np.array([1, 2]), "labels": np.array([0, 2]), "split": np.array([1, 0], np.uint8),
+              "logits": np.zeros((2, 3), np.float32)}
+    StepInput.from_arrays(0, dict(arrays))
+    change(arrays)
+    with pytest.raises(ValueError, match=match):
+        StepInput.from_arrays(0, arrays)
+
+
+def test_a_step_without_samples_changes_nothing_but_the_step_list():
+    empty = StepInput(1, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros((0, 3)))
+    dyn = Dynamics.from_steps([_step(0, [0], [0]), empty, _step(2, [1], [0])])
+    t = dyn.table()
+    assert dyn.steps == [0, 1, 2] and t["n_steps"].tolist() == [2] and t["forgetting"].tolist() == [1]
+    assert dyn.correct_matrix().tolist() == [[1], [ABSENT], [0]]
