@@ -203,7 +203,7 @@ class Dynamics:
         self._exact_mode = True
         self._counts: np.ndarray | None = None  # [rows, C] uint16 wrong-prediction counts, when small enough
         self._correct_hist: list[np.ndarray] = []  # per step: int8 over rows known then (ABSENT / 0 / 1)
-        self._pred_hist: list[np.ndarray] = []  # per step: int16 predicted class (ABSENT when not logged)
+        self._pred_hist: list[np.ndarray] = []  # per step: int8/16/32 predicted class (ABSENT when not logged)
         self._curves: list[np.ndarray] = []  # per step: [2 splits (test, train), C] accuracy, NaN when empty
         self._matrix_cache: tuple[int, np.ndarray] | None = None
 
