@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import csv
 import io
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -21,16 +22,6 @@ from tensorboard import errors
 from tensorboard_plugin_dvi import binary, cube, storage, suspects
 from tensorboard_plugin_dvi.catalog import RunIndex
 from tensorboard_plugin_dvi.dynamics import Dynamics, Positions, StepInput
-
-
-class PositionSource(Protocol):
-    """Where projected steps put their samples (see :class:`ServicePositions`)."""
-
-    def key(self, index: RunIndex, step: int) -> str | None:
-        """A cheap identifier of the step's projection (changes when it is re-projected), None if not projected."""
-
-    def load(self, index: RunIndex, step: int) -> Positions:
-        """The step's positions (called only for projected steps not folded in yet)."""
 
 MAX_PIXELS = 4096
 """Largest ``rows`` or ``cols`` of a cube request."""
@@ -46,6 +37,18 @@ COLUMNS = ("id", "label", "split", "n_steps", "first_step", "last_step", "correc
 """Columns of the per-sample table, in the order of the CSV and binary answers."""
 
 _MAX_RUNS = 8
+
+logger = logging.getLogger(__name__)
+
+
+class PositionSource(Protocol):
+    """Where projected steps put their samples (see :class:`ServicePositions`)."""
+
+    def key(self, index: RunIndex, step: int) -> str | None:
+        """A cheap identifier of the step's projection (changes when it is re-projected), None if not projected."""
+
+    def load(self, index: RunIndex, step: int) -> Positions:
+        """The step's positions (called only for projected steps not folded in yet)."""
 
 
 class _RunState:
@@ -115,7 +118,11 @@ class Diagnosis:
             state.dynamics.reset_positions()
             state.position_keys = []
         for step, key in keys[len(state.position_keys):]:
-            state.dynamics.add_positions(source.load(index, step))
+            try:
+                state.dynamics.add_positions(source.load(index, step))
+            except (OSError, ValueError, storage.StepError) as err:  # e.g. a cache file removed meanwhile
+                logger.warning("DVI: positions of step %s of %s not used: %s", step, index.name, err)
+                return  # the next request tries again from here
             state.position_keys.append((step, key))
 
     @staticmethod

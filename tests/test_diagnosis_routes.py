@@ -18,7 +18,7 @@ import pytest
 from helpers import WsgiApp, get, poll, start_tensorboard, stop, write_mnist_run
 from tensorboard import errors
 
-from tensorboard_plugin_dvi import binary, catalog, cube, diagnosis, storage
+from tensorboard_plugin_dvi import binary, catalog, cube, diagnosis, dynamics, storage
 
 STEPS = 5
 
@@ -364,3 +364,40 @@ def test_a_step_with_malformed_arrays_is_skipped_and_reported(noisy):
     body, _ = diagnosis.Diagnosis().suspects(index, 5)
     assert body["steps"] == [s for s in range(STEPS) if s != 1]
     assert body["skipped_steps"][0]["step"] == 1 and "labels must lie in [0, 10)" in body["skipped_steps"][0]["error"]
+
+
+def test_every_answer_stays_well_formed_when_every_step_is_malformed(noisy):
+    class AllBad(CountingStore):
+        def load_arrays(self, record, *, features=True):
+            return {**super().load_arrays(record, features=features), "ids": np.zeros(3, np.int64)}
+
+    index = run_index(noisy[0])
+    index = catalog.RunIndex("noisy", index.directory, index.records, [], AllBad(index.store))
+    diag = diagnosis.Diagnosis()
+    body, _ = diag.suspects(index, 5)
+    assert body["steps"] == [] and body["suspects"] == [] and len(body["skipped_steps"]) == STEPS
+    header, arrays = cube.decode(diag.cube(index)[0])
+    assert header["rows"] == 0 and arrays["ids"].size == 0
+    assert diag.dynamics(index, "csv")[0].decode().count("\n") == 1  # the header row only
+
+
+def test_a_failing_position_source_leaves_the_other_columns_served(noisy):
+    run_dir, facts = noisy
+
+    class Source:
+        failures = 1
+
+        def key(self, index, step):
+            return "a" if step < 2 else None
+
+        def load(self, index, step):
+            if step == 1 and self.failures:
+                self.failures -= 1
+                raise OSError("cache file removed")
+            return dynamics.Positions(step, facts["ids"], np.zeros((600, 2)), 1.0, key="a")
+
+    diag = diagnosis.Diagnosis(positions=Source())
+    cols = diag.dynamics(run_index(run_dir))[0]["columns"]
+    assert set(cols["n_projected"]) == {1} and len(cols["aum"]) == 600, "step 0 folded, step 1 failed"
+    cols = diag.dynamics(run_index(run_dir))[0]["columns"]
+    assert set(cols["n_projected"]) == {2}, "the next request folds step 1"
