@@ -41,7 +41,10 @@ setup(
         "pillow>=9.0",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout>=2.1", "playwright>=1.40", "scikit-learn>=1.2", "ruff>=0.5"],
+        # hypothesis: property-based tests of every route's parameters (a well-kept library for generating
+        # hostile inputs; hand-written generators would cover far less)
+        "test": ["pytest>=7", "pytest-timeout>=2.1", "playwright>=1.40", "scikit-learn>=1.2", "ruff>=0.5",
+                 "hypothesis>=6.100"],
         "bench": ["umap-learn>=0.5.4", "scikit-learn>=1.2"],
     },
     entry_points={

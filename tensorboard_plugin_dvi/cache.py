@@ -175,7 +175,7 @@ class ResultIndex:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._caches: dict[str, ResultCache] = {}
-        self._loaded: dict[tuple[str, str], StepResult] = {}
+        self._loaded: dict[tuple[str, str], tuple[tuple, StepResult]] = {}  # with the files' stat signature
         self._lock = threading.Lock()
 
     def results(self, store: storage.RunStore) -> ResultCache:
@@ -190,12 +190,14 @@ class ResultIndex:
                prev: dict[str, Any] | None) -> StepResult | None:
         """The ready result of ``record`` warm-started from ``prev``, else None."""
         cache = self.results(store)
-        key = (store.run_dir, result_name(record))
+        name = result_name(record)
+        key = (store.run_dir, name)
+        signature = _signature(cache.root, name)  # a few stats: damage while serving is noticed at once
         with self._lock:
             hit = self._loaded.get(key)
         expected_prev = result_name(prev) if prev else None
-        if hit is not None and hit.prev_name == expected_prev and os.path.exists(hit.model_path):
-            return hit
+        if hit is not None and hit[0] == signature and hit[1].prev_name == expected_prev:
+            return hit[1]
         if not cache.has(record, prev):
             return None
         loaded = cache.load(record)
@@ -203,7 +205,7 @@ class ResultIndex:
             with self._lock:
                 if len(self._loaded) > 4096:
                     self._loaded.clear()
-                self._loaded[key] = loaded
+                self._loaded[key] = (signature, loaded)
         return loaded
 
     def discard(self, store: storage.RunStore, result: StepResult, why: str) -> None:
@@ -215,6 +217,18 @@ class ResultIndex:
     def discarded(self, store: storage.RunStore) -> dict[str, str]:
         """Result names of this run thrown away as unreadable, with the reason."""
         return dict(self.results(store).discarded)
+
+
+def _signature(root: str, name: str) -> tuple:
+    """Size and modification time of a result's files (None for a missing one)."""
+    out = []
+    for suffix in _PARTS:
+        try:
+            stat = os.stat(os.path.join(root, name + suffix))
+            out.append((stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
 
 
 def map_bounds(xy: np.ndarray, trim: float = 0.005, margin: float = 0.1) -> tuple[float, float, float, float]:

@@ -216,12 +216,13 @@ class RunStore:
         return records, sorted(problems, key=lambda p: p.step)
 
     def check(self, record: dict[str, Any]) -> None:
-        """Raise :class:`StepError` unless every file of ``record`` exists and matches its hash."""
+        """Raise :class:`StepError` unless every file of ``record`` exists, matches its hash, and holds only
+        numeric arrays (read from the headers: a file holding objects is broken, found before anyone loads it)."""
         for role in ("arrays", "head"):
             entry = record["files"][role]
-            self._verify_file(entry["name"], entry["sha256"])
+            self._verify_file(entry["name"], entry["sha256"], numeric=True)
 
-    def _verify_file(self, name: str, expected: str) -> str:
+    def _verify_file(self, name: str, expected: str, numeric: bool = False) -> str:
         if os.path.basename(name) != name or name.startswith(".") or "\x00" in name:
             raise StepError(f"invalid file name {name!r} in index record")
         path = self.path(name)
@@ -235,6 +236,14 @@ class RunStore:
                 return path
         if sha256_file(path) != expected:
             raise StepError(f"hash mismatch in {name} (file truncated or modified after logging)")
+        if numeric and name.endswith(".npz"):
+            try:
+                kinds = fsio.npz_dtypes(path)
+            except fsio.UnreadableFile as err:
+                raise StepError(str(err)) from None
+            odd = sorted(k for k, dtype in kinds.items() if dtype.kind not in "biufcUS")
+            if odd:
+                raise StepError(f"{name} holds arrays of objects ({', '.join(odd[:5])}), not numbers; not loaded")
         with self._lock:
             self._verified[path] = key
         return path
