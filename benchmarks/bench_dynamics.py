@@ -166,7 +166,8 @@ def speed(n: int, steps: int, c: int) -> dict[str, Any]:
     diag = diagnosis.Diagnosis()
     diag.state(index)  # warm: the state the routes answer from
     suspects_ms = _ms(lambda: diag.suspects(index, 100, "json"), 5)
-    cube_ms = _ms(lambda: diag.cube(index, 512, 512, None), 5)
+    cube_ms = [_ms(lambda rows=rows: diag.cube(index, rows, 512, None), 1)[0] for rows in range(512, 507, -1)]
+    cube_cached_ms = _ms(lambda: diag.cube(index, 512, 512, None), 5)  # answers are kept until the steps change
     cube_bytes = len(diag.cube(index, 512, 512, None)[0])
     index.records[steps] = _record(steps, c)
     route_new_step = _ms(lambda: diag.state(index), 1)[0]
@@ -176,7 +177,8 @@ def speed(n: int, steps: int, c: int) -> dict[str, Any]:
         "scratch_s": fold, "new_step_ms": statistics.median(new_step), "new_step_min_ms": min(new_step),
         "positions_ms": statistics.median(positions_ms),
         "route_new_step_ms": route_new_step,
-        "suspects_ms": statistics.median(suspects_ms), "cube_ms": statistics.median(cube_ms), "cube_bytes": cube_bytes,
+        "suspects_ms": statistics.median(suspects_ms), "cube_ms": statistics.median(cube_ms),
+        "cube_cached_ms": statistics.median(cube_cached_ms), "cube_bytes": cube_bytes,
         "dynamics_binary_ms": statistics.median(table_ms),
         "peak_rss_mib": _rss_mib(), "rss_before_mib": rss_before,
     }
@@ -220,7 +222,8 @@ def markdown(report: dict[str, Any]) -> str:
               f"| one projected step into the trajectories | {s['positions_ms']:.1f} ms | | |",
               f"| suspects route (k=100, JSON) | {s['suspects_ms']:.1f} ms | <= 200 ms | "
               f"{_ok(s['suspects_ms'], 200.0)} |",
-              f"| cube route (512 x 512) | {s['cube_ms']:.1f} ms | <= 300 ms | {_ok(s['cube_ms'], 300.0)} |",
+              f"| cube route (512 x 512, computed) | {s['cube_ms']:.1f} ms | <= 300 ms | {_ok(s['cube_ms'], 300.0)} |",
+              f"| cube route, same request again (kept answer) | {s['cube_cached_ms']:.2f} ms | | |",
               f"| cube answer size | {s['cube_bytes'] / 1024:.0f} KiB | | |",
               f"| dynamics route (binary table) | {s['dynamics_binary_ms']:.1f} ms | | |",
               f"| peak resident memory (process) | {s['peak_rss_mib']:.0f} MiB (before: {s['rss_before_mib']:.0f}) | "

@@ -60,6 +60,7 @@ class _RunState:
         self.position_keys: list[tuple[int, str]] = []
         self.dynamics = Dynamics(n_classes)
         self.skipped: list[dict[str, Any]] = []
+        self.cubes: dict[tuple[int, int, int, str | None], bytes] = {}  # answers for the current steps only
 
 
 def step_keys(index: RunIndex) -> list[tuple[int, str]]:
@@ -181,7 +182,10 @@ class Diagnosis:
 
     def cube(self, index: RunIndex, rows: int = DEFAULT_ROWS, cols: int = DEFAULT_COLS,
              split: str | None = None) -> tuple[bytes, str]:
-        """The correctness cube summarised to ``rows`` x ``cols`` pixels, in the binary form."""
+        """The correctness cube summarised to ``rows`` x ``cols`` pixels, in the binary form.
+
+        Answers are kept until the run's steps change (the tab asks again on every resize and step change).
+        """
         for name, value in (("rows", rows), ("cols", cols)):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PIXELS:
                 raise errors.InvalidArgumentError(
@@ -189,12 +193,17 @@ class Diagnosis:
         if split not in (None, "", "train", "test"):
             raise errors.InvalidArgumentError(f"Parameter 'split' must be 'train' or 'test', got {str(split)[:20]!r}.")
         state = self.state(index)
+        key = (len(state.keys), rows, cols, split or None)
         with state.lock:
-            dyn = state.dynamics
-            built = cube.build(dyn.correct_matrix(), dyn.table(), dyn.steps, dyn.class_curves(), dyn.n_classes,
-                               rows, cols, split or None)
-            header = self._header(index, state)
-        return cube.encode(built, header), "application/octet-stream"
+            if key not in state.cubes:
+                dyn = state.dynamics
+                built = cube.build(dyn.correct_matrix(), dyn.table(), dyn.steps, dyn.class_curves(), dyn.n_classes,
+                                   rows, cols, split or None)
+                state.cubes = {k: v for k, v in state.cubes.items() if k[0] == key[0]}  # older steps' answers go
+                if len(state.cubes) >= 8:
+                    state.cubes.pop(next(iter(state.cubes)))
+                state.cubes[key] = cube.encode(built, self._header(index, state))
+            return state.cubes[key], "application/octet-stream"
 
 
 class ServicePositions:

@@ -184,6 +184,31 @@ _SPECS: dict[str, tuple[Any, Any]] = {
 _TRAJECTORY = ("n_projected", "last_x", "last_y", "path", "max_jump", "n_region", "other_region")
 
 
+class _History:
+    """A [steps, samples] matrix that grows by whole rows (one per step) and columns (new samples) in place.
+
+    Capacity doubles in both directions, so adding a step costs O(samples) and reading the matrix is a view, even
+    for a long log of 1,000 steps.
+    """
+
+    def __init__(self, dtype: Any) -> None:
+        self.data = np.full((0, 0), ABSENT, dtype)
+        self.steps = 0
+
+    def append(self, size: int, rows: np.ndarray | slice, values: np.ndarray) -> None:
+        cap_t, cap_n = self.data.shape
+        if self.steps == cap_t or size > cap_n:
+            grown = np.full((max(16, 2 * cap_t) if self.steps == cap_t else cap_t,
+                             max(size, 2 * cap_n) if size > cap_n else cap_n), ABSENT, self.data.dtype)
+            grown[:self.steps, :cap_n] = self.data[:self.steps]
+            self.data = grown
+        self.data[self.steps, rows] = values
+        self.steps += 1
+
+    def view(self, size: int) -> np.ndarray:
+        return self.data[:self.steps, :size]
+
+
 class Dynamics:
     """Running per-sample statistics over a run's steps, in the order they were logged.
 
@@ -202,10 +227,9 @@ class Dynamics:
         self._last_rows: np.ndarray | None = None
         self._exact_mode = True
         self._counts: np.ndarray | None = None  # [rows, C] uint16 wrong-prediction counts, when small enough
-        self._correct_hist: list[np.ndarray] = []  # per step: int8 over rows known then (ABSENT / 0 / 1)
-        self._pred_hist: list[np.ndarray] = []  # per step: int8/16/32 predicted class (ABSENT when not logged)
+        self._correct_hist = _History(np.int8)  # [T, samples]: ABSENT / 0 / 1
+        self._pred_hist: _History | None = None  # [T, samples] predicted class, ABSENT when not logged
         self._curves: list[np.ndarray] = []  # per step: [2 splits (test, train), C] accuracy, NaN when empty
-        self._matrix_cache: tuple[int, np.ndarray] | None = None
 
     # -- building --------------------------------------------------------------------------------------------------
 
@@ -323,14 +347,12 @@ class Dynamics:
         cols["mode_pred"][rows] = np.where(take, wrong_pred, mode)
 
     def _record_history(self, rows: np.ndarray | slice, item: StepInput, q: dict[str, np.ndarray]) -> None:
+        if self._pred_hist is None:
+            self._pred_hist = _History(np.int8 if self.n_classes < 128 else np.int16 if self.n_classes < 32768
+                                       else np.int32)
         size = self._cols.size
-        correct = np.full(size, ABSENT, np.int8)
-        correct[rows] = q["correct"]
-        small = np.int8 if self.n_classes < 128 else np.int16 if self.n_classes < 32768 else np.int32
-        pred = np.full(size, ABSENT, small)
-        pred[rows] = q["pred"]
-        self._correct_hist.append(correct)
-        self._pred_hist.append(pred)
+        self._correct_hist.append(size, rows, q["correct"])
+        self._pred_hist.append(size, rows, q["pred"])
         self._curves.append(class_accuracy(item.labels, q["correct"], item.split, self.n_classes))
 
     # -- reading ---------------------------------------------------------------------------------------------------
@@ -404,25 +426,17 @@ class Dynamics:
         self.projected_steps = []
 
     def correct_matrix(self) -> np.ndarray:
-        """Correctness of every (step, sample): int8 [T, samples], 1 correct, 0 wrong, ``ABSENT`` not logged."""
-        return self._stack(self._correct_hist, "correct")
+        """Correctness of every (step, sample): int8 [T, samples], 1 correct, 0 wrong, ``ABSENT`` not logged.
+
+        A view into the running history (no copy): do not modify it.
+        """
+        return self._correct_hist.view(self._cols.size)
 
     def pred_matrix(self) -> np.ndarray:
-        """Predicted class of every (step, sample), ``ABSENT`` where not logged ([T, samples])."""
-        return self._stack(self._pred_hist, "pred")
-
-    def _stack(self, hist: list[np.ndarray], kind: str) -> np.ndarray:
-        t, size = len(hist), self._cols.size
-        cached = self._matrix_cache
-        if kind == "correct" and cached is not None and cached[1].shape == (t, size):
-            return cached[1]
-        dtype = hist[0].dtype if hist else np.int8
-        out = np.full((t, size), ABSENT, dtype)
-        for i, column in enumerate(hist):
-            out[i, :len(column)] = column
-        if kind == "correct":
-            self._matrix_cache = (t, out)
-        return out
+        """Predicted class of every (step, sample), ``ABSENT`` where not logged ([T, samples], a view)."""
+        if self._pred_hist is None:
+            return np.zeros((0, self._cols.size), np.int8)
+        return self._pred_hist.view(self._cols.size)
 
     def class_curves(self) -> np.ndarray:
         """Per-class accuracy at every step: float [T, 2, C] (split 0 test, 1 train; NaN where a class is empty)."""

@@ -275,8 +275,10 @@ def test_live_run_new_steps_are_folded_in(tmp_path):
     app = WsgiApp(logdir)
     try:
         assert _json(app.get("suspects?run=live"))["steps"] == [0, 1, 2]
+        assert cube.decode(app.get("cube?run=live").get_data())[0]["steps"] == [0, 1, 2]
         log(range(3, 5))
         app.reload()
+        assert cube.decode(app.get("cube?run=live").get_data())[0]["steps"] == [0, 1, 2, 3, 4], "no stale cube"
         body = _json(app.get("dynamics?run=live"))
         assert body["steps"] == [0, 1, 2, 3, 4] and body["columns"]["n_steps"] == [5] * 50
         fresh, _ = diagnosis.Diagnosis().dynamics(run_index(run_dir, "live"))
