@@ -26,7 +26,7 @@ import {createMetrics} from './views/metrics.js';
 
 export const RUNS_POLL_MS = 5000;
 
-export function createApp(root, {api = createApi(), renderer = 'auto', host = connectHost()} = {}) {
+export function createApp(root, {api = createApi(), renderer = 'auto', host = connectHost(), prefetch = true} = {}) {
   const store = createStore(INITIAL_STATE);
   const aligner = createAligner();
   const panels = [];
@@ -64,7 +64,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
       const p = panels.find((q) => q.positionOf(id));
       if (!p || !p.shown) return;
       const [x, y] = p.positionOf(id);
-      actions.setCamera(p.run, centreOn(cameraOf(p.run), p.shown.data.bounds, x, y, 4));
+      actions.setCamera(p.run, centreOn(cameraOf(p.run), p.shown.data.bounds, x, y, 2));
     },
     setCamera(run, camera) {
       const s = store.get();
@@ -157,7 +157,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
       onCamera: actions.setCamera,
     };
     for (const run of want) {
-      const p = createPanel({run, store, api, aligner, renderer, compact: s.compare, container: maps, hooks});
+      const p = createPanel({run, store, api, aligner, renderer, compact: s.compare, container: maps, hooks, prefetch});
       p.setCamera(cameraOf(run));
       panels.push(p);
     }
@@ -182,6 +182,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     if (s.filter !== prev.filter) for (const p of panels) p.applyFilter();
     if (s.selected !== prev.selected) for (const p of panels) p.applySelection();
     if (s.camera !== prev.camera || s.cameras !== prev.cameras || s.linked !== prev.linked) for (const p of panels) p.setCamera(cameraOf(p.run));
+    if (prev.playing && !s.playing) for (const p of panels) p.refreshTiles();
     scheduleRender();
   });
 

@@ -17,13 +17,17 @@ function loadStylesheet() {
   });
 }
 
-/** Renders the DVI tab into document.body. Options (for tests and the dev page): {renderer: 'auto'|'webgl'|'canvas2d'}. */
+/**
+ * Renders the DVI tab into document.body. Options (for tests, the benchmark and the dev page), also read from the
+ * page's query string: renderer ('auto' | 'webgl' | 'canvas2d'), prefetch (false: no background loading of steps).
+ */
 export async function render(options = {}) {
   const params = new URLSearchParams(window.location.search);
   const renderer = options.renderer || params.get('renderer') || 'auto';
+  const prefetch = options.prefetch ?? params.get('prefetch') !== '0';
   await loadStylesheet();
   document.documentElement.classList.add('dvi-root');
   if (instance) instance.destroy();
-  instance = createApp(document.body, {renderer});
+  instance = createApp(document.body, {renderer, prefetch});
   return instance.ready;
 }

@@ -11,8 +11,14 @@ import {OVERVIEW_SIZE, TILE_SIZE, tileLevel, visibleTiles, visibleRect, pixelsPe
 
 export const PENDING_POLL_MS = 1000;
 export const ANIMATION_MS = 650;
+/** Maps with at least this many points animate at ANIMATION_RENDER_SCALE of the screen's resolution. */
+export const LOW_RES_POINTS = 20000;
+export const ANIMATION_RENDER_SCALE = 0.7;
 export const TILE_DEBOUNCE_MS = 60;
 export const PREDICT_THROTTLE_MS = 120;
+/** Background prefetch: at most this many points (points × steps) of projected steps are loaded ahead. */
+export const PREFETCH_MAX_POINTS = 2_000_000;
+export const PREFETCH_DELAY_MS = 200;
 const MAX_TILE_LAYERS = 96;
 
 const ease = (k) => (k < 0.5 ? 2 * k * k : 1 - (-2 * k + 2) ** 2 / 2);
@@ -22,7 +28,7 @@ const overlaps = (a, b) => a[0] < b[2] && a[2] > b[0] && a[1] < b[3] && a[3] > b
  * Creates the panel of `run` inside `container`. `hooks`: onSelectIndex(run, index) (−1: empty map),
  * onCamera(run, camera) (the user moved this map's camera).
  */
-export function createPanel({run, store, api, aligner, renderer, compact, container, hooks}) {
+export function createPanel({run, store, api, aligner, renderer, compact, container, hooks, prefetch: prefetchEnabled = true}) {
   const view = createMapPanel({run, compact});
   container.append(view.el);
   const scatter = createScatter(view.canvas, {
@@ -40,7 +46,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
   let timer = 0;
   let anim = 0;
   let destroyed = false;
-  let shown = null; // {step, data, prev, overview: image | null, prevMissing}
+  let shown = null; // {step, data, prev (the previous step, aligned, once loaded), overview: image | null}
   let trajectorySample = null;
   const tiles = {z: 0, layers: new Map(), timer: 0, drawn: 0, wanted: 0, requested: 0};
   const report = (patch) => store.set((s) => withPanel(s, run, patch));
@@ -54,10 +60,13 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     const my = ++token;
     clearTimeout(timer);
     const prevStep = previousStep(r, step);
+    // The projection and its overview landscape load together; the previous step (for "prediction changed") is
+    // only waited for when that filter is on.
+    const prevPromise = prevStep === null ? Promise.resolve(null) : api.projection(run, prevStep).catch(() => null);
+    const overviewPromise = hasHead() && readySet(r).has(step) ? api.landscape(run, step, OVERVIEW_SIZE).catch(() => null) : null;
     let proj;
-    let prev;
     try {
-      [proj, prev] = await Promise.all([api.projection(run, step), prevStep === null ? null : api.projection(run, prevStep).catch(() => null)]);
+      proj = await api.projection(run, step);
     } catch (e) {
       if (my === token) report({pending: null, progress: null, error: `Could not load step ${step}: ${e.message}`});
       return;
@@ -69,18 +78,42 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
       await new Promise((resolve) => (timer = setTimeout(resolve, PENDING_POLL_MS)));
       return my === token ? load({animate}) : undefined;
     }
-    const overview = hasHead() ? await api.landscape(run, step, OVERVIEW_SIZE).catch(() => null) : null;
+    const overview = hasHead() ? await (overviewPromise || api.landscape(run, step, OVERVIEW_SIZE).catch(() => null)) : null;
+    const prev = store.get().filter.changed ? await prevPromise : null;
     if (my !== token || destroyed) return;
-    const prevData = prev && !prev.pending ? aligner.align(run, prev) : null;
-    await show({step, data: aligner.align(run, proj), prev: prevData, prevMissing: prevStep !== null && !prevData, overview}, animate, my);
-    prefetch(r, step);
+    const next = {step, data: aligner.align(run, proj), prev: prev && !prev.pending ? aligner.align(run, prev) : null, overview};
+    await show(next, animate, my);
+    if (prevStep !== null && !next.prev) attachPrevious(next, prevPromise);
+    schedulePrefetch(step);
   }
 
-  function prefetch(r, step) {
-    const next = r.steps[r.steps.indexOf(step) + 1];
-    if (next === undefined || !readySet(r).has(next)) return;
-    api.projection(run, next).catch(() => null);
-    if (hasHead()) api.landscape(run, next, OVERVIEW_SIZE).catch(() => null);
+  /** Adds the previous step's predictions to a shown step when they arrive (for "prediction changed"). */
+  function attachPrevious(s, promise) {
+    promise.then((p) => {
+      if (shown !== s || !p || p.pending) return;
+      s.prev = aligner.align(run, p);
+      if (store.get().filter.changed) applyFilter();
+    });
+  }
+
+  // ---------- background prefetch: projected steps near the shown one, so slider moves draw at once ----------
+  let prefetchTimer = 0;
+  let prefetchSeq = 0;
+  function schedulePrefetch(step) {
+    clearTimeout(prefetchTimer);
+    const seq = ++prefetchSeq;
+    prefetchTimer = setTimeout(() => prefetchAround(step, seq), PREFETCH_DELAY_MS);
+  }
+
+  async function prefetchAround(step, seq) {
+    const r = info();
+    if (!r || !prefetchEnabled) return;
+    const budget = Math.max(2, Math.floor(PREFETCH_MAX_POINTS / Math.max(1, r.n || 1)));
+    const ready = [...readySet(r)].filter((s) => s !== step).sort((a, b) => Math.abs(a - step) - Math.abs(b - step) || b - a);
+    for (const s of ready.slice(0, budget)) {
+      if (seq !== prefetchSeq || destroyed || store.get().playing) return;
+      await Promise.all([api.projection(run, s).catch(() => null), hasHead() ? api.landscape(run, s, OVERVIEW_SIZE).catch(() => null) : null]);
+    }
   }
 
   /** While `step` is projected and nothing is on screen yet, show the newest projected step before it. */
@@ -91,7 +124,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
       const proj = await api.projection(run, fb);
       const overview = proj.pending || !hasHead() ? null : await api.landscape(run, fb, OVERVIEW_SIZE).catch(() => null);
       if (proj.pending || my !== token || shown) return;
-      await show({step: fb, data: aligner.align(run, proj), prev: null, prevMissing: false, overview}, false, my, {keepPending: true});
+      await show({step: fb, data: aligner.align(run, proj), prev: null, overview}, false, my, {keepPending: true});
     } catch (_) {
       /* keep the overlay */
     }
@@ -99,7 +132,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
 
   function maskOf(s) {
     const res = computeMask(s.data, store.get().filter, s.prev ? s.prev.pred : null, s.data.flagSets);
-    if (res.note && s.prevMissing) res.note = 'The previous step is not projected yet: prediction changes cannot be counted.';
+    if (res.note && previousStep(info(), s.step) !== null) res.note = 'Loading the previous step to count prediction changes…';
     return res;
   }
 
@@ -118,7 +151,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     report(keepPending ? facts : {...facts, pending: null, progress: null});
     applySelection();
     if (!animate || !cur || cur.step === next.step) {
-      scatter.set({...base, from: next.data.pos, t: 0, landscapes: {a: overviewLayer(next), b: null}, bounds: {a: next.data.bounds, b: null}});
+      scatter.set({...base, from: next.data.pos, t: 0, landscapes: {a: overviewLayer(next), b: null}, bounds: {a: next.data.bounds, b: null}, renderScale: 1});
       scatter.draw();
       scheduleTiles();
       return Promise.resolve();
@@ -126,7 +159,9 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     const from = scatter.positions();
     const fromBounds = scatter.frameBounds() || cur.data.bounds;
     const land = {a: overviewLayer(cur), b: overviewLayer(next)};
-    scatter.set({...base, from, to: next.data.pos, t: 0, landscapes: {...land, fade: 0}, bounds: {a: fromBounds, b: next.data.bounds}});
+    // Many points: animate at a lower canvas resolution (fewer pixels for software GL), sharp again at rest.
+    const renderScale = next.data.n >= LOW_RES_POINTS ? ANIMATION_RENDER_SCALE : 1;
+    scatter.set({...base, from, to: next.data.pos, t: 0, landscapes: {...land, fade: 0}, bounds: {a: fromBounds, b: next.data.bounds}, renderScale});
     const t0 = performance.now();
     return new Promise((resolve) => {
       const frame = (now) => {
@@ -139,7 +174,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
           return;
         }
         anim = 0;
-        scatter.set({from: next.data.pos, t: 0, landscapes: {a: land.b, b: null}, bounds: {a: next.data.bounds, b: null}});
+        scatter.set({from: next.data.pos, t: 0, landscapes: {a: land.b, b: null}, bounds: {a: next.data.bounds, b: null}, renderScale: 1});
         scatter.draw();
         report({});
         scheduleTiles();
@@ -156,7 +191,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
   }
 
   function loadTiles() {
-    if (!shown || anim || destroyed || !hasHead() || !shown.overview) return;
+    if (!shown || anim || destroyed || !hasHead() || !shown.overview || store.get().playing) return;
     const s = shown;
     const b = s.data.bounds;
     const v = scatter.getView();
@@ -192,6 +227,8 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
   // ---------- filter, selection, camera ----------
   function applyFilter() {
     if (!shown) return;
+    const prevStep = previousStep(info(), shown.step);
+    if (store.get().filter.changed && !shown.prev && prevStep !== null) attachPrevious(shown, api.projection(run, prevStep).catch(() => null));
     const {mask, count, note} = maskOf(shown);
     scatter.set({highlight: mask});
     report({matched: count, note});
@@ -288,6 +325,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     clearTimeout(timer);
     clearTimeout(tiles.timer);
     clearTimeout(hv.timer);
+    clearTimeout(prefetchTimer);
     cancelAnimationFrame(anim);
     scatter.destroy();
     view.el.remove();
@@ -305,7 +343,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     };
   }
 
-  return {run, view, scatter, load, applyFilter, applySelection, setTrajectory, setCamera, positionOf, destroy, debugInfo,
+  return {run, view, scatter, load, applyFilter, refreshTiles: scheduleTiles, applySelection, setTrajectory, setCamera, positionOf, destroy, debugInfo,
     get shown() {
       return shown;
     },

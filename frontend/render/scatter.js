@@ -51,7 +51,7 @@ export function createScatter(canvas, options = {}) {
     camera: DEFAULT_CAMERA,
     paletteFlat: new Float32Array(MAX_PALETTE * 3), paletteCss: [],
     pointSize: opts.pointSize, dimAlpha: opts.dimAlpha, background: DEFAULT_BACKGROUND,
-    dpr: window.devicePixelRatio || 1,
+    dpr: window.devicePixelRatio || 1, overlayDpr: window.devicePixelRatio || 1, renderScale: 1,
     selected: -1, trajectory: null, hover: null,
   };
   let frames = 0;
@@ -80,15 +80,24 @@ export function createScatter(canvas, options = {}) {
     return [v.cx + (px - w / 2) / v.scale, v.cy - (py - h / 2) / v.scale];
   }
 
+  /** Sizes the map canvas (times `renderScale`: lower while animating) and the overlay (always full) to the box. */
   function resize() {
     const dpr = window.devicePixelRatio || 1;
-    const w = Math.max(1, Math.round(canvas.clientWidth * dpr));
-    const h = Math.max(1, Math.round(canvas.clientHeight * dpr));
+    const w = Math.max(1, Math.round(canvas.clientWidth * dpr * state.renderScale));
+    const h = Math.max(1, Math.round(canvas.clientHeight * dpr * state.renderScale));
     if (canvas.width !== w || canvas.height !== h) {
-      canvas.width = overlay.width = w;
-      canvas.height = overlay.height = h;
+      canvas.width = w;
+      canvas.height = h;
     }
-    state.dpr = dpr;
+    const ow = Math.max(1, Math.round(canvas.clientWidth * dpr));
+    const oh = Math.max(1, Math.round(canvas.clientHeight * dpr));
+    if (overlay.width !== ow || overlay.height !== oh) {
+      overlay.width = ow;
+      overlay.height = oh;
+      overlayEmpty = false;
+    }
+    state.dpr = dpr * state.renderScale;
+    state.overlayDpr = dpr;
   }
 
   function pointAt(i) {
@@ -96,13 +105,19 @@ export function createScatter(canvas, options = {}) {
     return [a[2 * i] + (b[2 * i] - a[2 * i]) * t, a[2 * i + 1] + (b[2 * i + 1] - a[2 * i + 1]) * t];
   }
 
+  let overlayEmpty = false;
   function drawOverlay() {
+    const hovering = state.hover && state.hover.index >= 0 && state.hover.index < state.n;
+    const empty = !(state.trajectory && state.trajectory.points.length) && !(state.selected >= 0 && state.selected < state.n) && !hovering;
+    // Clearing an already empty overlay every frame costs a full-canvas pass in software rendering.
+    if (empty && overlayEmpty) return;
+    overlayEmpty = empty;
     octx.setTransform(1, 0, 0, 1, 0, 0);
     octx.clearRect(0, 0, overlay.width, overlay.height);
-    octx.setTransform(state.dpr, 0, 0, state.dpr, 0, 0);
+    octx.setTransform(state.overlayDpr, 0, 0, state.overlayDpr, 0, 0);
     if (state.trajectory && state.trajectory.points.length) drawTrajectory(octx, state.trajectory, toScreen);
     if (state.selected >= 0 && state.selected < state.n) drawRing(octx, toScreen(...pointAt(state.selected)), 9, '#212121', 2, true);
-    if (state.hover && state.hover.index >= 0 && state.hover.index < state.n) {
+    if (hovering) {
       drawRing(octx, toScreen(...pointAt(state.hover.index)), 6, 'rgba(33,33,33,0.8)', 1.5, false);
     }
   }
@@ -160,7 +175,8 @@ export function createScatter(canvas, options = {}) {
   /**
    * Updates any of: from / to (interleaved xy), t, labels, pred, highlight (Uint8Array, or null: all), palette
    * (hex strings), landscapes {a: layers, b: layers, fade} (a layer is {image, bounds}), bounds {a, b} (the
-   * camera's frame at t = 0 and t = 1), camera, selected (index), trajectory, pointSize, landscapeOpacity.
+   * camera's frame at t = 0 and t = 1), camera, selected (index), trajectory, pointSize, landscapeOpacity,
+   * renderScale (the map canvas's resolution relative to the screen's; below 1 while animating many points).
    */
   function set(props) {
     setPositions(props);
@@ -180,7 +196,7 @@ export function createScatter(canvas, options = {}) {
       state.boundsA = props.bounds.a || null;
       state.boundsB = props.bounds.b || null;
     }
-    for (const k of ['camera', 'selected', 'trajectory', 'pointSize', 'landscapeOpacity']) if (k in props) state[k] = props[k];
+    for (const k of ['camera', 'selected', 'trajectory', 'pointSize', 'landscapeOpacity', 'renderScale']) if (k in props) state[k] = props[k];
     schedule();
   }
 

@@ -11,13 +11,16 @@ export function pixelsPerUnit(bounds, size, z = 0) {
   return (size * 2 ** z) / (bounds[2] - bounds[0]);
 }
 
+/** The overview is used as long as it is magnified at most this much (tiles cost the server a render each). */
+export const OVERVIEW_MAX_MAGNIFICATION = 2;
+
 /**
  * The tile level that draws at least one image pixel per device pixel for a view of `scale` CSS pixels per
- * data unit, or 0 when the overview image (OVERVIEW_SIZE) is sharp enough already.
+ * data unit, or 0 while the overview image (OVERVIEW_SIZE) is magnified at most OVERVIEW_MAX_MAGNIFICATION times.
  */
 export function tileLevel(bounds, scale, dpr = 1, tileSize = TILE_SIZE, overviewSize = OVERVIEW_SIZE) {
   const want = scale * dpr;
-  if (want <= pixelsPerUnit(bounds, overviewSize) * 1.01) return 0;
+  if (want <= pixelsPerUnit(bounds, overviewSize) * OVERVIEW_MAX_MAGNIFICATION) return 0;
   const z = Math.ceil(Math.log2(want / pixelsPerUnit(bounds, tileSize)) - 1e-9);
   return Math.max(0, Math.min(MAX_TILE_ZOOM, z));
 }

@@ -12,10 +12,9 @@ test('tile bounds: column 0 at the left edge, row 0 at the top', () => {
 });
 
 test('the overview is enough until the view needs more pixels than it has', () => {
-  const fit = 700 / 100; // a 700-pixel map showing the whole bounds
-  assert.equal(tileLevel(B, fit, 1), 2, 'fitted on a 700-pixel map: 1024 pixels across');
-  assert.equal(tileLevel(B, 5, 1), 0, '500 pixels across: the 512 overview is sharp');
-  assert.equal(tileLevel(B, 5, 2), 2, 'device pixel ratio 2 doubles the need');
+  assert.equal(tileLevel(B, 10, 1), 0, 'a 1000-pixel map showing the whole bounds: the 512 overview, twice magnified');
+  assert.equal(tileLevel(B, 11, 1), 3, '1100 pixels across: level 3 (2048 pixels across)');
+  assert.equal(tileLevel(B, 7, 2), 3, 'device pixel ratio 2 doubles the need');
 });
 
 test('zooming 4x from a fitted view asks for tiles with at least 4x the overview\'s pixels per unit', () => {

@@ -2,7 +2,11 @@
 // curves and the suspects table, from the plugin's `cube` (binary) and `suspects` (JSON) routes. Standalone: no
 // imports; the host passes how to fetch and what to do when the user picks samples, a step or a class.
 //
-//   const view = mountDynamics(container, {run, fetchJson, onSelectSample, onStep, onFilterClass});
+//   const view = mountDynamics(container, {run, fetchJson, onSelectSample, onStep, onFilterClass, onSuspects});
+//
+// onSelectSample(ids): a cube cell or a table row was clicked; onStep(step): the cell's first step;
+// onFilterClass(cls, split): a class band was clicked; onSuspects(ids): the top-k suspect ids, once loaded (for a
+// "top-k suspects" map filter).
 //   view.update(otherRun); view.destroy();
 
 const DTYPES = {uint8: Uint8Array, int8: Int8Array, int32: Int32Array, float32: Float32Array, float64: Float64Array};
@@ -211,7 +215,8 @@ function suspectsTable(rows, classes, run, onSelectSample) {
 
 /** Mounts the Dynamics view in `container`; returns {update(run), destroy()}. */
 export function mountDynamics(container, options) {
-  const {fetchJson, fetchBuffer = defaultFetchBuffer, onSelectSample, onStep, onFilterClass, k = 100} = options;
+  const {fetchJson, fetchBuffer = defaultFetchBuffer, onSelectSample, onStep, onFilterClass, onSuspects,
+    k = 100} = options;
   const root = el('div', {class: 'dvi-dynamics', testid: 'dynamics-view'});
   container.append(root);
   let token = 0;
@@ -227,6 +232,7 @@ export function mountDynamics(container, options) {
         fetchJson('suspects', {run, k}),
       ]);
       if (mine !== token) return;
+      if (onSuspects) onSuspects(suspects.suspects.map((r) => r.id));
       const cube = parseDviBinary(buffer);
       const classes = cube.header.classes || [];
       const canvas = el('canvas', {testid: 'dyn-cube', width, height, style: {cursor: 'crosshair'},

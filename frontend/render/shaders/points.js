@@ -1,6 +1,7 @@
 // Point shaders: positions interpolated between two steps on the GPU (uniform uT); correct samples are dots in
 // their label colour, misclassified ones a ring in the label colour around a dot in the predicted colour;
-// samples outside the query are dimmed and drawn behind the matches (depth).
+// samples outside the query are dimmed and drawn behind the matches (depth). Colours come per point from the CPU
+// (a palette lookup in the vertex shader is slow on software GL).
 
 export const MAX_PALETTE = 64;
 
@@ -8,30 +9,26 @@ export const POINT_VS = `
 precision highp float;
 attribute vec2 aPosA;
 attribute vec2 aPosB;
-attribute float aLabel;
-attribute float aPred;
+attribute vec3 aLabelColor;
+attribute vec3 aPredColor;
 attribute float aHigh;
+attribute float aMis;
 uniform float uT;
 uniform vec4 uView;
 uniform float uSize;
 uniform float uDimAlpha;
-uniform vec3 uPalette[${MAX_PALETTE}];
 varying vec3 vLabel;
 varying vec3 vPred;
 varying float vMis;
 varying float vAlpha;
 varying float vSize;
-vec3 pal(float i) {
-  // Dynamic indexing of uniform arrays is allowed in WebGL 1 vertex shaders.
-  return uPalette[int(mod(i + 0.5, ${MAX_PALETTE}.0))];
-}
 void main() {
   vec2 p = mix(aPosA, aPosB, uT);
   float high = aHigh > 0.5 ? 1.0 : 0.0;
   gl_Position = vec4((p.x - uView.x) * uView.z, (p.y - uView.y) * uView.w, high > 0.5 ? -0.5 : 0.5, 1.0);
-  vMis = aLabel != aPred ? 1.0 : 0.0;
-  vLabel = pal(aLabel);
-  vPred = pal(aPred);
+  vMis = aMis;
+  vLabel = aLabelColor;
+  vPred = aPredColor;
   vAlpha = high > 0.5 ? 1.0 : uDimAlpha;
   gl_PointSize = (vMis > 0.5 ? uSize * 1.7 : uSize) * (high > 0.5 ? 1.0 : 0.8);
   vSize = gl_PointSize;
