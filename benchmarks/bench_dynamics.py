@@ -184,6 +184,22 @@ def speed(n: int, steps: int, c: int) -> dict[str, Any]:
     }
 
 
+def long_log(n: int, steps: int, c: int) -> dict[str, Any]:
+    """The routes on a long log (the next issue's 1,000 steps): building, a new step, a computed cube, suspects."""
+    store = SyntheticStore(n, c)
+    index = catalog.RunIndex("long", "/long", {s: _record(s, c) for s in range(steps)}, [], store)
+    diag = diagnosis.Diagnosis()
+    started = time.perf_counter()
+    diag.state(index)
+    build_s = time.perf_counter() - started
+    cube_ms = [_ms(lambda rows=rows: diag.cube(index, rows, 512, None), 1)[0] for rows in range(512, 509, -1)]
+    index.records[steps] = _record(steps, c)
+    new_step_ms = _ms(lambda: diag.state(index), 1)[0]
+    return {"n": n, "steps": steps, "build_s": build_s, "cube_ms": statistics.median(cube_ms),
+            "new_step_ms": new_step_ms, "suspects_ms": statistics.median(_ms(lambda: diag.suspects(index, 100), 3)),
+            "peak_rss_mib": _rss_mib()}
+
+
 # -- report ------------------------------------------------------------------------------------------------------
 
 def _ok(value: float, target: float, higher: bool = False) -> str:
@@ -228,6 +244,15 @@ def markdown(report: dict[str, Any]) -> str:
               f"| dynamics route (binary table) | {s['dynamics_binary_ms']:.1f} ms | | |",
               f"| peak resident memory (process) | {s['peak_rss_mib']:.0f} MiB (before: {s['rss_before_mib']:.0f}) | "
               "| |"]
+    if report.get("long_log"):
+        g = report["long_log"]
+        lines += ["", f"## Long log: {g['n']:,} samples x {g['steps']:,} steps (synthetic; informative, no target)",
+                  "", "| measure | value |", "|---|---|",
+                  f"| first request (fold every step, including making its arrays) | {g['build_s']:.1f} s |",
+                  f"| one new step through the route cache | {g['new_step_ms']:.1f} ms |",
+                  f"| cube route (512 x 512, computed) | {g['cube_ms']:.1f} ms |",
+                  f"| suspects route | {g['suspects_ms']:.1f} ms |",
+                  f"| peak resident memory (process, after both parts) | {g['peak_rss_mib']:.0f} MiB |"]
     return "\n".join(lines) + "\n"
 
 
@@ -262,6 +287,8 @@ def main(argv: list[str] | None = None) -> None:
               "numpy": np.__version__, "quality": quality_report,
               "verdicts": {run: verdict(q) for run, q in quality_report.items()},
               "speed": speed(n, steps, 10), "targets": TARGETS}
+    if not args.quick:
+        report["long_log"] = long_log(60000, 1000, 10)
     results_io.save("dynamics" if not args.quick else "dynamics_quick", report, markdown(report), args.out)
     misses = [run for run, v in report["verdicts"].items() if "MISSED" in v]
     print(f"quality verdicts with a miss: {misses or 'none'}")
