@@ -46,6 +46,10 @@ def locate(root: str, name: str) -> RunLocation:
         return RunLocation(name, "", None, "the run directory resolves outside the logdir (a symlink?); DVI reads "
                                            "nothing outside the logdir")
     directory = os.path.realpath(path)
+    assets = os.path.join(path, *metadata.ASSET_DIR)
+    if os.path.lexists(assets) and not fsio.inside(root, assets):
+        return RunLocation(name, "", None, "its plugins/dvi folder resolves outside the logdir (a symlink?); DVI "
+                                           "reads nothing outside the logdir")
     if os.path.isdir(os.path.join(directory, *metadata.ASSET_DIR)) and not _only_imported(directory):
         return RunLocation(name, directory, DVI)
     if projector_import.has_config(directory):
@@ -69,6 +73,10 @@ def find_runs(logdir: str) -> list[RunLocation]:
     found: list[RunLocation] = []
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if d not in ("plugins", "cache"))
+        for sub in subdirs:  # os.walk does not enter symlinked folders: say which ones lead outside
+            link = os.path.join(directory, sub)
+            if os.path.islink(link) and not fsio.inside(root, link):
+                found.append(locate(root, os.path.relpath(link, root)))
         rel = os.path.relpath(directory, root)
         name = "." if rel == "." else rel
         has_dvi = os.path.isdir(os.path.join(directory, *metadata.ASSET_DIR))

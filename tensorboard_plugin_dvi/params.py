@@ -79,6 +79,8 @@ def json_body(request: Any, name: str = "body") -> Any:
         raise _bad(name, f"could not be read completely ({type(err).__name__})") from None
     if len(raw) > MAX_BODY_BYTES:
         raise _bad(name, f"is larger than {MAX_BODY_BYTES} bytes")
+    if length is not None and len(raw) < length:
+        raise _bad(name, f"ended after {len(raw)} of the {length} bytes announced (client disconnected?)")
     try:
         return json.loads(raw)
     except RecursionError:
