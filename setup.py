@@ -21,7 +21,7 @@ with open(os.path.join(HERE, "README.md"), encoding="utf-8") as handle:
 
 setup(
     name="tensorboard-plugin-dvi",
-    version="0.1.0",
+    version="0.2.0",
     description="DVI for TensorBoard: time-travelling maps of a classifier's representations and decision boundaries",
     long_description=LONG_DESCRIPTION,
     long_description_content_type="text/markdown",
@@ -46,6 +46,8 @@ setup(
         "test": ["pytest>=7", "pytest-timeout>=2.1", "playwright>=1.40", "scikit-learn>=1.2", "ruff>=0.5",
                  "hypothesis>=6.100"],
         "bench": ["umap-learn>=0.5.4", "scikit-learn>=1.2"],
+        # dvi.dynamics.load(...) returns a pandas DataFrame when pandas is installed (numpy arrays otherwise)
+        "notebook": ["pandas"],
     },
     entry_points={
         "tensorboard_plugins": ["dvi = tensorboard_plugin_dvi.loader:DviLoader"],

@@ -4,7 +4,7 @@ Write with ``dvi.summary.snapshot(writer, step=..., features=..., labels=..., he
 "DVI" tab.
 """
 
-from tensorboard_plugin_dvi import summary
+from tensorboard_plugin_dvi import dynamics, summary
 
-__version__ = "0.1.0"
-__all__ = ["summary", "__version__"]
+__version__ = "0.2.0"
+__all__ = ["dynamics", "summary", "__version__"]

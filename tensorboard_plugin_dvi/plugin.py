@@ -97,7 +97,8 @@ class DviPlugin(base_plugin.TBPlugin):
                                               after_step=self._prerender)
         self._autoproject = getattr(flags, "dvi_autoproject", "on_demand")
         self.views = views.Views(self.service, autoproject=self._autoproject, on_broken=self._catalog.mark_broken)
-        self.diagnosis = diagnosis.Diagnosis()
+        self.diagnosis = diagnosis.Diagnosis(positions=diagnosis.ServicePositions(self.service,
+                                                                                  region=self.views.region_classes))
         self._default_size = int(getattr(flags, "dvi_resolution", 256))
         self._active_checked, self._active = float("-inf"), False
 

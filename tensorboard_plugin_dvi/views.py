@@ -251,6 +251,14 @@ class Views:
         return {"run": index.name, "step": step, "probs": np.round(probs.astype(np.float64), 5).tolist(),
                 "pred": probs.argmax(1).tolist()}
 
+    def region_classes(self, index: RunIndex, step: int, result: cache.StepResult) -> np.ndarray | None:
+        """The class of the landscape under each sample of a projected step (None for runs without a head)."""
+        if index.source == "projector":
+            return None
+        model, head = self.model(index, step, result), self.head(index, step)
+        key = ("region", result.model_path, result.name)
+        return self.flights.run(key, lambda: method.predict(model, head, result.xy).argmax(1).astype(np.int32))
+
     def metrics(self, index: RunIndex, step: int) -> dict[str, Any]:
         """The step's quality metrics (fractions; temporal is a correlation)."""
         result = self.ready_result(index, step)
