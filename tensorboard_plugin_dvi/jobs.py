@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,8 @@ class _RunState:
     progress: float = 0.0
     failed: dict[int, str] = dataclasses.field(default_factory=dict)
     last_error: str | None = None
+    seconds_per_step: float | None = None  # moving average of this run's projected steps
+    started: float = 0.0  # when the running step started (monotonic)
 
 
 class ProjectionService:
@@ -88,6 +91,7 @@ class ProjectionService:
             queued = sorted(state.pending) if state else []
             running = state.running if state else None
             progress = state.progress if state else 0.0
+            eta = self._eta(state) if state else None
             failed = dict(state.failed) if state else {}
             error = state.last_error if state else None
         failed = {s: e for s, e in failed.items() if s in index.records and s not in ready}
@@ -106,7 +110,7 @@ class ProjectionService:
                        for s in index.steps if s not in ready
                        for n in [cache.result_name(index.records[s])] if n in discarded]
         return {"state": name, "ready": ready, "queued": queued, "running": running, "progress": progress,
-                "error": error if failed else None,
+                "eta_s": eta, "error": error if failed else None,
                 "failed": [{"step": s, "error": e} for s, e in sorted(failed.items())],
                 "recomputing": recomputing}
 
@@ -133,6 +137,24 @@ class ProjectionService:
             self._ensure_worker()
             self._cond.notify_all()
             return sorted(state.pending)
+
+    def _eta(self, state: _RunState) -> float | None:
+        """Seconds until the run's queued and running steps are projected (None before any step finished).
+
+        Queued steps count at the run's moving average per step; the running step by its own progress when it has
+        reported some, else at the average minus what it has already run."""
+        per_step = state.seconds_per_step or self._global_seconds_per_step()
+        if per_step is None:
+            return None
+        eta = len(state.pending) * per_step
+        if state.running is not None:
+            elapsed = time.monotonic() - state.started
+            eta += elapsed / state.progress - elapsed if state.progress > 0.05 else max(per_step - elapsed, 0.0)
+        return round(eta, 1)
+
+    def _global_seconds_per_step(self) -> float | None:
+        known = [s.seconds_per_step for s in self._runs.values() if s.seconds_per_step is not None]
+        return sum(known) / len(known) if known else None
 
     def clear_failures(self, index: RunIndex, steps: list[int]) -> None:
         """Forget earlier failures of ``steps`` so that an explicit request retries them."""
@@ -183,11 +205,15 @@ class ProjectionService:
                     continue
                 step = min(state.pending)
                 state.pending.discard(step)
-                state.running, state.progress = step, 0.0
+                state.running, state.progress, state.started = step, 0.0, time.monotonic()
                 index = state.index
             error = self._project(index, step, state)
             with self._cond:
                 state.running = None
+                if not error:
+                    took = time.monotonic() - state.started
+                    state.seconds_per_step = took if state.seconds_per_step is None else \
+                        0.5 * state.seconds_per_step + 0.5 * took
                 if error:
                     state.failed[step] = state.last_error = error
                 if self._queue and self._queue[0] == directory:

@@ -14,6 +14,7 @@ import json
 import logging
 import mimetypes
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -101,10 +102,27 @@ class DviPlugin(base_plugin.TBPlugin):
                                                                                   region=self.views.region_classes))
         self._default_size = int(getattr(flags, "dvi_resolution", 256))
         self._active_checked, self._active = float("-inf"), False
+        self._closed = threading.Event()
+        if self._autoproject == "all":  # project from TensorBoard's start, not from the first open tab
+            threading.Thread(target=self._watch, name="dvi-autoproject", daemon=True).start()
 
     def close(self) -> None:
-        """Stop the background worker (tests; TensorBoard itself just exits)."""
+        """Stop the background worker and the watcher (tests; TensorBoard itself just exits)."""
+        self._closed.set()
         self.service.close()
+
+    def _watch(self, interval: float = 3.0) -> None:
+        """With ``--dvi_autoproject all``: every few seconds, queue every run's unprojected steps (new ones too)."""
+        ctx = tb_context.RequestContext()
+        while not self._closed.wait(interval):
+            try:
+                for index in self._catalog.indexes(ctx, ""):
+                    if index.source == "projector" and index.pending:
+                        self._catalog.convert_in_background(index)
+                    elif index.steps:
+                        self.service.request(index, index.steps)
+            except Exception:  # noqa: BLE001 - the data provider may not be up yet; try again next round
+                logger.debug("DVI: autoproject watcher round failed", exc_info=True)
 
     def _prerender(self, index: catalog.RunIndex, step: int) -> None:
         with contextlib.suppress(views.NotReady):  # re-logged meanwhile: its new data is projected next
