@@ -1,0 +1,278 @@
+"""Alarm rules over a run's step statistics (SentryCam): each alarm says in words what happened and to which classes.
+
+Rules, evaluated on each new step against the earlier steps only (so alarms already raised never change when more
+steps arrive, and a live run is checked step by step):
+
+* ``forgetting``: a class's accuracy on the watched split fell from its best so far by at least
+  ``max(acc_drop, acc_sigmas * sqrt(best * (1 - best) / n))`` (``n`` its samples: the drop must also be far outside
+  the binomial noise of a small class).
+* ``collapse``: a class's separation fell to at most ``1 - sep_collapse`` of its best so far.
+* ``early_warning``: a class's separation fell by at least ``sep_warn`` of its best so far while its accuracy still
+  holds (less than half the forgetting threshold below its best): the geometry degrades before the accuracy does.
+* ``jump``: the representation moved much more than usual: the step's neighbour change (or, on the map, its mean
+  2-D displacement) is an outlier for the run, ``x > median + jump_z * 1.4826 * MAD`` over the last
+  ``jump_window`` earlier values (at least ``jump_history`` of them) and ``x >= jump_ratio * median``.
+* ``layer_jump`` (with layer statistics): at least ``layer_fraction`` of the layers changed by an outlier amount
+  (same test on each layer's relative change, against that layer's own history).
+
+A rule fires once per episode: after a class raised an alarm of a kind, that kind is re-armed for the class only
+when the quantity has come back (accuracy within half the threshold of its best, separation within half the
+fall); a jump is not raised again at the step right after one, and an alarmed value is left out of the baseline.
+All classes that fire the same rule at the same step share one alarm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from tensorboard_plugin_dvi.stepstats import StepStats
+
+KINDS = ("forgetting", "collapse", "early_warning", "jump", "layer_jump")
+"""Alarm kinds, in the order they are listed within a step."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rules:
+    """Thresholds of the alarm rules (see the module docstring)."""
+
+    acc_drop: float = 0.2
+    acc_sigmas: float = 4.0
+    sep_collapse: float = 0.4
+    sep_warn: float = 0.25
+    jump_z: float = 6.0
+    jump_ratio: float = 1.5
+    jump_window: int = 10
+    jump_history: int = 3
+    layer_fraction: float = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class Alarm:
+    """One alarm: a step, a kind, the classes (or layers) concerned, a measured value and a reason in words."""
+
+    step: int
+    kind: str
+    source: str  # "features", "map" or "layers"
+    reason: str
+    classes: tuple[int, ...] = ()
+    layers: tuple[str, ...] = ()
+    value: float = float("nan")
+    threshold: float = float("nan")
+
+    def to_json(self, classes: Sequence[str] | None = None) -> dict[str, Any]:
+        """JSON form (``class_names`` from ``classes`` when given); NaN as None."""
+        names = [_label(classes, c) for c in self.classes]
+        return {"step": self.step, "kind": self.kind, "source": self.source, "classes": list(self.classes),
+                "class_names": names, "layers": list(self.layers), "value": _num(self.value),
+                "threshold": _num(self.threshold), "reason": self.reason}
+
+
+def _num(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 5)
+
+
+def _label(classes: Sequence[str] | None, c: int) -> str:
+    return str(classes[c]) if classes is not None and 0 <= c < len(classes) else str(c)
+
+
+def _names(classes: Sequence[str] | None, cs: Iterable[int]) -> str:
+    return ", ".join(f"'{_label(classes, c)}'" for c in cs)
+
+
+def is_outlier(value: float, history: Sequence[float], rules: Rules) -> tuple[bool, float]:
+    """Whether ``value`` is an upward outlier of the last ``rules.jump_window`` values of ``history``, and the
+    threshold it was compared with (NaN when the history is too short to judge)."""
+    past = np.asarray([h for h in history if np.isfinite(h)][-rules.jump_window:], np.float64)
+    if len(past) < rules.jump_history or not np.isfinite(value):
+        return False, float("nan")
+    med = float(np.median(past))
+    mad = float(np.median(np.abs(past - med)))
+    limit = max(med + rules.jump_z * 1.4826 * mad, rules.jump_ratio * med)
+    return value > limit, limit
+
+
+class _JumpSeries:
+    """One scalar series checked for upward outliers, alarmed values kept out of the baseline."""
+
+    def __init__(self) -> None:
+        self.history: list[float] = []
+        self.last_alarm: int | None = None  # index in the series of the last alarmed value
+
+    def check(self, value: float, rules: Rules) -> tuple[bool, float]:
+        hit, limit = is_outlier(value, self.history, rules)
+        index = len(self.history)
+        following = self.last_alarm is not None and self.last_alarm == index - 1
+        if hit:
+            self.last_alarm = index
+            self.history.append(float("nan"))  # not part of the baseline
+            return not following, limit
+        self.history.append(value)
+        return False, limit
+
+
+class AlarmDetector:
+    """Raises alarms on feature-space step statistics, one step at a time (:meth:`add`), in step order.
+
+    ``classes`` names the classes in reasons; ``rules`` sets the thresholds.
+    """
+
+    def __init__(self, classes: Sequence[str] | None = None, rules: Rules | None = None) -> None:
+        self.classes = list(classes) if classes is not None else None
+        self.rules = rules or Rules()
+        self.alarms: list[Alarm] = []
+        self._acc_best: np.ndarray | None = None
+        self._acc_best_step: np.ndarray | None = None
+        self._sep_best: np.ndarray | None = None
+        self._sep_best_step: np.ndarray | None = None
+        self._down: dict[str, np.ndarray] = {}
+        self._warned_at: np.ndarray | None = None
+        self._jumps = _JumpSeries()
+        self._n_steps = 0
+
+    def add(self, stats: StepStats) -> list[Alarm]:
+        """Check one step (after every earlier one); returns the alarms it raised (also kept in ``alarms``)."""
+        acc, sep = stats.watched_accuracy, stats.geometry.separation
+        if self._acc_best is None:
+            self._start(len(acc))
+        raised = [*self._accuracy(stats, acc, sep), *self._separation(stats, acc, sep), *self._jump(stats)]
+        with np.errstate(invalid="ignore"):
+            self._acc_best_step = np.where(acc > np.nan_to_num(self._acc_best, nan=-np.inf), stats.step,
+                                           self._acc_best_step)
+            self._sep_best_step = np.where(sep > np.nan_to_num(self._sep_best, nan=-np.inf), stats.step,
+                                           self._sep_best_step)
+        self._acc_best = np.fmax(self._acc_best, acc)
+        self._sep_best = np.fmax(self._sep_best, sep)
+        self._n_steps += 1
+        self.alarms += raised
+        return raised
+
+    def _start(self, c: int) -> None:
+        self._acc_best = np.full(c, np.nan)
+        self._sep_best = np.full(c, np.nan)
+        self._acc_best_step = np.full(c, -1)
+        self._sep_best_step = np.full(c, -1)
+        self._warned_at = np.full(c, -1)
+        self._down = {kind: np.zeros(c, bool) for kind in ("forgetting", "collapse", "early_warning")}
+
+    def acc_threshold(self, counts: np.ndarray) -> np.ndarray:
+        """The accuracy fall that counts as forgetting for each class, given its samples ``counts``."""
+        best = np.nan_to_num(self._acc_best, nan=0.0)
+        noise = self.rules.acc_sigmas * np.sqrt(best * (1 - best) / np.maximum(counts, 1))
+        return np.maximum(self.rules.acc_drop, noise)
+
+    def _accuracy(self, stats: StepStats, acc: np.ndarray, sep: np.ndarray) -> list[Alarm]:
+        threshold = self.acc_threshold(stats.watched_counts)
+        drop = self._acc_best - acc
+        down = self._down["forgetting"]
+        down &= ~(drop < threshold / 2)  # recovered: re-armed
+        fire = np.flatnonzero(~down & (drop >= threshold))
+        down[fire] = True
+        if not len(fire):
+            return []
+        parts = [f"'{_label(self.classes, c)}' {self._acc_best[c]:.2f} (step {self._acc_best_step[c]}) -> "
+                 f"{acc[c]:.2f}" for c in fire]
+        reason = (f"accuracy of {_names(self.classes, fire)} fell sharply (forgetting): " + "; ".join(parts)
+                  + f" on the {'test' if stats.watched == 0 else 'training'} split")
+        grown = [g for g in stats.grown if g["label"] in set(fire.tolist())]
+        if grown:
+            reason += "; now confused with " + ", ".join(
+                f"'{_label(self.classes, g['pred'])}' ({_label(self.classes, g['label'])} -> "
+                f"{_label(self.classes, g['pred'])} {g['before']:.2f} -> {g['now']:.2f})" for g in grown[:3])
+        warned = [int(c) for c in fire if 0 <= self._warned_at[c] < stats.step]
+        if warned:
+            first = min(int(self._warned_at[c]) for c in warned)
+            reason += (f"; their separation had warned at step {first}, "
+                       f"{stats.step - first} step{'s' if stats.step - first != 1 else ''} earlier")
+        value = float(np.max(drop[fire]))
+        return [Alarm(stats.step, "forgetting", "features", reason, tuple(int(c) for c in fire), (), value,
+                      float(np.min(threshold[fire])))]
+
+    def _separation(self, stats: StepStats, acc: np.ndarray, sep: np.ndarray) -> list[Alarm]:
+        rules, out = self.rules, []
+        fall = 1.0 - sep / self._sep_best
+        holding = (self._acc_best - acc) < self.acc_threshold(stats.watched_counts) / 2
+        for kind, limit, extra in (("collapse", rules.sep_collapse, np.ones(len(sep), bool)),
+                                   ("early_warning", rules.sep_warn, holding)):
+            down = self._down[kind]
+            down &= ~(fall < limit / 2)
+            fire = np.flatnonzero(~down & (fall >= limit) & extra)
+            down[fire] = True
+            if not len(fire):
+                continue
+            parts = [f"'{_label(self.classes, c)}' {self._sep_best[c]:.2f} (step {self._sep_best_step[c]}) -> "
+                     f"{sep[c]:.2f}" for c in fire]
+            if kind == "collapse":
+                reason = (f"separation of {_names(self.classes, fire)} from the nearest other class collapsed "
+                          f"(-{limit:.0%} or more): " + "; ".join(parts))
+            else:
+                self._warned_at[fire] = stats.step
+                reason = (f"separation of {_names(self.classes, fire)} is falling while accuracy still holds "
+                          f"(early warning): " + "; ".join(parts))
+            out.append(Alarm(stats.step, kind, "features", reason, tuple(int(c) for c in fire), (),
+                             float(np.max(fall[fire])), limit))
+        return out
+
+    def _jump(self, stats: StepStats) -> list[Alarm]:
+        value = stats.neighbour_change
+        hit, limit = self._jumps.check(value, self.rules)
+        if not hit:
+            return []
+        reason = (f"the representation jumped: {value:.0%} of the samples' nearest neighbours changed since the "
+                  f"previous step (an outlier for this run: above {limit:.0%})")
+        return [Alarm(stats.step, "jump", "features", reason, (), (), value, limit)]
+
+
+def map_jumps(steps: Sequence[int], displacement: Sequence[float], rules: Rules | None = None) -> list[Alarm]:
+    """``jump`` alarms on the map: projected steps whose mean 2-D displacement (in map widths, since the previous
+    projected step) is an outlier for the run. Cheap (scalars), so it is recomputed as projections arrive."""
+    rules = rules or Rules()
+    series, out = _JumpSeries(), []
+    for step, value in zip(steps, displacement, strict=True):
+        hit, limit = series.check(value, rules)
+        if hit:
+            reason = (f"samples moved {value:.3f} map widths on average since the previous projected step (an outlier "
+                      f"for this run: above {limit:.3f})")
+            out.append(Alarm(int(step), "jump", "map", reason, (), (), value, limit))
+    return out
+
+
+def layer_outliers(steps: Sequence[int], rel_change: np.ndarray, rules: Rules | None = None) -> np.ndarray:
+    """Bool [T, L]: where a layer's relative change (``rel_change`` [T, L], NaN unknown) is an outlier for that
+    layer (same test as ``jump``, against the layer's own earlier values)."""
+    rules = rules or Rules()
+    out = np.zeros(rel_change.shape, bool)
+    for layer in range(rel_change.shape[1]):
+        series = _JumpSeries()
+        for t in range(len(steps)):
+            series.check(float(rel_change[t, layer]), rules)
+            out[t, layer] = series.last_alarm == t  # every outlier, also one right after another
+    return out
+
+
+def layer_jumps(steps: Sequence[int], names: Sequence[str], rel_change: np.ndarray,
+                rules: Rules | None = None) -> list[Alarm]:
+    """``layer_jump`` alarms: steps where at least ``rules.layer_fraction`` of the layers changed by an outlier
+    amount (the layers named, largest relative change first)."""
+    rules = rules or Rules()
+    flags = layer_outliers(steps, rel_change, rules)
+    known = np.isfinite(rel_change).sum(1)
+    out = []
+    for t in np.flatnonzero(flags.sum(1) >= np.maximum(1, np.ceil(rules.layer_fraction * known))):
+        hit = np.flatnonzero(flags[t])
+        hit = hit[np.argsort(-rel_change[t, hit])]
+        shown = ", ".join(f"'{names[i]}' {rel_change[t, i]:.2g}" for i in hit[:5])
+        more = f" and {len(hit) - 5} more" if len(hit) > 5 else ""
+        reason = (f"{len(hit)} of {int(known[t])} layers changed far more than usual since the previous logged step "
+                  f"(relative change {shown}{more})")
+        out.append(Alarm(int(steps[t]), "layer_jump", "layers", reason, (), tuple(names[i] for i in hit),
+                         float(rel_change[t, hit].max()), rules.layer_fraction))
+    return out
+
+
+def sort_alarms(alarms: Iterable[Alarm]) -> list[Alarm]:
+    """Alarms by step, then kind (in :data:`KINDS` order), then source."""
+    return sorted(alarms, key=lambda a: (a.step, KINDS.index(a.kind), a.source))
