@@ -1,10 +1,14 @@
 """``dvi-project``: precompute a logdir's projections offline (e.g. on a GPU machine) into the plugin's cache.
 
-    dvi-project --logdir runs [--run NAME ...] [--device cuda] [--variant dvi]
+    dvi-project --logdir runs [--run NAME ...] [--device cuda] [--variant dvi] [--jobs N | --ray [ADDRESS]]
 
 Runs are found the way the plugin finds them (:mod:`discovery`: the same names, the same symlink policy), including
 runs written by torch's ``add_embedding`` (converted first, as the plugin does). Steps are read from their on-disk
 index records, which are the same records the event files carry, so TensorBoard serves the results at once.
+
+By default runs are projected one after another in this process. ``--jobs N`` projects N runs at once in local
+worker processes; ``--ray [ADDRESS]`` sends every run, as a chain of step tasks, to an existing Ray cluster whose
+nodes share the logdir's filesystem (``pip install tensorboard-plugin-dvi[ray]``). See :mod:`cluster`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import os
 import sys
 import time
 
-from tensorboard_plugin_dvi import cache, discovery, method, projector_import, storage
+from tensorboard_plugin_dvi import cache, cluster, discovery, method, storage
+
+open_store = cluster.open_store
 
 
 def find_runs(logdir: str) -> dict[str, discovery.RunLocation]:
@@ -26,21 +32,6 @@ def find_runs(logdir: str) -> dict[str, discovery.RunLocation]:
         else:
             found[location.name] = location
     return found
-
-
-def open_store(location: discovery.RunLocation, root: str) -> storage.RunStore:
-    """The store holding a run's steps; an imported run's steps are converted first."""
-    if location.kind == discovery.PROJECTOR:
-        imported = projector_import.ProjectorRun(
-            location.directory,
-            lambda path: discovery.locate(root, os.path.join(location.name, path)).directory or _outside(path), root)
-        imported.scan(convert=True)
-        return imported.store
-    return storage.RunStore(location.directory, root)
-
-
-def _outside(path: str) -> str:
-    raise storage.StepError(f"{path} resolves outside the logdir")
 
 
 def _bar(done: int, total: int, fraction: float, label: str) -> None:
@@ -77,38 +68,95 @@ def project_run(run: str, store: storage.RunStore, settings: cache.Settings, dev
     return failures
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The command line, checked for what can be refused before any work starts."""
     parser = argparse.ArgumentParser(prog="dvi-project", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logdir", required=True, help="the TensorBoard logdir")
     parser.add_argument("--run", action="append", help="run name (repeatable; default: every DVI run)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
     parser.add_argument("--variant", default="dvi", choices=("dvi", "faithful"))
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="CPU threads for torch (default: all cores; use 1 on a machine that is busy)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch per run being projected (default: all cores, shared among "
+                             "--jobs; 1 per task with --ray; use 1 on a machine that is busy)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="project N runs at once in local worker processes (default 1: one after another)")
+    parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                        help="project over an existing Ray cluster (default address 'auto': RAY_ADDRESS or the "
+                             "cluster started with 'ray start' here); every node must see the logdir at the same "
+                             "path. Needs: pip install 'tensorboard-plugin-dvi[ray]'")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.logdir):
         parser.error(f"--logdir {args.logdir!r} is not a directory")
-    if args.device.startswith("cuda"):
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        parser.error("--jobs and --threads must be at least 1")
+    if args.ray is not None and args.jobs > 1:
+        parser.error("--jobs and --ray are alternatives: the Ray cluster decides how many steps run at once")
+    if args.ray is not None:
+        try:
+            cluster.import_ray()
+        except ImportError as err:
+            parser.error(str(err))
+    elif args.device.startswith("cuda"):  # with --ray the GPUs are the cluster's, not this machine's
         import torch
 
         if not torch.cuda.is_available():
             parser.error("--device cuda was given but torch sees no CUDA device; use --device cpu")
+    return parser, args
+
+
+def select_runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, discovery.RunLocation]:
+    """The runs named by ``--run`` (all DVI runs by default); an unknown name is a usage error."""
     runs = find_runs(args.logdir)
     if args.run:
         unknown = sorted(set(args.run) - set(runs))
         if unknown:
             parser.error(f"unknown run(s) {unknown}; runs with DVI data here: {sorted(runs)}")
         runs = {name: runs[name] for name in args.run}
+    return runs
+
+
+def run_parallel(args: argparse.Namespace, runs: list[str], root: str) -> int:
+    """``--jobs N`` or ``--ray``: project the runs through :mod:`cluster`; the number of failed steps."""
+    cores = os.cpu_count() or 1
+    default_threads = 1 if args.ray is not None else max(1, cores // min(args.jobs, len(runs)))
+    jobs = [cluster.Job(root, name, variant=args.variant, device=args.device,
+                        threads=args.threads or default_threads) for name in runs]
+    started = time.time()
+    if args.ray is not None:
+        outcomes = cluster.run_ray(jobs, args.ray, echo=not args.quiet)
+    else:
+        outcomes = cluster.run_local(jobs, args.jobs, echo=not args.quiet)
+    failed = [o for o in outcomes if o.error]
+    for outcome in failed:
+        print(outcome.line(), file=sys.stderr)
+    if not args.quiet:
+        done = sum(1 for o in outcomes if not o.error and not o.skipped)
+        print(f"{len(runs)} run(s): {done} step(s) projected, {len(failed)} failed in {time.time() - started:.1f} s",
+              file=sys.stderr)
+    return len(failed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, args = parse_args(argv)
+    runs = select_runs(parser, args)
     if not runs:
         print(f"No DVI runs under {args.logdir}.", file=sys.stderr)
         return 1
+    root = discovery.logdir_root(args.logdir)
+    if args.ray is not None:
+        try:
+            cluster.connect(args.ray)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            print(f"dvi-project: could not connect to the Ray cluster at {args.ray!r}: {err}", file=sys.stderr)
+            return 2
+    if args.jobs > 1 or args.ray is not None:
+        return 1 if run_parallel(args, list(runs), root) else 0
     import torch
 
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(max(1, args.threads or os.cpu_count() or 1))
     settings = cache.Settings(variant=args.variant)
-    root = discovery.logdir_root(args.logdir)
     failures = sum(project_run(name, open_store(loc, root), settings, args.device, args.quiet)
                    for name, loc in runs.items())
     return 1 if failures else 0
