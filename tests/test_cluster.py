@@ -144,7 +144,7 @@ def test_ray_projects_each_run_as_a_chain_of_step_tasks(tmp_path, ray_cluster):
     assert os.getpid() not in {o.pid for o in outcomes}  # the steps ran in Ray's workers
     for run in ("a", "b"):
         chain = sorted((o for o in outcomes if o.run == run), key=lambda o: o.step)
-        for before, after in zip(chain, chain[1:]):
+        for before, after in zip(chain, chain[1:], strict=False):
             assert after.started >= before.ended, f"{run}: step {after.step} started before its warm start ended"
         assert _chain_complete(logdir, run)
     spans = {run: (min(o.started for o in outcomes if o.run == run), max(o.ended for o in outcomes if o.run == run))
