@@ -203,8 +203,10 @@ export function createApi({landscapeSize = 512, maxTiles = 600} = {}) {
   }
 
   const sample = (run, id) => getJson('sample', {run, id});
+  /** Any JSON route by name (e.g. the training-dynamics view's `suspects`). */
+  const json = (path, params) => getJson(path, params);
   const metrics = (run, step) => getJson('metrics', {run, step});
   const thumbnailUrl = (run, id) => `./thumbnail?${query({run, id})}`;
 
-  return {runs, projection, cachedProjection, landscape, landscapeUrl, tile, tileUrl, predict, sample, metrics, thumbnailUrl, claim, stats};
+  return {runs, projection, cachedProjection, landscape, landscapeUrl, tile, tileUrl, predict, sample, json, metrics, thumbnailUrl, claim, stats};
 }

@@ -16,6 +16,7 @@ import {syncUrl} from './urlsync.js';
 import {installDebug} from './debug.js';
 import {createSelection} from './selection.js';
 import {createQuality} from './quality.js';
+import {createDynamicsHost} from './dynamicshost.js';
 import {h, card, clear} from './views/dom.js';
 import {createHeader} from './views/header.js';
 import {createTimebar} from './views/timebar.js';
@@ -106,6 +107,14 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     toggleSide() {
       store.set({sideOpen: !store.get().sideOpen});
     },
+    setView(view) {
+      store.set({view});
+      if (view === 'map') for (const p of panels) p.scatter.draw();
+    },
+    gotoStep(step) {
+      const i = sel.allSteps(store.get()).indexOf(step);
+      if (i >= 0) actions.goto(i, {user: true});
+    },
   };
   const playback = createPlayback({store, goto: (i) => actions.goto(i, {animate: true})});
   const cameraOf = (run) => {
@@ -117,6 +126,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
   const header = createHeader({
     onRun: actions.selectRun, onCompareToggle: () => actions.setCompare(!store.get().compare),
     onCompareRuns: actions.setCompareRuns, onLinkToggle: actions.toggleLinked, onSideToggle: actions.toggleSide,
+    onView: actions.setView,
   });
   const timebar = createTimebar({
     onStep: (i) => actions.goto(i, {user: true}), onPlay: () => playback.toggle(),
@@ -128,18 +138,20 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
   const metrics = createMetrics({reference: REFERENCE});
   const maps = h('div', {class: 'dvi-maps', testid: 'maps'});
   const empty = h('div', {class: 'dvi-empty dvi-hidden', testid: 'empty'});
+  const dynamicsBox = h('div', {class: 'dvi-dynamics-box dvi-hidden', testid: 'dynamics'});
   const side = h('aside', {class: 'dvi-side', testid: 'side'},
     card('Classes and background', 'legend-card', legend.el),
     card('Query', 'query-card', filters.el),
     card('Selected sample', 'inspect-card', inspect.el),
     card('Projection quality', 'metrics-card', metrics.el));
-  const main = h('main', {class: 'dvi-main'}, maps, empty, timebar.el);
+  const main = h('main', {class: 'dvi-main'}, maps, dynamicsBox, empty, timebar.el);
   const body = h('div', {class: 'dvi-body'}, main, side);
   const app = h('div', {class: 'dvi-app', testid: 'dvi-app'}, header.el, body);
   root.append(app);
 
   const selection = createSelection({store, api, aligner, panels: () => panels, render: (m) => inspect.update(m)});
   const quality = createQuality({store, api, render: (entries) => metrics.update(entries)});
+  const dynamics = createDynamicsHost({container: dynamicsBox, api, actions});
 
   // ---------- panels ----------
   function syncPanels() {
@@ -200,7 +212,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
   function render(s) {
     const runs = sel.visibleRuns(s);
     const r0 = sel.runInfo(s, runs[0] || s.run);
-    header.update({runs: s.runs, run: s.run, compare: s.compare, chips: sel.compareChips(s), linked: s.linked, sideOpen: s.sideOpen});
+    header.update({runs: s.runs, run: s.run, compare: s.compare, chips: sel.compareChips(s), linked: s.linked, sideOpen: s.sideOpen, view: s.view});
     header.setStatus(sel.statusLine(s));
     timebar.update(sel.timebarModel(s));
     legend.update({classes: sel.classesOf(r0), colors: sel.colorsOf(r0), activeLabel: s.filter.label, hasHead: !!r0 && r0.has_head !== false});
@@ -217,7 +229,8 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     const msg = sel.emptyMessage(s);
     empty.classList.toggle('dvi-hidden', !msg);
     if (empty.textContent !== (msg || '')) empty.textContent = msg || '';
-    maps.classList.toggle('dvi-hidden', !!msg);
+    maps.classList.toggle('dvi-hidden', !!msg || s.view === 'dynamics');
+    dynamics.update(msg ? {...s, view: 'map'} : s);
     timebar.el.classList.toggle('dvi-hidden', !!msg);
     side.classList.toggle('dvi-hidden', !!msg);
     body.classList.toggle('dvi-side-open', s.sideOpen);
@@ -304,6 +317,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     playback.stop();
     document.removeEventListener('keydown', onKey);
     for (const p of panels.splice(0)) p.destroy();
+    dynamics.destroy();
     app.remove();
   }
 

@@ -237,11 +237,12 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
   function applySelection() {
     const id = store.get().selected;
     scatter.set({selected: id === null ? -1 : aligner.indexOf(run, id)});
-    if (id === null) {
+    if (trajectorySample && trajectorySample.id === id) {
+      setTrajectory(trajectorySample);
+    } else {
+      // Another sample (or none): its trajectory arrives with its history (selection.js).
       trajectorySample = null;
       scatter.set({trajectory: null});
-    } else if (trajectorySample && trajectorySample.id === id) {
-      setTrajectory(trajectorySample);
     }
   }
 

@@ -24,6 +24,7 @@ export const INITIAL_STATE = Object.freeze({
   cameras: {}, // run -> camera, used when unlinked
   panels: {}, // run -> {shown, pending, progress, queued, error, accuracy, matched, total}
   sideOpen: false, // narrow windows: side bar expanded
+  view: 'map', // the main area: 'map' (the maps) or 'dynamics' (training dynamics of the first run)
 });
 
 /**

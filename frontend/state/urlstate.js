@@ -1,4 +1,4 @@
-// The tab's state in the URL: what a reload must restore (run, step, selection, compare, filters, camera).
+// The tab's state in the URL: what a reload must restore (run, step, selection, compare, filters, camera, view).
 // Pure: `encodeState` turns state into a dict of strings, `decodeState` a dict back into a state patch.
 
 import {EMPTY_FILTER} from './mask.js';
@@ -25,6 +25,7 @@ export function encodeState(state) {
     cam: isDefaultCamera(state.camera) ? null : encodeCamera(state.camera),
     unlink: state.linked ? null : '1',
     cams: cams && cams.length ? cams.map(([run, c]) => `${run}:${encodeCamera(c)}`).join(';') : null,
+    view: state.view === 'dynamics' ? 'dynamics' : null,
   };
 }
 
@@ -62,5 +63,6 @@ export function decodeState(saved, runs) {
     if (cam && names.includes(part.slice(0, i))) cameras[part.slice(0, i)] = cam;
   }
   patch.cameras = cameras;
+  patch.view = saved.view === 'dynamics' ? 'dynamics' : 'map';
   return patch;
 }

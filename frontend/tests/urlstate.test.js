@@ -8,13 +8,13 @@ const strip = (d) => Object.fromEntries(Object.entries(d).filter(([, v]) => v !=
 
 test('filters, selection, compare and camera survive a round trip through the URL', () => {
   const state = {...INITIAL_STATE, run: 'noisy', step: 2, follow: false, selected: 17, compare: true, compareRuns: ['noisy', 'clean'],
-    filter: {label: 1, pred: 2, split: 'test', mis: true, changed: true, flags: ['flipped']}, camera: {x: 0.25, y: 0.6, zoom: 3}};
+    filter: {label: 1, pred: 2, split: 'test', mis: true, changed: true, flags: ['flipped']}, camera: {x: 0.25, y: 0.6, zoom: 3}, view: 'dynamics'};
   const saved = strip(encodeState(state));
   assert.equal(saved.label, '1');
   assert.equal(saved.cam, '0.25,0.6,3');
   assert.equal(saved.live, undefined, 'not following');
   const back = {...INITIAL_STATE, ...decodeState(saved, TWO_RUNS)};
-  for (const k of ['run', 'step', 'follow', 'selected', 'compare', 'compareRuns', 'filter', 'camera', 'linked']) assert.deepEqual(back[k], state[k], k);
+  for (const k of ['run', 'step', 'follow', 'selected', 'compare', 'compareRuns', 'filter', 'camera', 'linked', 'view']) assert.deepEqual(back[k], state[k], k);
 });
 
 test('an unlinked camera per run round-trips too', () => {

@@ -2,21 +2,29 @@
 // line, and (narrow windows) the button that opens the side bar.
 import {h, clear} from './dom.js';
 
-export function createHeader({onRun, onCompareToggle, onCompareRuns, onLinkToggle, onSideToggle}) {
+export function createHeader({onRun, onCompareToggle, onCompareRuns, onLinkToggle, onSideToggle, onView}) {
   const runSelect = h('select', {class: 'dvi-select', testid: 'run-select', 'aria-label': 'Run', onchange: () => onRun(runSelect.value)});
   const compareBtn = h('button', {class: 'dvi-btn dvi-toggle', testid: 'compare-toggle', type: 'button', title: 'Show several runs side by side', onclick: () => onCompareToggle()}, 'Compare runs');
   const chips = h('div', {class: 'dvi-compare-chips', testid: 'compare-runs'});
   const linkBtn = h('button', {class: 'dvi-btn dvi-toggle', testid: 'camera-link', type: 'button', onclick: () => onLinkToggle()}, 'Linked views');
   const sideBtn = h('button', {class: 'dvi-btn dvi-side-toggle', testid: 'side-toggle', type: 'button', onclick: () => onSideToggle()}, 'Panels');
   const status = h('div', {class: 'dvi-status', testid: 'status'});
+  const views = [['map', 'Map'], ['dynamics', 'Training dynamics']].map(([v, label]) =>
+    h('button', {type: 'button', class: 'dvi-seg-btn', dataset: {view: v}, testid: `view-${v}`, onclick: () => onView(v)}, label));
+  const viewSwitch = h('div', {class: 'dvi-seg dvi-view-switch', role: 'group', 'aria-label': 'Main view'}, views);
   const el = h('header', {class: 'dvi-header'},
     h('div', {class: 'dvi-brand'}, h('span', {class: 'dvi-logo'}, 'DVI'), h('span', {class: 'dvi-subtitle'}, 'training dynamics')),
+    viewSwitch,
     h('label', {class: 'dvi-field dvi-run-field'}, h('span', {class: 'dvi-field-label'}, 'Run'), runSelect),
     compareBtn, chips, linkBtn, h('div', {class: 'dvi-spacer'}), status, sideBtn);
   let chipKey = null;
 
-  /** {runs, run, compare, chips: [{run, on}] (panel order first), linked, sideOpen, empty} */
+  /** {runs, run, compare, chips: [{run, on}] (panel order first), linked, sideOpen, view} */
   function update(m) {
+    for (const b of views) {
+      b.classList.toggle('dvi-on', b.dataset.view === m.view);
+      b.setAttribute('aria-pressed', String(b.dataset.view === m.view));
+    }
     const names = m.runs.map((r) => r.run);
     if ([...runSelect.options].map((o) => o.value).join('\n') !== names.join('\n')) {
       clear(runSelect);

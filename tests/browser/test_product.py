@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 
 import numpy as np
@@ -18,6 +19,7 @@ from tabkit import Tab, png_array, post, projection, runs_by_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 N = 160
 STEPS = 3
 RUNS = ("clean", "noisy", "live")
@@ -38,6 +40,13 @@ RECORD_LABELS_JS = """() => {
   };
   requestAnimationFrame(tick);
 }"""
+SAVED_CAMERA_JS = """(() => {
+  const saved = JSON.parse(sessionStorage.getItem('dvi.tab.state') || '{}');
+  if (!saved.cam) return false;
+  const [x, y, zoom] = saved.cam.split(',').map(Number);
+  const c = __dvi.camera;
+  return Math.abs(x - c.x) < 1e-4 && Math.abs(y - c.y) < 1e-4 && Math.abs(zoom - c.zoom) < 1e-3;
+})()"""
 
 
 @pytest.fixture(scope="module", params=["true", "false"], ids=["load_fast", "python_loader"])
@@ -186,7 +195,9 @@ def test_reload_restores_filters_selection_and_camera(tab, server):
     tab.wait("__dvi.selected === 5")
     wheel_zoom(tab, 2.5, at=(0.3, 0.6))
     tab.wait("__dvi.camera.zoom > 2")
+    time.sleep(0.3)
     before = {k: tab.js(f"__dvi.{k}") for k in ("filter", "camera", "selected", "step", "run", "highlighted")}
+    tab.wait(SAVED_CAMERA_JS, timeout=10)  # the URL writes are debounced: wait for this camera to be saved
     tab.page.wait_for_function("location.hash.includes('p.dvi.cam=') && location.hash.includes('p.dvi.split=train')",
                                timeout=10000)
     tab.page.reload()
@@ -267,3 +278,43 @@ def test_narrow_window_keeps_the_map_in_view_when_filtering(tab):
     frame_box = tab.frame.frame_element().bounding_box()
     assert box["y"] >= frame_box["y"] - 1 and box["y"] + 50 < frame_box["y"] + frame_box["height"], "map scrolled away"
     assert json.loads(json.dumps(tab.js("__dvi.filter")))["label"] == 2
+
+
+def test_trajectory_dots_name_their_step_and_the_quality_panel_states_its_reference(tab):
+    tab.open("#dvi&p.dvi.run=noisy")
+    tab.goto_step_index(STEPS - 1)
+    tab.el("find-id").fill("3")
+    tab.el("find-id").press("Enter")
+    tab.wait("__dvi.selected === 3 && __dvi.panels[0].trajectory")
+    time.sleep(0.3)
+    at = tab.js("__dvi.screenPosition(3)")
+    tab.page.mouse.move(*tab.page_point(at["x"] + 1, at["y"]))
+    readout = tab.el("readout-trajectory-step")
+    readout.wait_for(timeout=10000)
+    assert readout.inner_text() == f"#3 at step {STEPS - 1}"
+    assert tab.el("sparkline-key").is_visible(), "the sparkline has no key"
+    assert "wrong" in tab.el("sparkline-key").inner_text()
+
+    tab.wait("document.querySelector('[data-testid=metric-ref-nn-train]') !== null", timeout=60)
+    with open(os.path.join(ROOT, "frontend", "reference.js")) as handle:
+        ref = json.loads(handle.read().split("export const REFERENCE = ", 1)[1].rstrip().rstrip(";"))
+    assert ref["method"] == "umap-learn"
+    assert tab.el("metric-ref-nn-train").inner_text().endswith(f"{ref['metrics']['train']['nn']:.2f}")
+    name = tab.frame.locator("tr[data-metric=nn] .dvi-metric-name")
+    assert "nearest neighbours" in name.get_attribute("title"), "no explanation on hover"
+    tab.wait("document.querySelector('tr[data-metric=nn] [data-testid=metric-trend] polyline') !== null", timeout=60)
+    points = tab.frame.locator("tr[data-metric=nn] [data-testid=metric-trend] polyline").get_attribute("points")
+    assert len(points.split()) == STEPS, f"the trend does not cover the {STEPS} projected steps: {points}"
+
+
+def test_training_dynamics_view_picks_a_sample_onto_the_map(tab):
+    tab.open("#dvi&p.dvi.run=noisy")
+    tab.el("view-dynamics").click()
+    tab.wait("document.querySelector('[data-testid=dyn-cube]') !== null", timeout=90)
+    assert not tab.el("maps").is_visible(), "the maps stay hidden under the dynamics view"
+    row = tab.el("dyn-suspect").first
+    sample_id = int(row.locator("td").nth(1).inner_text())
+    row.click()
+    tab.wait(f"__dvi.selected === {sample_id}")
+    assert tab.el("maps").is_visible(), "picking a sample goes back to the map"
+    assert tab.el("inspect-id").inner_text() == f"#{sample_id}"
