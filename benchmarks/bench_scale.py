@@ -1,0 +1,388 @@
+"""Per-step cost of the projection at paper size: 60,000 training samples x 512 features a step (plus 10,000 test).
+
+The case is built from the bundled 10k MNIST digits: a wider network (784 -> 1024 -> 512 -> 10, ReLU) is trained on
+six shifted, noisy copies of the digits (60,000 training inputs); the 10,000 test inputs are a seventh copy. After
+each epoch its 512-d penultimate features of all 70,000 inputs are logged as one step through the public API
+(``dvi.summary.snapshot``), exactly as a user's training loop would. Then all steps are projected in one child
+process as ``dvi-project`` does (``method.project_step`` through the result cache, torch on ``--threads`` threads),
+timing every step (the first from scratch, the others warm-started: the steady state) and the child's peak resident
+memory. umap-learn then fits the same 60,000 training features of the last step in another child process on the same
+threads (numba's compile included, as a user pays it), which gives the ratio. The steady-state step is profiled
+with py-spy (sampling, attached to the child for that step only, so its time is not inflated) when py-spy is
+installed; the top entries go into the results.
+
+It measures ``dvi_core`` as it is when it runs: nothing here tunes the method. Targets (issue 14): steady-state step
+<= 30 s on 2 CPU threads, <= 0.5 x umap-learn's fit, peak memory <= 4 GB.
+
+    python benchmarks/bench_scale.py [--quick] [--steps 2] [--threads 2] [--device cpu] [--no-umap]
+
+``--quick`` (6,000 + 1,000 samples) checks that everything runs in a couple of minutes and writes
+``results/scale_quick.*``; the full case writes ``results/scale.{json,md}``. Heavy: tens of minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import results_io  # noqa: E402 - sibling module of this script
+
+MNIST = os.path.join(ROOT, "examples", "data", "mnist10k.npz")
+RUN = "scale"
+TARGETS = {"steady_s": 30.0, "umap_ratio": 0.5, "peak_gb": 4.0}
+
+
+# -- the case ----------------------------------------------------------------------------------------------------------
+
+
+def augmented_digits(copies: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``copies`` x the 10k bundled digits, each copy shifted by up to 2 pixels and with pixel noise: [N, 784]."""
+    with np.load(MNIST) as data:
+        images = torch.from_numpy(data["images"]).float().div_(255)
+        labels = torch.from_numpy(data["labels"].astype(np.int64))
+    gen = torch.Generator().manual_seed(seed)
+    parts = []
+    for _ in range(copies):
+        dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
+        shifted = torch.roll(images, shifts=(dy, dx), dims=(1, 2))
+        noisy = (shifted + 0.15 * torch.randn(shifted.shape, generator=gen)).clamp_(0, 1)
+        parts.append(noisy.reshape(len(images), -1))
+    return torch.cat(parts), labels.repeat(copies)
+
+
+class WideNet(torch.nn.Module):
+    """784 -> 1024 -> 512 (the logged features) -> 10."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, dim),
+                                        torch.nn.ReLU())
+        self.head = torch.nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def train_epoch(net: WideNet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, seed: int,
+                limit: int | None = None) -> None:
+    """One epoch of minibatch Adam over the training inputs (``limit`` batches at most)."""
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    for i, start in enumerate(range(0, len(x), 256)):
+        if limit is not None and i >= limit:
+            break
+        batch = order[start:start + 256]
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x[batch]), y[batch]).backward()
+        opt.step()
+
+
+def write_case(run_dir: str, n_train: int, n_test: int, dim: int, steps: int, seed: int = 0) -> dict[str, Any]:
+    """Train the network and log ``steps`` epochs of [n_train + n_test, dim] features to ``run_dir``."""
+    import tensorboard_plugin_dvi as dvi
+
+    torch.manual_seed(seed)
+    copies = -(-(n_train + n_test) // 10_000)
+    x, y = augmented_digits(copies, seed)
+    x, y = x[:n_train + n_test], y[:n_train + n_test]
+    split = np.arange(len(x)) < n_train
+    net = WideNet(dim)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    started, accuracy = time.perf_counter(), []
+    for step in range(steps):
+        train_epoch(net, x[:n_train], y[:n_train], opt, seed + step, limit=None if n_train >= 20_000 else 60)
+        with torch.no_grad():
+            feats = torch.cat([net.body(x[s:s + 8192]) for s in range(0, len(x), 8192)])
+            accuracy.append(float((net.head(feats[n_train:]).argmax(1) == y[n_train:]).float().mean()))
+        dvi.summary.snapshot(run_dir, step, feats, y, net.head, split=split)
+    dvi.summary.close(run_dir)
+    return {"n_train": n_train, "n_test": n_test, "dim": dim, "steps": steps, "test_accuracy": accuracy,
+            "build_s": time.perf_counter() - started}
+
+
+# -- the child processes -----------------------------------------------------------------------------------------------
+
+
+def child_project(logdir: str, threads: int, device: str) -> None:
+    """Project every step of the run in this process, printing ``start STEP`` and ``end STEP {json}`` lines."""
+    from tensorboard_plugin_dvi import cache, method, storage
+
+    torch.set_num_threads(threads)
+    store = storage.RunStore(os.path.join(logdir, RUN))
+    records, _ = store.read_run()
+    results = cache.ResultCache(store, cache.Settings())
+    steps = sorted(records)
+    for pos, step in enumerate(steps):
+        prev = records[steps[pos - 1]] if pos else None
+        print(f"start {step}", flush=True)
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        result = method.project_step(store, results, records[step], prev, device=device)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        info = {"step": step, "seconds": time.perf_counter() - started, "n": len(result.ids),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "load_average": os.getloadavg()[0], "metrics": result.metrics}
+        if device.startswith("cuda"):
+            info["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        print("end " + json.dumps(info), flush=True)
+
+
+def child_umap(logdir: str, step: int) -> None:
+    """Fit umap-learn on the training features of ``step`` (numba compile included); print the seconds as JSON."""
+    from tensorboard_plugin_dvi import storage
+
+    store = storage.RunStore(os.path.join(logdir, RUN))
+    records, _ = store.read_run()
+    data = store.load_step(records[step])
+    feats = data.features[data.split.astype(bool)].astype(np.float32)
+    started = time.perf_counter()
+    import umap
+
+    umap.UMAP(n_neighbors=15, n_components=2).fit(feats)
+    print(json.dumps({"seconds": time.perf_counter() - started, "n": len(feats),
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+
+
+def _child_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+    return env
+
+
+def _wait(proc: subprocess.Popen) -> float:
+    """Wait for ``proc``; its own peak resident memory in MB (from wait4)."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"child process failed with exit code {proc.returncode}")
+    return usage.ru_maxrss / 1024
+
+
+# -- measuring ---------------------------------------------------------------------------------------------------------
+
+
+def start_profiler(pid: int, path: str) -> subprocess.Popen | None:
+    """py-spy sampling ``pid`` into a raw (collapsed stacks) file; None when py-spy is not installed."""
+    exe = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not os.path.exists(exe):
+        return None
+    return subprocess.Popen([exe, "record", "--pid", str(pid), "--format", "raw", "--rate", "20", "--nonblocking",
+                             "-o", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(spy: subprocess.Popen | None) -> None:
+    """Make py-spy write its file (SIGINT) and wait for it."""
+    if spy is None:
+        return
+    spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(60)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+
+
+def project_steps(logdir: str, threads: int, device: str, profile_step: int | None,
+                  profile_path: str) -> tuple[list[dict[str, Any]], float]:
+    """Run :func:`child_project`; every step's measurements and the child's peak resident memory (MB)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child-project", "--logdir", logdir, "--threads",
+           str(threads), "--device", device]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_child_env(threads))
+    steps, spy = [], None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "start" and int(rest) == profile_step:
+            spy = start_profiler(proc.pid, profile_path)
+        elif kind == "end":
+            stop_profiler(spy)
+            spy = None
+            steps.append(json.loads(rest))
+            print(f"step {steps[-1]['step']}: {steps[-1]['seconds']:.1f} s, peak {steps[-1]['peak_rss_mb']:.0f} MB, "
+                  f"load {steps[-1]['load_average']:.1f}", flush=True)
+    return steps, _wait(proc)
+
+
+def fit_umap(logdir: str, step: int, threads: int) -> dict[str, Any]:
+    """Run :func:`child_umap`; its seconds and memory."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child-umap", "--logdir", logdir, "--step", str(step)]
+    load_before = os.getloadavg()[0]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_child_env(threads))
+    out, _ = proc.communicate()
+    proc.returncode = 0
+    info = json.loads(out.strip().splitlines()[-1])
+    info["load_average"] = [load_before, os.getloadavg()[0]]
+    return info
+
+
+def summarize_profile(path: str, top: int = 20) -> dict[str, Any] | None:
+    """Top functions of a py-spy raw profile: by samples anywhere on the stack (inclusive) and at its top (self)."""
+    if not os.path.exists(path):
+        return None
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    with open(path) as handle:
+        for line in handle:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            frames = [_frame(f) for f in stack.split(";")]
+            total += int(count)
+            own[frames[-1]] += int(count)
+            for frame in set(frames):
+                inclusive[frame] += int(count)
+    share = lambda c: round(100 * c / max(total, 1), 1)  # noqa: E731 - tiny local helper
+    return {"samples": total, "rate_hz": 20,
+            "inclusive": [[f, share(c)] for f, c in inclusive.most_common(top * 3) if _interesting(f)][:top],
+            "self": [[f, share(c)] for f, c in own.most_common(top)]}
+
+
+def _frame(raw: str) -> str:
+    """``func (path/to/file.py:123)`` -> ``func (package/file.py)`` (lines merged)."""
+    name, _, where = raw.partition(" (")
+    where = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", f"{ROOT}/"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+    return f"{name} ({where})"
+
+
+def _interesting(frame: str) -> bool:
+    """Frames worth listing in the inclusive top (not the script's own driver frames or the interpreter's)."""
+    return not any(s in frame for s in ("bench_scale.py", "<module>", "runpy.py", "threading.py"))
+
+
+# -- the report --------------------------------------------------------------------------------------------------------
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Build the case, project it, fit umap-learn, and return everything measured."""
+    n_train, n_test = (6_000, 1_000) if args.quick else (args.train, args.test)
+    workdir = tempfile.mkdtemp(prefix="dvi-bench-scale-")
+    logdir = os.path.join(workdir, "logs")
+    torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()[0]
+    case = write_case(os.path.join(logdir, RUN), n_train, n_test, args.dim, args.steps)
+    print(f"case written in {case['build_s']:.0f} s: {n_train} + {n_test} x {args.dim}, {args.steps} steps", flush=True)
+    profile_path = os.path.join(workdir, "profile.txt")
+    profile_step = 1 if args.steps > 1 else 0
+    steps, peak_mb = project_steps(logdir, args.threads, args.device, profile_step, profile_path)
+    umap_info = None if args.no_umap else fit_umap(logdir, steps[-1]["step"], args.threads)
+    report = {"case": case, "threads": args.threads, "device": args.device, "steps": steps,
+              "first_step_s": steps[0]["seconds"],
+              "steady_step_s": float(np.mean([s["seconds"] for s in steps[1:]])) if len(steps) > 1 else None,
+              "peak_rss_mb": peak_mb, "umap": umap_info, "profile_step": profile_step,
+              "profile": summarize_profile(profile_path), "load_average": [load_start, os.getloadavg()[0]],
+              "machine": platform.machine(), "cpus": os.cpu_count(), "method": _method_version(),
+              "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if umap_info and report["steady_step_s"]:
+        report["umap_ratio"] = report["steady_step_s"] / umap_info["seconds"]
+    shutil.rmtree(workdir, ignore_errors=True)
+    return report
+
+
+def _method_version() -> dict[str, str]:
+    """dvi_core's version and the commit it was measured at (``+dirty`` when dvi_core had uncommitted changes)."""
+    import dvi_core
+
+    def git(*cmd: str) -> str:
+        out = subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    dirty = "+dirty" if git("status", "--porcelain", "--", "dvi_core") else ""
+    return {"dvi_core": dvi_core.__version__, "commit": git("rev-parse", "--short", "HEAD") + dirty}
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """The results as a table for people."""
+    c = r["case"]
+    steady = r["steady_step_s"]
+    lines = [f"# Projection at scale: {c['n_train']:,} train + {c['n_test']:,} test x {c['dim']} a step", "",
+             f"{r['when']}; dvi_core {r['method']['dvi_core']} at {r['method']['commit']}; {r['cpus']} CPUs, "
+             f"torch on {r['threads']} thread(s), device {r['device']}; load average {r['load_average'][0]:.1f} at "
+             f"the start, {r['load_average'][1]:.1f} at the end (a shared machine: times are noisy).", "",
+             "| step | seconds | load average | peak RSS so far (MB) |", "|---:|---:|---:|---:|"]
+    lines += [f"| {s['step']} | {s['seconds']:.1f} | {s['load_average']:.1f} | {s['peak_rss_mb']:.0f} |"
+              for s in r["steps"]]
+    lines += ["", "| measure | value | target | met |", "|---|---:|---:|---|",
+              f"| first step (s) | {r['first_step_s']:.1f} | | |"]
+    if steady is not None:
+        lines.append(f"| steady-state step (s) | {steady:.1f} | <= {TARGETS['steady_s']:.0f} | "
+                     f"{_yes(steady <= TARGETS['steady_s'])} |")
+    lines.append(f"| peak resident memory (GB) | {r['peak_rss_mb'] / 1024:.2f} | <= {TARGETS['peak_gb']:.0f} | "
+                 f"{_yes(r['peak_rss_mb'] / 1024 <= TARGETS['peak_gb'])} |")
+    if r.get("umap"):
+        u = r["umap"]
+        lines.append(f"| umap-learn fit of the {u['n']:,} training features (s, compile included) | "
+                     f"{u['seconds']:.1f} | | |")
+    if r.get("umap_ratio") is not None:
+        lines.append(f"| steady step / umap-learn fit | {r['umap_ratio']:.2f} | <= {TARGETS['umap_ratio']} | "
+                     f"{_yes(r['umap_ratio'] <= TARGETS['umap_ratio'])} |")
+    lines += ["", f"Case built (network trained and steps logged) in {c['build_s']:.0f} s; the network's test "
+                  f"accuracy per step: {', '.join(f'{a:.3f}' for a in c['test_accuracy'])}."]
+    lines += profile_markdown(r)
+    return "\n".join(lines) + "\n"
+
+
+def profile_markdown(r: dict[str, Any]) -> list[str]:
+    """The profile's top entries."""
+    p = r.get("profile")
+    if not p:
+        return ["", "No profile (py-spy is not installed: `pip install py-spy`)."]
+    lines = ["", f"## Where step {r['profile_step']}'s time goes (py-spy, {p['samples']} samples at {p['rate_hz']} Hz)",
+             "", "Share of samples with the function anywhere on the stack (inclusive):", "",
+             "| % | function |", "|---:|---|"]
+    lines += [f"| {share} | `{frame}` |" for frame, share in p["inclusive"]]
+    lines += ["", "Share of samples where the function itself was running (self; time inside torch or numba "
+                  "kernels is charged to the Python function that called them):", "", "| % | function |", "|---:|---|"]
+    lines += [f"| {share} | `{frame}` |" for frame, share in p["self"]]
+    return lines
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="6,000 + 1,000 samples: a check that it runs")
+    parser.add_argument("--train", type=int, default=60_000)
+    parser.add_argument("--test", type=int, default=10_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=2, help="logged epochs (the first is projected from scratch)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-umap", action="store_true", help="skip the umap-learn comparison")
+    parser.add_argument("--child-project", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-umap", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--logdir", help=argparse.SUPPRESS)
+    parser.add_argument("--step", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_project:
+        return child_project(args.logdir, args.threads, args.device)
+    if args.child_umap:
+        return child_umap(args.logdir, args.step)
+    report = measure(args)
+    results_io.save("scale_quick" if args.quick else "scale", report, markdown(report))
+
+
+if __name__ == "__main__":
+    main()
