@@ -1,0 +1,133 @@
+"""Many runs: ``dvi-project`` one run after another vs ``dvi-project --jobs 2``, on the same logdir contents.
+
+Writes 8 runs x 6 steps (each run 1,000 of the bundled digits' features from a quickly trained MLP, 64-d, drifting
+from step to step, with the MLP's head), copies the logdir, and projects one copy with the plain command (torch on
+all cores) and the other with ``--jobs 2`` (two worker processes, one torch thread each: the command's defaults on a
+2-core machine). Both are the real ``dvi-project`` command in a subprocess; the wall time of each and the load
+average beside it are recorded, and every step's result is checked to exist afterwards.
+
+    python benchmarks/bench_jobs.py [--quick] [--runs 8] [--steps 6] [--jobs 2]
+
+Writes ``results/jobs.{json,md}`` (``--quick``: 3 runs x 2 steps of 300 samples, ``results/jobs_quick.*``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import results_io  # noqa: E402 - sibling module of this script
+
+MNIST = os.path.join(os.path.dirname(HERE), "examples", "data", "mnist10k.npz")
+
+
+def digit_features(dim: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray, torch.nn.Linear]:
+    """10k digits through a quickly trained 784 -> dim MLP: features, labels and the head."""
+    with np.load(MNIST) as data:
+        x = torch.from_numpy(data["images"]).float().div_(255).reshape(-1, 784)
+        y = torch.from_numpy(data["labels"].astype(np.int64))
+    torch.manual_seed(seed)
+    body, head = torch.nn.Sequential(torch.nn.Linear(784, dim), torch.nn.ReLU()), torch.nn.Linear(dim, 10)
+    opt = torch.optim.Adam([*body.parameters(), *head.parameters()], lr=3e-3)
+    for _ in range(40):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(head(body(x)), y).backward()
+        opt.step()
+    with torch.no_grad():
+        return body(x).numpy(), y.numpy(), head
+
+
+def write_runs(logdir: str, runs: int, steps: int, n: int) -> None:
+    """``runs`` runs of ``steps`` steps, each a different slice of the digits whose features drift step by step."""
+    import tensorboard_plugin_dvi as dvi
+
+    feats, labels, head = digit_features()
+    rng = np.random.default_rng(0)
+    split = np.arange(n) < int(0.8 * n)
+    for r in range(runs):
+        pick = rng.choice(len(feats), n, replace=False)
+        base, scale = feats[pick], feats.std()
+        run_dir = os.path.join(logdir, f"run{r:02d}")
+        for step in range(steps):
+            drifted = base + rng.normal(0, 0.05 * scale * (step + 1), base.shape).astype(np.float32)
+            dvi.summary.snapshot(run_dir, step, drifted, labels[pick], head, split=split)
+        dvi.summary.close(run_dir)
+
+
+def project(logdir: str, *extra: str) -> dict[str, Any]:
+    """Run ``dvi-project`` on ``logdir``; its wall seconds, exit code and the load average before and after."""
+    exe = os.path.join(os.path.dirname(sys.executable), "dvi-project")
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    out = subprocess.run([exe, "--logdir", logdir, "--quiet", *extra], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if out.returncode:
+        raise RuntimeError(f"dvi-project {' '.join(extra)} failed:\n{out.stderr}")
+    return {"args": list(extra), "seconds": seconds, "load_average": [load_before, os.getloadavg()[0]]}
+
+
+def all_projected(logdir: str) -> bool:
+    """Whether every step of every run has its result, warm-started from the step before."""
+    from tensorboard_plugin_dvi import cache, cli
+
+    for location in cli.find_runs(logdir).values():
+        store = cli.open_store(location, os.path.realpath(logdir))
+        records, _ = store.read_run()
+        results = cache.ResultCache(store, cache.Settings())
+        steps = sorted(records)
+        if not all(results.has(records[s], records[steps[i - 1]] if i else None) for i, s in enumerate(steps)):
+            return False
+    return True
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """The results as a table for people."""
+    seq, par = r["sequential"], r["parallel"]
+    lines = [f"# Many runs: {r['runs']} runs x {r['steps']} steps of {r['n']:,} samples x 64", "",
+             f"{r['when']}; {r['cpus']} CPUs shared with other work (load averages beside each number).", "",
+             "| command | wall s | load average before / after |", "|---|---:|---|",
+             f"| `dvi-project` (one run after another, torch on {os.cpu_count()} threads) | {seq['seconds']:.1f} | "
+             f"{seq['load_average'][0]:.1f} / {seq['load_average'][1]:.1f} |",
+             f"| `dvi-project --jobs {r['jobs']}` (1 torch thread per worker) | {par['seconds']:.1f} | "
+             f"{par['load_average'][0]:.1f} / {par['load_average'][1]:.1f} |", "",
+             f"Speed-up: {seq['seconds'] / par['seconds']:.2f}x; every step projected in both: {r['complete']}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--n", type=int, default=1000, help="samples a step")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    runs, steps, n = (3, 2, 300) if args.quick else (args.runs, args.steps, args.n)
+    work = tempfile.mkdtemp(prefix="dvi-bench-jobs-")
+    seq_dir, par_dir = os.path.join(work, "sequential"), os.path.join(work, "parallel")
+    write_runs(seq_dir, runs, steps, n)
+    shutil.copytree(seq_dir, par_dir, symlinks=True)
+    sequential = project(seq_dir)
+    parallel = project(par_dir, "--jobs", str(args.jobs))
+    report = {"runs": runs, "steps": steps, "n": n, "jobs": args.jobs, "sequential": sequential,
+              "parallel": parallel, "speedup": sequential["seconds"] / parallel["seconds"],
+              "complete": all_projected(seq_dir) and all_projected(par_dir), "cpus": os.cpu_count(),
+              "machine": platform.machine(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    shutil.rmtree(work, ignore_errors=True)
+    results_io.save("jobs_quick" if args.quick else "jobs", report, markdown(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""The plugin's routes on a large run: 100 steps x 100,000 samples, served by a real ``tensorboard`` process.
+
+What is measured is serving, not projecting. The run is synthetic: 100,000 samples of 10 classes in 32 dimensions
+(Gaussian classes whose spread shrinks as "training" goes on, 5 % of the labels flipped), a linear head, logged
+step by step through the public API (``dvi.summary.snapshot``). Its results are written straight into the plugin's
+cache with ``cache.ResultCache.save``, as the projection service writes them, from a cheap stand-in layout: **one**
+DVI model fitted on 3,000 samples of step 0 and applied to every step (``StepProjection.transform``; not a per-step
+projection). The routes read those files exactly as they read real results.
+
+With TensorBoard started on the logdir (``--dvi_autoproject off``: nothing is projected behind the measurement),
+it times, as the tab calls them: ``runs``; ``projection`` (binary and JSON) of several steps; ``sample`` (one
+sample across every step); ``cube``; ``dynamics`` (binary and JSON); ``suspects``. Each route's first request (which
+loads what it needs from disk: for the dynamics routes that is folding in every step, and the class of the map
+region under every sample at every projected step) is reported apart from repeated requests (median). Then one new
+step is logged and projected while TensorBoard runs, and the first cube and dynamics requests after it are timed
+(new steps are folded in incrementally). Last, TensorBoard's resident memory (now and peak).
+Targets (issue 14): every route under 300 ms, TensorBoard's resident memory <= 2 GB.
+
+    python benchmarks/bench_server_scale.py [--quick] [--steps 100] [--samples 100000]
+
+Writes ``results/server_scale.{json,md}`` (``--quick``: 10,000 x 10, ``results/server_scale_quick.*``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+from helpers import start_tensorboard, stop  # noqa: E402 - the tests' way of starting a real tensorboard
+
+sys.path.insert(0, HERE)
+import results_io  # noqa: E402 - sibling module of this script
+
+RUN = "big"
+DIM, CLASSES = 32, 10
+TARGET_MS, TARGET_RSS_MB = 300.0, 2048.0
+
+
+class SyntheticRun:
+    """The run's samples: class centres, per-sample directions, labels (5 % flipped) and a head fitting the centres."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.centres = rng.normal(0, 1, (CLASSES, DIM)).astype(np.float32)
+        self.truth = rng.integers(0, CLASSES, n)
+        self.noise = rng.normal(0, 1, (n, DIM)).astype(np.float32)
+        flip = rng.random(n) < 0.05
+        self.labels = np.where(flip, (self.truth + rng.integers(1, CLASSES, n)) % CLASSES, self.truth)
+        self.split = np.arange(n) < int(0.85 * n)
+        self.head = torch.nn.Linear(DIM, CLASSES)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.from_numpy(self.centres))
+            self.head.bias.copy_(torch.from_numpy(-0.5 * (self.centres ** 2).sum(1)))
+
+    def features(self, step: int, steps: int) -> np.ndarray:
+        """The samples at ``step``: their class centre plus noise that shrinks from 2.0 to 0.4 over the run."""
+        spread = 2.0 - 1.6 * step / max(1, steps - 1)
+        return self.centres[self.truth] + spread * self.noise
+
+
+def fit_stand_in(run: SyntheticRun, steps: int) -> Any:
+    """One DVI model fitted on 3,000 samples of step 0: the stand-in layout of every step."""
+    from dvi_core import DVIProjector
+
+    feats = run.features(0, steps)[:3000]
+    return DVIProjector(n_neighbors=15, seed=0).fit_step(feats, run.head)
+
+
+def log_step(run_dir: str, run: SyntheticRun, model: Any, step: int, steps: int) -> None:
+    """Log one step through the public API and write its result into the plugin's cache."""
+    import tensorboard_plugin_dvi as dvi
+    from tensorboard_plugin_dvi import cache, storage
+
+    feats = run.features(step, steps)
+    record = dvi.summary.snapshot(run_dir, step, feats, run.labels, run.head, split=run.split)
+    store = storage.RunStore(run_dir)
+    records, _ = store.read_run()
+    prev = records.get(max((s for s in records if s < step), default=-1))
+    results = cache.ResultCache(store, cache.Settings())
+    results.save(record, prev, np.arange(len(feats)), model.transform(feats), {"train": {}, "test": {}}, model.save)
+
+
+def write_logdir(logdir: str, n: int, steps: int) -> tuple[SyntheticRun, Any, float]:
+    """The run of ``steps`` steps with every result written; the run, the stand-in model and the seconds taken."""
+    import tensorboard_plugin_dvi as dvi
+
+    started = time.perf_counter()
+    run = SyntheticRun(n)
+    model = fit_stand_in(run, steps)
+    run_dir = os.path.join(logdir, RUN)
+    for step in range(steps):
+        log_step(run_dir, run, model, step, steps)
+    dvi.summary.close(run_dir)
+    return run, model, time.perf_counter() - started
+
+
+def get_ms(url: str) -> tuple[float, int, int]:
+    """GET ``url``: milliseconds, status and body bytes."""
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=900) as resp:
+            body, status = resp.read(), resp.status
+    except urllib.error.HTTPError as err:
+        body, status = err.read(), err.code
+    return 1000 * (time.perf_counter() - started), status, len(body)
+
+
+def route(base: str, path: str, repeats: int = 7, warm_paths: list[str] | None = None) -> dict[str, Any]:
+    """First request and the median of ``repeats`` more (over ``warm_paths`` in turn when given)."""
+    first, status, size = get_ms(base + path)
+    if status != 200:
+        raise RuntimeError(f"{path}: HTTP {status}")
+    paths = warm_paths or [path]
+    warm = [get_ms(base + paths[i % len(paths)])[0] for i in range(repeats)]
+    return {"path": path, "first_ms": first, "warm_ms": statistics.median(warm), "warm_max_ms": max(warm),
+            "bytes": size, "load_average": os.getloadavg()[0]}
+
+
+def rss_mb(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak) of a process, in MB."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) / 1024
+    return fields
+
+
+def wait_listed(base: str, steps: int, timeout: float = 600) -> float:
+    """Poll ``runs`` until the run lists ``steps`` steps; the seconds it took."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        with urllib.request.urlopen(base + "/runs", timeout=60) as resp:
+            runs = {r["run"]: r for r in json.loads(resp.read())["runs"]}
+        if RUN in runs and len(runs[RUN]["steps"]) >= steps:
+            return time.perf_counter() - started
+        time.sleep(0.5)
+    raise RuntimeError(f"TensorBoard never listed {steps} steps")
+
+
+def measure_routes(base: str, steps: int, n: int) -> dict[str, dict[str, Any]]:
+    """Every route, as the tab calls it."""
+    q = f"run={RUN}"
+    some = [0, steps // 2, steps - 1]
+    out = {"runs": route(base, "/runs")}
+    out["projection_binary"] = route(base, f"/projection?{q}&step={steps - 1}&format=binary",
+                                     warm_paths=[f"/projection?{q}&step={s}&format=binary" for s in some])
+    out["projection_json"] = route(base, f"/projection?{q}&step={steps - 1}", repeats=3)
+    out["sample"] = route(base, f"/sample?{q}&id=17", warm_paths=[f"/sample?{q}&id={i}" for i in (5, n // 2, n - 3)])
+    out["cube"] = route(base, f"/cube?{q}&rows=512&cols=512")
+    out["cube_other_size"] = route(base, f"/cube?{q}&rows=300&cols={min(steps, 100)}")
+    out["dynamics_binary"] = route(base, f"/dynamics?{q}&format=binary")
+    out["dynamics_json"] = route(base, f"/dynamics?{q}", repeats=3)
+    out["suspects"] = route(base, f"/suspects?{q}&k=100")
+    return out
+
+
+def measure_new_step(base: str, logdir: str, run: SyntheticRun, model: Any, steps: int) -> dict[str, Any]:
+    """Log and project one more step while TensorBoard runs; the first cube and dynamics requests after it."""
+    log_step(os.path.join(logdir, RUN), run, model, steps, steps + 1)
+    listed_s = wait_listed(base, steps + 1)
+    q = f"run={RUN}"
+    cube_ms = get_ms(base + f"/cube?{q}&rows=512&cols=512")[0]
+    dynamics_ms = get_ms(base + f"/dynamics?{q}&format=binary")[0]
+    return {"listed_after_s": listed_s, "cube_first_ms": cube_ms, "dynamics_binary_first_ms": dynamics_ms,
+            "load_average": os.getloadavg()[0]}
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """The results as a table for people."""
+    lines = [f"# Serving {r['steps']} steps x {r['n']:,} samples (real tensorboard process)", "",
+             f"{r['when']}; {r['cpus']} CPUs shared with other work; load average {r['load_average'][0]:.1f} at "
+             f"the start, {r['load_average'][1]:.1f} at the end. The run ({DIM}-d synthetic features, "
+             f"{CLASSES} classes) and its results were written in {r['write_s']:.0f} s; results come from one DVI "
+             "model fitted on 3,000 samples of step 0 and applied to every step (a stand-in layout: projection speed "
+             "is not measured here).", "",
+             "| route | first request ms | repeated, median ms | repeated, max ms | bytes | under 300 ms |",
+             "|---|---:|---:|---:|---:|---|"]
+    for m in r["routes"].values():
+        ok = "yes" if m["warm_ms"] <= TARGET_MS else "**no**"
+        first = "" if m["first_ms"] <= TARGET_MS else " (first: **no**)"
+        lines.append(f"| `{m['path']}` | {m['first_ms']:.0f} | {m['warm_ms']:.1f} | {m['warm_max_ms']:.1f} | "
+                     f"{m['bytes']:,} | {ok}{first} |")
+    s = r["new_step"]
+    lines += ["", f"A new step logged while serving: listed after {s['listed_after_s']:.1f} s; the first cube request "
+                  f"then took {s['cube_first_ms']:.0f} ms and dynamics (binary) {s['dynamics_binary_first_ms']:.0f} ms "
+                  f"(load average {s['load_average']:.1f}).", "",
+              f"TensorBoard resident memory: {r['rss_mb']['VmRSS']:.0f} MB now, {r['rss_mb']['VmHWM']:.0f} MB peak "
+              f"(target <= {TARGET_RSS_MB:.0f} MB: {_met(r['rss_mb']['VmHWM'] <= TARGET_RSS_MB)})."]
+    return "\n".join(lines) + "\n"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="10,000 samples x 10 steps")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=100_000)
+    parser.add_argument("--keep", help="write the logdir here and keep it (default: a temporary folder, removed)")
+    args = parser.parse_args()
+    steps, n = (10, 10_000) if args.quick else (args.steps, args.samples)
+    torch.set_num_threads(1)
+    work = args.keep or tempfile.mkdtemp(prefix="dvi-bench-server-scale-")
+    logdir = os.path.join(work, "logs")
+    load_start = os.getloadavg()[0]
+    run, model, write_s = write_logdir(logdir, n, steps)
+    print(f"logdir written in {write_s:.0f} s", flush=True)
+    proc, url = start_tensorboard(logdir, "--dvi_autoproject", "off")
+    try:
+        base = url + "/data/plugin/dvi"
+        wait_listed(base, steps)
+        routes = measure_routes(base, steps, n)
+        new_step = measure_new_step(base, logdir, run, model, steps)
+        memory = rss_mb(proc.pid)
+    finally:
+        stop(proc)
+    report = {"steps": steps, "n": n, "write_s": write_s, "routes": routes, "new_step": new_step, "rss_mb": memory,
+              "load_average": [load_start, os.getloadavg()[0]], "cpus": os.cpu_count(), "machine": platform.machine(),
+              "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    results_io.save("server_scale_quick" if args.quick else "server_scale", report, markdown(report))
+
+
+if __name__ == "__main__":
+    main()
