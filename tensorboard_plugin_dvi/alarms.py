@@ -1,7 +1,11 @@
 """Alarm rules over a run's step statistics (SentryCam): each alarm says in words what happened and to which classes.
 
 Rules, evaluated on each new step against the earlier steps only (so alarms already raised never change when more
-steps arrive, and a live run is checked step by step):
+steps arrive, and a live run is checked step by step). A class's *best* accuracy and separation are taken over the
+steps where it was *learned*: its informedness (accuracy minus the fraction of other classes' samples predicted as
+it) at least ``learned``. An untrained model that predicts one class for everything gives that class an accuracy of
+1 but an informedness of 0, so it sets no reference to fall from; the separation rules watch only classes learned at
+some step (the geometry of a class the model never learned is noise).
 
 * ``forgetting``: a class's accuracy on the watched split fell from its best so far by at least
   ``max(acc_drop, acc_sigmas * sqrt(best * (1 - best) / n))`` (``n`` its samples: the drop must also be far outside
@@ -48,6 +52,7 @@ class Rules:
     jump_window: int = 10
     jump_history: int = 3
     layer_fraction: float = 0.25
+    learned: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,12 +145,11 @@ class AlarmDetector:
             self._start(len(acc))
         raised = [*self._accuracy(stats, acc, sep), *self._separation(stats, acc, sep), *self._jump(stats)]
         with np.errstate(invalid="ignore"):
-            self._acc_best_step = np.where(acc > np.nan_to_num(self._acc_best, nan=-np.inf), stats.step,
-                                           self._acc_best_step)
-            self._sep_best_step = np.where(sep > np.nan_to_num(self._sep_best, nan=-np.inf), stats.step,
-                                           self._sep_best_step)
-        self._acc_best = np.fmax(self._acc_best, acc)
-        self._sep_best = np.fmax(self._sep_best, sep)
+            learned = stats.watched_informedness >= self.rules.learned
+            acc_up = learned & ~(acc <= self._acc_best)
+            sep_up = learned & np.isfinite(sep) & ~(sep <= self._sep_best)
+        self._acc_best_step[acc_up], self._acc_best[acc_up] = stats.step, acc[acc_up]
+        self._sep_best_step[sep_up], self._sep_best[sep_up] = stats.step, sep[sep_up]
         self._n_steps += 1
         self.alarms += raised
         return raised

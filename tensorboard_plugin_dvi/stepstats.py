@@ -95,6 +95,16 @@ class StepStats:
         return self.accuracy[self.watched]
 
     @property
+    def watched_informedness(self) -> np.ndarray:
+        """Per-class informedness on the watched split [C]: its accuracy minus the fraction of the *other* classes'
+        samples predicted as it (Youden's J). 0 for a model that predicts the class for everything or at random."""
+        hits = np.diag(self.confusion)
+        others = self.confusion.sum() - self.confusion.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            false_rate = np.where(others > 0, (self.confusion.sum(0) - hits) / others, 0.0)
+        return self.watched_accuracy - false_rate
+
+    @property
     def overall_accuracy(self) -> float:
         """Accuracy over all samples of the watched split."""
         total = self.confusion.sum()
