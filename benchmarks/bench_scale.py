@@ -3,18 +3,21 @@
 The case is built from the bundled 10k MNIST digits: a wider network (784 -> 1024 -> 512 -> 10, ReLU) is trained on
 six shifted, noisy copies of the digits (60,000 training inputs); the 10,000 test inputs are a seventh copy. After
 each epoch its 512-d penultimate features of all 70,000 inputs are logged as one step through the public API
-(``dvi.summary.snapshot``), exactly as a user's training loop would. Then all steps are projected in one child
+(``dvi.summary.snapshot``), exactly as a user's training loop would. umap-learn first fits the 60,000 training
+features of the last step in a child process on the same threads (numba's compile included, as a user pays it),
+which gives the ratio. Then all steps are projected in one child
 process as ``dvi-project`` does (``method.project_step`` through the result cache, torch on ``--threads`` threads),
 timing every step (the first from scratch, the others warm-started: the steady state) and the child's peak resident
-memory. umap-learn then fits the same 60,000 training features of the last step in another child process on the same
-threads (numba's compile included, as a user pays it), which gives the ratio. The steady-state step is profiled
-with py-spy (sampling, attached to the child for that step only, so its time is not inflated) when py-spy is
-installed; the top entries go into the results.
+memory. Every step is profiled with py-spy (sampling, attached to the child for that step only, so its time is not
+inflated) when py-spy is installed; the top entries go into the results. Results are written after every stage, and
+``--deadline-min`` stops the projection when the time is up, so a cut-short run still records (and labels) what it
+measured, including the profile of the unfinished step.
 
 It measures ``dvi_core`` as it is when it runs: nothing here tunes the method. Targets (issue 14): steady-state step
 <= 30 s on 2 CPU threads, <= 0.5 x umap-learn's fit, peak memory <= 4 GB.
 
     python benchmarks/bench_scale.py [--quick] [--steps 2] [--threads 2] [--device cpu] [--no-umap]
+                                     [--deadline-min M]
 
 ``--quick`` (6,000 + 1,000 samples) checks that everything runs in a couple of minutes and writes
 ``results/scale_quick.*``; the full case writes ``results/scale.{json,md}``. Heavy: tens of minutes on 2 cores.
@@ -33,7 +36,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -167,15 +172,6 @@ def _child_env(threads: int) -> dict[str, str]:
     return env
 
 
-def _wait(proc: subprocess.Popen) -> float:
-    """Wait for ``proc``; its own peak resident memory in MB (from wait4)."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"child process failed with exit code {proc.returncode}")
-    return usage.ru_maxrss / 1024
-
-
 # -- measuring ---------------------------------------------------------------------------------------------------------
 
 
@@ -199,25 +195,51 @@ def stop_profiler(spy: subprocess.Popen | None) -> None:
         spy.kill()
 
 
-def project_steps(logdir: str, threads: int, device: str, profile_step: int | None,
-                  profile_path: str) -> tuple[list[dict[str, Any]], float]:
-    """Run :func:`child_project`; every step's measurements and the child's peak resident memory (MB)."""
+class Deadline:
+    """Stops a child process (and its profiler, which then writes what it has) when the time is up."""
+
+    def __init__(self, proc: subprocess.Popen, seconds: float | None) -> None:
+        self.proc, self.spy, self.hit = proc, None, False
+        self.timer = threading.Timer(seconds, self.stop) if seconds else None
+        if self.timer:
+            self.timer.start()
+
+    def stop(self) -> None:
+        self.hit = True
+        stop_profiler(self.spy)
+        self.proc.kill()
+
+    def cancel(self) -> None:
+        if self.timer:
+            self.timer.cancel()
+
+
+def project_steps(logdir: str, threads: int, device: str, profile_dir: str | None, deadline_s: float | None,
+                  on_step: Callable[[list[dict[str, Any]]], None] = lambda steps: None) -> dict[str, Any]:
+    """Run :func:`child_project`: every finished step's measurements, the child's peak resident memory (MB), and
+    whether the deadline cut it short. Each step is profiled into ``profile_dir/profile_<step>.txt``."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child-project", "--logdir", logdir, "--threads",
            str(threads), "--device", device]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_child_env(threads))
-    steps, spy = [], None
+    limit, steps = Deadline(proc, deadline_s), []
     assert proc.stdout is not None
     for line in proc.stdout:
         kind, _, rest = line.strip().partition(" ")
-        if kind == "start" and int(rest) == profile_step:
-            spy = start_profiler(proc.pid, profile_path)
+        if kind == "start" and profile_dir:
+            limit.spy = start_profiler(proc.pid, os.path.join(profile_dir, f"profile_{int(rest)}.txt"))
         elif kind == "end":
-            stop_profiler(spy)
-            spy = None
+            stop_profiler(limit.spy)
+            limit.spy = None
             steps.append(json.loads(rest))
             print(f"step {steps[-1]['step']}: {steps[-1]['seconds']:.1f} s, peak {steps[-1]['peak_rss_mb']:.0f} MB, "
                   f"load {steps[-1]['load_average']:.1f}", flush=True)
-    return steps, _wait(proc)
+            on_step(steps)
+    limit.cancel()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode and not limit.hit:
+        raise RuntimeError(f"the projecting child failed with exit code {proc.returncode}")
+    return {"steps": steps, "peak_rss_mb": usage.ru_maxrss / 1024, "cut_short": limit.hit}
 
 
 def fit_umap(logdir: str, step: int, threads: int) -> dict[str, Any]:
@@ -273,29 +295,56 @@ def _interesting(frame: str) -> bool:
 # -- the report --------------------------------------------------------------------------------------------------------
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Build the case, project it, fit umap-learn, and return everything measured."""
+def measure(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Build the case, fit umap-learn, project every step; ``save`` the report after each stage (a cut-short run
+    still leaves what it measured)."""
     n_train, n_test = (6_000, 1_000) if args.quick else (args.train, args.test)
+    started = time.time()
     workdir = tempfile.mkdtemp(prefix="dvi-bench-scale-")
     logdir = os.path.join(workdir, "logs")
     torch.set_num_threads(args.threads)
-    load_start = os.getloadavg()[0]
-    case = write_case(os.path.join(logdir, RUN), n_train, n_test, args.dim, args.steps)
-    print(f"case written in {case['build_s']:.0f} s: {n_train} + {n_test} x {args.dim}, {args.steps} steps", flush=True)
-    profile_path = os.path.join(workdir, "profile.txt")
-    profile_step = 1 if args.steps > 1 else 0
-    steps, peak_mb = project_steps(logdir, args.threads, args.device, profile_step, profile_path)
-    umap_info = None if args.no_umap else fit_umap(logdir, steps[-1]["step"], args.threads)
-    report = {"case": case, "threads": args.threads, "device": args.device, "steps": steps,
-              "first_step_s": steps[0]["seconds"],
-              "steady_step_s": float(np.mean([s["seconds"] for s in steps[1:]])) if len(steps) > 1 else None,
-              "peak_rss_mb": peak_mb, "umap": umap_info, "profile_step": profile_step,
-              "profile": summarize_profile(profile_path), "load_average": [load_start, os.getloadavg()[0]],
-              "machine": platform.machine(), "cpus": os.cpu_count(), "method": _method_version(),
-              "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    if umap_info and report["steady_step_s"]:
-        report["umap_ratio"] = report["steady_step_s"] / umap_info["seconds"]
+    report: dict[str, Any] = {"threads": args.threads, "device": args.device, "machine": platform.machine(),
+                              "cpus": os.cpu_count(), "method": _method_version(), "steps": [], "umap": None,
+                              "load_average": [os.getloadavg()[0], None], "complete": False,
+                              "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    report["case"] = write_case(os.path.join(logdir, RUN), n_train, n_test, args.dim, args.steps)
+    print(f"case written in {report['case']['build_s']:.0f} s: {n_train} + {n_test} x {args.dim}, {args.steps} steps",
+          flush=True)
+    if not args.no_umap:  # first: it is shorter and certain to finish; the ratio needs it
+        report["umap"] = fit_umap(logdir, args.steps - 1, args.threads)
+        print(f"umap-learn: {report['umap']['seconds']:.1f} s", flush=True)
+        save(report)
+
+    def on_step(steps: list[dict[str, Any]]) -> None:
+        report["steps"] = steps
+        save(finish(report, workdir))
+
+    deadline = args.deadline_min * 60 - (time.time() - started) if args.deadline_min else None
+    projected = project_steps(logdir, args.threads, args.device, workdir, deadline, on_step)
+    report.update(steps=projected["steps"], peak_rss_mb=projected["peak_rss_mb"], cut_short=projected["cut_short"],
+                  complete=not projected["cut_short"])
+    save(finish(report, workdir))
     shutil.rmtree(workdir, ignore_errors=True)
+    return report
+
+
+def finish(report: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """Derived numbers and profiles from what has been measured so far."""
+    steps = report["steps"]
+    report["load_average"][1] = os.getloadavg()[0]
+    report["first_step_s"] = steps[0]["seconds"] if steps else None
+    report["steady_step_s"] = float(np.mean([s["seconds"] for s in steps[1:]])) if len(steps) > 1 else None
+    report.setdefault("peak_rss_mb", None)
+    if steps:
+        report["peak_rss_mb"] = max(report["peak_rss_mb"] or 0, max(s["peak_rss_mb"] for s in steps))
+    if report.get("umap") and report["steady_step_s"]:
+        report["umap_ratio"] = report["steady_step_s"] / report["umap"]["seconds"]
+    report["profiles"] = {}
+    for name in sorted(os.listdir(workdir)):
+        if name.startswith("profile_"):
+            summary = summarize_profile(os.path.join(workdir, name))
+            if summary:
+                report["profiles"][name[len("profile_"):-len(".txt")]] = summary
     return report
 
 
@@ -312,23 +361,27 @@ def _method_version() -> dict[str, str]:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    """The results as a table for people."""
-    c = r["case"]
-    steady = r["steady_step_s"]
+    """The results as a table for people (of a finished run, or of what a cut-short run measured)."""
+    c, steady, peak = r["case"], r.get("steady_step_s"), r.get("peak_rss_mb")
     lines = [f"# Projection at scale: {c['n_train']:,} train + {c['n_test']:,} test x {c['dim']} a step", "",
              f"{r['when']}; dvi_core {r['method']['dvi_core']} at {r['method']['commit']}; {r['cpus']} CPUs, "
              f"torch on {r['threads']} thread(s), device {r['device']}; load average {r['load_average'][0]:.1f} at "
-             f"the start, {r['load_average'][1]:.1f} at the end (a shared machine: times are noisy).", "",
-             "| step | seconds | load average | peak RSS so far (MB) |", "|---:|---:|---:|---:|"]
+             f"the start, {r['load_average'][1] or 0:.1f} at the end (a shared machine: times are noisy)."]
+    if not r.get("complete"):
+        lines += ["", f"**Incomplete**: {len(r['steps'])} of {c['steps']} steps finished"
+                      + (" before the deadline stopped the run." if r.get("cut_short") else " so far.")]
+    lines += ["", "| step | seconds | load average | peak RSS so far (MB) |", "|---:|---:|---:|---:|"]
     lines += [f"| {s['step']} | {s['seconds']:.1f} | {s['load_average']:.1f} | {s['peak_rss_mb']:.0f} |"
               for s in r["steps"]]
-    lines += ["", "| measure | value | target | met |", "|---|---:|---:|---|",
-              f"| first step (s) | {r['first_step_s']:.1f} | | |"]
+    lines += ["", "| measure | value | target | met |", "|---|---:|---:|---|"]
+    if r.get("first_step_s") is not None:
+        lines.append(f"| first step (s) | {r['first_step_s']:.1f} | | |")
     if steady is not None:
         lines.append(f"| steady-state step (s) | {steady:.1f} | <= {TARGETS['steady_s']:.0f} | "
                      f"{_yes(steady <= TARGETS['steady_s'])} |")
-    lines.append(f"| peak resident memory (GB) | {r['peak_rss_mb'] / 1024:.2f} | <= {TARGETS['peak_gb']:.0f} | "
-                 f"{_yes(r['peak_rss_mb'] / 1024 <= TARGETS['peak_gb'])} |")
+    if peak:
+        lines.append(f"| peak resident memory (GB) | {peak / 1024:.2f} | <= {TARGETS['peak_gb']:.0f} | "
+                     f"{_yes(peak / 1024 <= TARGETS['peak_gb'])} |")
     if r.get("umap"):
         u = r["umap"]
         lines.append(f"| umap-learn fit of the {u['n']:,} training features (s, compile included) | "
@@ -338,18 +391,20 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{_yes(r['umap_ratio'] <= TARGETS['umap_ratio'])} |")
     lines += ["", f"Case built (network trained and steps logged) in {c['build_s']:.0f} s; the network's test "
                   f"accuracy per step: {', '.join(f'{a:.3f}' for a in c['test_accuracy'])}."]
-    lines += profile_markdown(r)
+    for step, profile in r.get("profiles", {}).items():
+        finished = any(s["step"] == int(step) for s in r["steps"])
+        lines += profile_markdown(int(step), profile, finished)
+    if not r.get("profiles"):
+        lines += ["", "No profile (py-spy is not installed: `pip install py-spy`)."]
     return "\n".join(lines) + "\n"
 
 
-def profile_markdown(r: dict[str, Any]) -> list[str]:
-    """The profile's top entries."""
-    p = r.get("profile")
-    if not p:
-        return ["", "No profile (py-spy is not installed: `pip install py-spy`)."]
-    lines = ["", f"## Where step {r['profile_step']}'s time goes (py-spy, {p['samples']} samples at {p['rate_hz']} Hz)",
-             "", "Share of samples with the function anywhere on the stack (inclusive):", "",
-             "| % | function |", "|---:|---|"]
+def profile_markdown(step: int, p: dict[str, Any], finished: bool) -> list[str]:
+    """One step's profile: its top entries."""
+    state = "" if finished else " (the step did not finish: the profile covers the part that ran)"
+    lines = ["", f"## Where step {step}'s time goes{state}", "",
+             f"py-spy, {p['samples']} samples at {p['rate_hz']} Hz. Share of samples with the function anywhere on "
+             "the stack (inclusive):", "", "| % | function |", "|---:|---|"]
     lines += [f"| {share} | `{frame}` |" for frame, share in p["inclusive"]]
     lines += ["", "Share of samples where the function itself was running (self; time inside torch or numba "
                   "kernels is charged to the Python function that called them):", "", "| % | function |", "|---:|---|"]
@@ -371,6 +426,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-umap", action="store_true", help="skip the umap-learn comparison")
+    parser.add_argument("--deadline-min", type=float, default=None,
+                        help="stop projecting after this many minutes from the start and record what finished")
     parser.add_argument("--child-project", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-umap", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--logdir", help=argparse.SUPPRESS)
@@ -380,8 +437,8 @@ def main() -> None:
         return child_project(args.logdir, args.threads, args.device)
     if args.child_umap:
         return child_umap(args.logdir, args.step)
-    report = measure(args)
-    results_io.save("scale_quick" if args.quick else "scale", report, markdown(report))
+    name = "scale_quick" if args.quick else "scale"
+    measure(args, lambda report: results_io.save(name, report, markdown(report)))
 
 
 if __name__ == "__main__":
