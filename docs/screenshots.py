@@ -1,14 +1,15 @@
-"""Take the README's screenshots of the DVI tab on the demo runs (single run, and a comparison).
+"""Take the README's screenshots of the DVI tab on the demo runs (single run, a comparison, a zoomed map).
 
     python docs/screenshots.py --logdir demo_logs
 
 Projects the demo logdir first if needed (`dvi-project`), starts a real `tensorboard`, drives Debian's Chromium
-with Playwright and writes docs/tab_single.png and docs/tab_compare.png.
+with Playwright and writes docs/tab_single.png, docs/tab_compare.png and docs/tab_zoom.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -31,7 +32,8 @@ def dvi_frame(page):
     raise RuntimeError("the DVI iframe never appeared")
 
 
-def shoot(browser, url: str, hash_: str, path: str, select: int | None = None) -> None:
+def shoot(browser, url: str, hash_: str, path: str, select: int | None = None, zoom: float | None = None) -> None:
+    """One screenshot at 1440 x 900: `select` a sample (by id), then show the whole map, or zoom in on the sample."""
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.goto(url + "/" + hash_)
     frame = dvi_frame(page)
@@ -39,10 +41,17 @@ def shoot(browser, url: str, hash_: str, path: str, select: int | None = None) -
     time.sleep(2.0)
     if select is not None:
         frame.locator("[data-testid=find-id]").fill(str(select))
-        frame.locator("[data-testid=find-id]").press("Enter")
+        frame.locator("[data-testid=find-id]").press("Enter")  # selects and centres the sample
         time.sleep(1.0)
-        for canvas in frame.locator("[data-testid=map-canvas]").all():
-            canvas.dblclick(position={"x": 5, "y": 5}, force=True)  # whole map again (finding a sample centres it)
+        if zoom is None:
+            canvas = frame.locator("[data-testid=map-canvas]").first
+            canvas.dblclick(position={"x": 5, "y": 5}, force=True)  # the whole map again (the selection stays)
+        else:
+            geo = frame.evaluate("__dvi.geometry(0)")
+            box = frame.frame_element().bounding_box()
+            page.mouse.move(box["x"] + geo["left"] + geo["width"] / 2, box["y"] + geo["top"] + geo["height"] / 2)
+            page.mouse.wheel(0, -math.log(zoom / 2) / 0.0015)  # finding zoomed 2x already
+        frame.wait_for_function("__dvi.panels.every(p => p.tiles.drawn === p.tiles.wanted)", timeout=120_000)
         time.sleep(2.0)
     page.mouse.move(0, 0)
     page.screenshot(path=path)
@@ -72,11 +81,13 @@ def main() -> None:
                   os.path.join(HERE, "tab_single.png"), select=args.sample)
             shoot(browser, url, f"#dvi&p.dvi.run=noisy&p.dvi.step={args.step}&p.dvi.compare=clean%2Cnoisy",
                   os.path.join(HERE, "tab_compare.png"), select=args.sample)
+            shoot(browser, url, f"#dvi&p.dvi.run=noisy&p.dvi.step={args.step}",
+                  os.path.join(HERE, "tab_zoom.png"), select=args.sample, zoom=6.0)
             browser.close()
     finally:
         proc.terminate()
         proc.wait(30)
-    print("wrote docs/tab_single.png and docs/tab_compare.png")
+    print("wrote docs/tab_single.png, docs/tab_compare.png and docs/tab_zoom.png")
 
 
 if __name__ == "__main__":
