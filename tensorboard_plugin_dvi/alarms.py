@@ -1,13 +1,15 @@
 """Alarm rules over a run's step statistics (SentryCam): each alarm says in words what happened and to which classes.
 
 Rules, evaluated on each new step against the earlier steps only (so alarms already raised never change when more
-steps arrive, and a live run is checked step by step). A class's *best* accuracy and separation are taken over the
-steps where it was *learned*: its informedness (accuracy minus the fraction of other classes' samples predicted as
-it) at least ``learned``. An untrained model that predicts one class for everything gives that class an accuracy of
-1 but an informedness of 0, so it sets no reference to fall from; the separation rules watch only classes learned at
-some step (the geometry of a class the model never learned is noise).
+steps arrive, and a live run is checked step by step). A class's *best* accuracy is the highest level it held over
+two consecutive logged steps (``min`` of the pair: one lucky step early in training is no reference), and its best
+separation the highest at a single step, both over the steps where it was *learned*: its informedness (accuracy
+minus the fraction of other classes' samples predicted as it) at least ``learned``. An untrained model that predicts
+one class for everything gives that class an accuracy of 1 but an informedness of 0, so it sets no reference to fall
+from; the separation rules watch only classes learned at some step (the geometry of a class the model never learned
+is noise).
 
-* ``forgetting``: a class's accuracy on the watched split fell from its best so far by at least
+* ``forgetting``: a class's accuracy on the watched split fell from its best by at least
   ``max(acc_drop, acc_sigmas * sqrt(best * (1 - best) / n))`` (``n`` its samples: the drop must also be far outside
   the binomial noise of a small class).
 * ``collapse``: a class's separation fell to at most ``1 - sep_collapse`` of its best so far.
@@ -144,17 +146,25 @@ class AlarmDetector:
         if self._acc_best is None:
             self._start(len(acc))
         raised = [*self._accuracy(stats, acc, sep), *self._separation(stats, acc, sep), *self._jump(stats)]
+        learned = self._learned_now(stats)
+        held = np.fmin(self._prev_acc, acc)  # the level held over this step and the previous one
         with np.errstate(invalid="ignore"):
-            learned = stats.watched_informedness >= self.rules.learned
-            acc_up = learned & ~(acc <= self._acc_best)
+            acc_up = learned & self._prev_learned & ~(held <= self._acc_best)
             sep_up = learned & np.isfinite(sep) & ~(sep <= self._sep_best)
-        self._acc_best_step[acc_up], self._acc_best[acc_up] = stats.step, acc[acc_up]
+        self._acc_best_step[acc_up], self._acc_best[acc_up] = stats.step, held[acc_up]
         self._sep_best_step[sep_up], self._sep_best[sep_up] = stats.step, sep[sep_up]
+        self._prev_acc, self._prev_learned = acc.copy(), learned
         self._n_steps += 1
         self.alarms += raised
         return raised
 
+    def _learned_now(self, stats: StepStats) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return stats.watched_informedness >= self.rules.learned
+
     def _start(self, c: int) -> None:
+        self._prev_acc = np.full(c, np.nan)
+        self._prev_learned = np.zeros(c, bool)
         self._acc_best = np.full(c, np.nan)
         self._sep_best = np.full(c, np.nan)
         self._acc_best_step = np.full(c, -1)
@@ -198,7 +208,7 @@ class AlarmDetector:
     def _separation(self, stats: StepStats, acc: np.ndarray, sep: np.ndarray) -> list[Alarm]:
         rules, out = self.rules, []
         fall = 1.0 - sep / self._sep_best
-        holding = (self._acc_best - acc) < self.acc_threshold(stats.watched_counts) / 2
+        holding = ((self._acc_best - acc) < self.acc_threshold(stats.watched_counts) / 2) & self._learned_now(stats)
         for kind, limit, extra in (("collapse", rules.sep_collapse, np.ones(len(sep), bool)),
                                    ("early_warning", rules.sep_warn, holding)):
             down = self._down[kind]

@@ -134,14 +134,19 @@ def geometry(x: np.ndarray, labels: np.ndarray, n_classes: int) -> Geometry:
     np.fill_diagonal(dist, 0.0)
     dist[~present, :] = np.nan
     dist[:, ~present] = np.nan
-    return Geometry(counts, spread, dist, _separation(dist, spread))
+    scale = float(np.sqrt(sq.sum() / max(len(y), 1))) if len(y) else 0.0
+    return Geometry(counts, spread, dist, _separation(dist, spread, 1e-6 * scale))
 
 
-def _separation(dist: np.ndarray, spread: np.ndarray) -> np.ndarray:
-    """``min_{b != c} dist[c, b] / sqrt((spread_c^2 + spread_b^2) / 2)`` per class (NaN when undefined)."""
+def _separation(dist: np.ndarray, spread: np.ndarray, tiny: float = 0.0) -> np.ndarray:
+    """``min_{b != c} dist[c, b] / sqrt((spread_c^2 + spread_b^2) / 2)`` per class (NaN when undefined).
+
+    Distances and spreads below ``tiny`` (a millionth of the points' RMS norm) are rounding noise: a pair of
+    classes whose centroids coincide has separation 0 even when their spreads vanish too (features that all died).
+    """
     pooled = np.sqrt((spread[:, None] ** 2 + spread[None, :] ** 2) / 2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = dist / np.maximum(pooled, 1e-12)
+        ratio = np.where(dist <= tiny, 0.0, dist / np.maximum(pooled, max(tiny, 1e-30)))
     np.fill_diagonal(ratio, np.nan)
     ratio[~np.isfinite(ratio)] = np.inf
     best = ratio.min(1) if len(ratio) else np.zeros(0)
