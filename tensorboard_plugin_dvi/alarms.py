@@ -23,7 +23,8 @@ is noise).
 
 A rule fires once per episode: after a class raised an alarm of a kind, that kind is re-armed for the class only
 when the quantity has come back (accuracy within half the threshold of its best, separation within half the
-fall); a jump is not raised again at the step right after one, and an alarmed value is left out of the baseline.
+fall); a jump is not raised again at the step right after an outlier, and the value that raised it is left out of
+the baseline (later ones are not, so the baseline follows a lasting change of regime).
 All classes that fire the same rule at the same step share one alarm.
 """
 
@@ -103,22 +104,27 @@ def is_outlier(value: float, history: Sequence[float], rules: Rules) -> tuple[bo
 
 
 class _JumpSeries:
-    """One scalar series checked for upward outliers, alarmed values kept out of the baseline."""
+    """One scalar series checked for upward outliers.
+
+    An outlier right after another one (the same episode) raises nothing. The value that raised an alarm is kept
+    out of the baseline; later values are kept in it even when they are outliers, so that the baseline follows a
+    lasting change of regime instead of flagging it forever.
+    """
 
     def __init__(self) -> None:
         self.history: list[float] = []
-        self.last_alarm: int | None = None  # index in the series of the last alarmed value
+        self.last_outlier: int | None = None  # index in the series of the latest outlier
 
     def check(self, value: float, rules: Rules) -> tuple[bool, float]:
+        """``(raise, limit)`` for the next value of the series."""
         hit, limit = is_outlier(value, self.history, rules)
         index = len(self.history)
-        following = self.last_alarm is not None and self.last_alarm == index - 1
+        following = self.last_outlier is not None and self.last_outlier == index - 1
         if hit:
-            self.last_alarm = index
-            self.history.append(float("nan"))  # not part of the baseline
-            return not following, limit
-        self.history.append(value)
-        return False, limit
+            self.last_outlier = index
+        raised = hit and not following
+        self.history.append(float("nan") if raised else value)
+        return raised, limit
 
 
 class AlarmDetector:
@@ -254,25 +260,28 @@ def map_jumps(steps: Sequence[int], displacement: Sequence[float], rules: Rules 
     return out
 
 
-def layer_outliers(steps: Sequence[int], rel_change: np.ndarray, rules: Rules | None = None) -> np.ndarray:
-    """Bool [T, L]: where a layer's relative change (``rel_change`` [T, L], NaN unknown) is an outlier for that
-    layer (same test as ``jump``, against the layer's own earlier values)."""
+def layer_outliers(steps: Sequence[int], rel_change: np.ndarray,
+                   rules: Rules | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bool [T, L] twice: where a layer's relative change (``rel_change`` [T, L], NaN unknown) is an outlier for
+    that layer (same test as ``jump``, against the layer's own earlier values), and where such an outlier starts an
+    episode (the outlier before it was not at the previous step)."""
     rules = rules or Rules()
-    out = np.zeros(rel_change.shape, bool)
+    outlier = np.zeros(rel_change.shape, bool)
+    starts = np.zeros(rel_change.shape, bool)
     for layer in range(rel_change.shape[1]):
         series = _JumpSeries()
         for t in range(len(steps)):
-            series.check(float(rel_change[t, layer]), rules)
-            out[t, layer] = series.last_alarm == t  # every outlier, also one right after another
-    return out
+            starts[t, layer], _ = series.check(float(rel_change[t, layer]), rules)
+            outlier[t, layer] = series.last_outlier == t
+    return outlier, starts
 
 
 def layer_jumps(steps: Sequence[int], names: Sequence[str], rel_change: np.ndarray,
                 rules: Rules | None = None) -> list[Alarm]:
-    """``layer_jump`` alarms: steps where at least ``rules.layer_fraction`` of the layers changed by an outlier
-    amount (the layers named, largest relative change first)."""
+    """``layer_jump`` alarms: steps where at least ``rules.layer_fraction`` of the layers start an outlier episode
+    of relative change (the layers named, largest relative change first)."""
     rules = rules or Rules()
-    flags = layer_outliers(steps, rel_change, rules)
+    _, flags = layer_outliers(steps, rel_change, rules)
     known = np.isfinite(rel_change).sum(1)
     out = []
     for t in np.flatnonzero(flags.sum(1) >= np.maximum(1, np.ceil(rules.layer_fraction * known))):
