@@ -62,6 +62,11 @@ class RunIndex:
         """Record of the last servable step (for N, D and class names)."""
         return self.records[max(self.records)] if self.records else None
 
+    def prev_record(self, step: int) -> dict[str, Any] | None:
+        """Record of the servable step before ``step`` (the one it is warm-started from), or None."""
+        earlier = [s for s in self.records if s < step]
+        return self.records[max(earlier)] if earlier else None
+
 
 def confine(logdir: str, run: str) -> str:
     """Directory of ``run`` under ``logdir``; raises NotFoundError for anything escaping the logdir."""
@@ -143,15 +148,17 @@ class Catalog:
         per step on large embeddings); without it, those steps are only listed in ``pending``.
         """
         series = self.series(ctx, experiment_id)
-        for location in self._locations(ctx, experiment_id, series):
-            if location.name != run:
-                continue
-            if location.skipped:
-                raise errors.NotFoundError(f"Run {run!r} is not served: {location.skipped}.")
-            if location.kind == discovery.DVI:
-                return self._dvi_index(ctx, experiment_id, location, series[run])
-            if location.kind == discovery.PROJECTOR:
-                return self._imported_index(location, convert=convert)
+        if run in series:
+            location = dataclasses.replace(discovery.locate(self._root, run), kind=discovery.DVI)
+        else:
+            listed = {r.run_name for r in self._provider.list_runs(ctx, experiment_id=experiment_id)}
+            location = discovery.locate(self._root, run) if run in listed else None
+        if location is not None and location.skipped:
+            raise errors.NotFoundError(f"Run {run!r} is not served: {location.skipped}.")
+        if location is not None and location.kind == discovery.DVI:
+            return self._dvi_index(ctx, experiment_id, location, series[run])
+        if location is not None and location.kind == discovery.PROJECTOR:
+            return self._imported_index(location, convert=convert)
         raise errors.NotFoundError(f"Unknown run {run!r}: no DVI data for it in this logdir.")
 
     def mark_broken(self, index: RunIndex, step: int, why: str) -> None:

@@ -70,10 +70,9 @@ class ProjectionService:
         """The result cache of a run for this service's settings."""
         return self.index.results(index.store)
 
-    def _prev_record(self, index: RunIndex, step: int) -> dict[str, Any] | None:
-        steps = index.steps
-        pos = steps.index(step)
-        return index.records[steps[pos - 1]] if pos > 0 else None
+    @staticmethod
+    def _prev_record(index: RunIndex, step: int) -> dict[str, Any] | None:
+        return index.prev_record(step)
 
     def is_ready(self, index: RunIndex, step: int) -> bool:
         """Whether ``step`` has a readable cached result for its current data and its current predecessor."""

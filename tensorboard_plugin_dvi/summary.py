@@ -138,12 +138,12 @@ def _input_space_boundary(head, encoder, inputs, feats, train, step) -> dict[str
     if inputs is None:
         raise ValueError("The 'encoder' parameter of snapshot needs 'inputs' (the raw samples it encodes). "
                          "Pass inputs=..., or leave encoder=None to make boundary samples from features.")
-    from dvi_core import boundary
+    from tensorboard_plugin_dvi import method
 
     x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(np.asarray(inputs))
     mask = torch.from_numpy(train.astype(bool))
     x_train, f_train = x[mask], feats[train.astype(bool)]
-    sets = [boundary.boundary_samples(head, f_train, encoder=encoder, inputs=x_train, seed=2 * step + i,
+    sets = [method.boundary_samples(head, f_train, encoder=encoder, inputs=x_train, seed=2 * step + i,
                                       device=str(_device_of(encoder))) for i in (0, 1)]
     return {"boundary": sets[0].astype(np.float32), "boundary_test": sets[1].astype(np.float32)}
 

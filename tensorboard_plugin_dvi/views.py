@@ -85,6 +85,7 @@ class Views:
     def __init__(self, service: ProjectionService, *, autoproject: str = "on_demand",
                  on_broken: Callable[[RunIndex, int, str], None] | None = None, workers: int = 2) -> None:
         self.service = service
+        self.results = service.index  # the read side: finished results, never through the job queue
         self.autoproject = autoproject
         self.on_broken = on_broken
         self.flights = flight.Flights(workers)
@@ -127,9 +128,9 @@ class Views:
 
     def ready_result(self, index: RunIndex, step: int) -> cache.StepResult:
         """The step's result, or :class:`NotReady` (after queueing it, unless projection is off)."""
-        self.step_record(index, step)
+        record = self.step_record(index, step)
         try:
-            result = self.service.result(index, step)
+            result = self.results.result(index.store, record, index.prev_record(step))
         except storage.StepError as err:
             raise self._broken(index, step, err) from None
         if result is not None:
@@ -157,7 +158,7 @@ class Views:
             return self._models.get((result.model_path, stamp),
                                     lambda: method.load_model(result.model_path, device=self.service.device))
         except (OSError, ValueError) as err:
-            self.service.index.discard(index.store, result, f"its model file cannot be read ({err})")
+            self.results.discard(index.store, result, f"its model file cannot be read ({err})")
             return self.ready_result(index, step)  # raises NotReady after queueing the recomputation
 
     def head(self, index: RunIndex, step: int):
@@ -175,7 +176,7 @@ class Views:
         result = self.ready_result(index, step)
         light = self.light(index, step)
         if not np.array_equal(result.ids, light["ids"]):
-            self.service.index.discard(index.store, result, "its sample ids do not match the step's data")
+            self.results.discard(index.store, result, "its sample ids do not match the step's data")
             self.ready_result(index, step)
         record = index.records[step]
         header = {"run": index.name, "step": step, "n": int(len(light["ids"])),
@@ -210,7 +211,7 @@ class Views:
     def _landscape_png(self, index: RunIndex, step: int, result: cache.StepResult, size: int,
                        tile: tuple[int, int, int]) -> bytes:
         record = index.records[step]
-        path = self.service.results(index).landscape_path(record, size, result.bounds, tile)
+        path = self.results.results(index.store).landscape_path(record, size, result.bounds, tile)
 
         def render() -> bytes:
             try:
@@ -278,7 +279,7 @@ class Views:
             label, split = int(light["labels"][i]), int(light["split"][i])
             flags = [k[5:] for k in light if k.startswith("flag_") and sample_id in light[k]]
             try:
-                result = self.service.result(index, step)
+                result = self.results.result(index.store, index.records[step], index.prev_record(step))
             except storage.StepError:
                 result = None
             ok = result is not None and i < len(result.ids) and result.ids[i] == sample_id
