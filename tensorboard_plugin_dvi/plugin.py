@@ -25,7 +25,7 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from tensorboard_plugin_dvi import cache, catalog, diagnosis, jobs, metadata, method, params, views
+from tensorboard_plugin_dvi import cache, catalog, diagnosis, jobs, metadata, method, params, training_views, views
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +98,9 @@ class DviPlugin(base_plugin.TBPlugin):
                                               after_step=self._prerender)
         self._autoproject = getattr(flags, "dvi_autoproject", "on_demand")
         self.views = views.Views(self.service, autoproject=self._autoproject, on_broken=self._catalog.mark_broken)
-        self.diagnosis = diagnosis.Diagnosis(positions=diagnosis.ServicePositions(self.service,
-                                                                                  region=self.views.region_classes))
+        positions = diagnosis.ServicePositions(self.service, region=self.views.region_classes)
+        self.diagnosis = diagnosis.Diagnosis(positions=positions)
+        self.training = training_views.TrainingViews(positions=positions)
         self._default_size = int(getattr(flags, "dvi_resolution", 256))
         self._active_checked, self._active = float("-inf"), False
         self._closed = threading.Event()
@@ -143,6 +144,9 @@ class DviPlugin(base_plugin.TBPlugin):
             "/dynamics": self._serve_dynamics,
             "/suspects": self._serve_suspects,
             "/cube": self._serve_cube,
+            "/stepstats": self._serve_stepstats,
+            "/alarms": self._serve_alarms,
+            "/layers": self._serve_layers,
             "/*": self._serve_static,
         }
 
@@ -295,6 +299,25 @@ class DviPlugin(base_plugin.TBPlugin):
         cols = params.integer(request.args, "cols", default=diagnosis.DEFAULT_COLS, lo=1, hi=diagnosis.MAX_PIXELS)
         split = params.choice(request.args, "split", ("all", "train", "test"), default="all")
         return self.diagnosis.cube(self._index(request), rows, cols, None if split == "all" else split)
+
+    # -- step statistics, alarms and layer weights ------------------------------------------------------------------
+
+    @route()
+    def _serve_stepstats(self, request: wrappers.Request) -> Answer:
+        fmt = params.choice(request.args, "format", ("json", "csv"), default="json")
+        start = params.integer(request.args, "start", default=-1, lo=0) if request.args.get("start") else None
+        end = params.integer(request.args, "end", default=-1, lo=0) if request.args.get("end") else None
+        return self.training.stepstats(self._index(request), fmt, start, end)
+
+    @route()
+    def _serve_alarms(self, request: wrappers.Request) -> Answer:
+        fmt = params.choice(request.args, "format", ("json", "csv"), default="json")
+        return self.training.alarms(self._index(request), fmt)
+
+    @route()
+    def _serve_layers(self, request: wrappers.Request) -> Answer:
+        fmt = params.choice(request.args, "format", ("json", "csv"), default="json")
+        return self.training.layers(self._index(request), fmt)
 
     # -- static frontend files ------------------------------------------------------------------------------------
 
