@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 GET_ROUTES = ["runs", "projection", "landscape", "sample", "thumbnail", "metrics", "dynamics", "suspects", "cube",
+              "stepstats", "alarms", "layers",
               "index.js", "nope.js"]
 POST_ROUTES = ["predict", "project"]
-PARAMS = ["run", "step", "size", "id", "format", "z", "tx", "ty", "k", "rows", "cols", "split"]
+PARAMS = ["run", "step", "size", "id", "format", "z", "tx", "ty", "k", "rows", "cols", "split", "start", "end"]
 EXAMPLES = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                             HealthCheck.too_slow])
 
