@@ -14,7 +14,8 @@ is noise).
   the binomial noise of a small class).
 * ``collapse``: a class's separation fell to at most ``1 - sep_collapse`` of its best so far.
 * ``early_warning``: a class's separation fell by at least ``sep_warn`` of its best so far while its accuracy still
-  holds (less than half the forgetting threshold below its best): the geometry degrades before the accuracy does.
+  holds (less than half the forgetting threshold below its best, and still learned): the geometry degrades before
+  the accuracy does. A class that collapses at the same step gets the collapse alarm only.
 * ``jump``: the representation moved much more than usual: the step's neighbour change (or, on the map, its mean
   2-D displacement) is an outlier for the run, ``x > median + jump_z * 1.4826 * MAD`` over the last
   ``jump_window`` earlier values (at least ``jump_history`` of them) and ``x >= jump_ratio * median``.
@@ -215,12 +216,14 @@ class AlarmDetector:
         rules, out = self.rules, []
         fall = 1.0 - sep / self._sep_best
         holding = ((self._acc_best - acc) < self.acc_threshold(stats.watched_counts) / 2) & self._learned_now(stats)
+        collapsed = np.zeros(len(sep), bool)
         for kind, limit, extra in (("collapse", rules.sep_collapse, np.ones(len(sep), bool)),
                                    ("early_warning", rules.sep_warn, holding)):
             down = self._down[kind]
             down &= ~(fall < limit / 2)
-            fire = np.flatnonzero(~down & (fall >= limit) & extra)
+            fire = np.flatnonzero(~down & (fall >= limit) & extra & ~collapsed)  # a collapse says more than a warning
             down[fire] = True
+            collapsed[fire] = True
             if not len(fire):
                 continue
             parts = [f"'{_label(self.classes, c)}' {self._sep_best[c]:.2f} (step {self._sep_best_step[c]}) -> "

@@ -114,7 +114,7 @@ class StepStats:
 def geometry(x: np.ndarray, labels: np.ndarray, n_classes: int) -> Geometry:
     """Per-class spread, centroid distances and separation of points ``x`` [N, D] labelled ``labels``.
 
-    Centroids come from one one-hot [C, N] x [N, D] product; spreads from per-class sums of squared norms
+    Centroids come from one [D, N] x [N, C] one-hot product; spreads from per-class sums of squared norms
     (``E||x||^2 - ||mu||^2``, in float64).
     """
     x = np.asarray(x, dtype=np.float32)
@@ -124,7 +124,9 @@ def geometry(x: np.ndarray, labels: np.ndarray, n_classes: int) -> Geometry:
     onehot[y, np.arange(len(y))] = 1.0
     present = counts > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        mu = (onehot @ x).astype(np.float64) / counts[:, None]
+        # x.T @ onehot.T rather than onehot @ x: the same product, but OpenBLAS runs the wide-and-short form up to
+        # 25x slower with two threads on a busy machine (550 ms against 20 ms for 10,000 x 256).
+        mu = (x.T @ onehot.T).T.astype(np.float64) / counts[:, None]
         sq = np.bincount(y, weights=np.einsum("ij,ij->i", x, x, dtype=np.float64), minlength=n_classes)[:n_classes]
         spread = np.sqrt(np.maximum(sq / counts - (mu ** 2).sum(1), 0.0))
     spread[~present] = np.nan
