@@ -1,6 +1,6 @@
 """Many runs: ``dvi-project`` one run after another vs ``dvi-project --jobs 2``, on the same logdir contents.
 
-Writes 8 runs x 6 steps (each run 1,000 of the bundled digits' features from a quickly trained MLP, 64-d, drifting
+Writes 8 runs x 6 steps (each run 600 of the bundled digits' features from a quickly trained MLP, 64-d, drifting
 from step to step, with the MLP's head), copies the logdir, and projects one copy with the plain command (torch on
 all cores) and the other with ``--jobs 2`` (two worker processes, one torch thread each: the command's defaults on a
 2-core machine). Both are the real ``dvi-project`` command in a subprocess; the wall time of each and the load
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--n", type=int, default=1000, help="samples a step")
+    parser.add_argument("--n", type=int, default=600, help="samples a step")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     runs, steps, n = (3, 2, 300) if args.quick else (args.runs, args.steps, args.n)

@@ -80,32 +80,34 @@ def fit_stand_in(run: SyntheticRun, steps: int) -> Any:
     return DVIProjector(n_neighbors=15, seed=0).fit_step(feats, run.head)
 
 
-def log_step(run_dir: str, run: SyntheticRun, model: Any, step: int, steps: int) -> None:
-    """Log one step through the public API and write its result into the plugin's cache."""
+def log_step(run_dir: str, run: SyntheticRun, model: Any, step: int, steps: int,
+             prev: dict[str, Any] | None) -> dict[str, Any]:
+    """Log one step through the public API and write its result into the plugin's cache; the step's record."""
     import tensorboard_plugin_dvi as dvi
     from tensorboard_plugin_dvi import cache, storage
 
     feats = run.features(step, steps)
     record = dvi.summary.snapshot(run_dir, step, feats, run.labels, run.head, split=run.split)
-    store = storage.RunStore(run_dir)
-    records, _ = store.read_run()
-    prev = records.get(max((s for s in records if s < step), default=-1))
-    results = cache.ResultCache(store, cache.Settings())
+    results = cache.ResultCache(storage.RunStore(run_dir), cache.Settings())
     results.save(record, prev, np.arange(len(feats)), model.transform(feats), {"train": {}, "test": {}}, model.save)
+    return record
 
 
-def write_logdir(logdir: str, n: int, steps: int) -> tuple[SyntheticRun, Any, float]:
-    """The run of ``steps`` steps with every result written; the run, the stand-in model and the seconds taken."""
+def write_logdir(logdir: str, n: int, steps: int) -> tuple[SyntheticRun, Any, dict[str, Any], float]:
+    """The run of ``steps`` steps with every result written; the run, the stand-in model, the last step's record and
+    the seconds taken."""
     import tensorboard_plugin_dvi as dvi
 
     started = time.perf_counter()
     run = SyntheticRun(n)
     model = fit_stand_in(run, steps)
-    run_dir = os.path.join(logdir, RUN)
+    run_dir, record = os.path.join(logdir, RUN), None
     for step in range(steps):
-        log_step(run_dir, run, model, step, steps)
+        record = log_step(run_dir, run, model, step, steps, record)
+        if step % 10 == 9:
+            print(f"{step + 1} steps written ({time.perf_counter() - started:.0f} s)", flush=True)
     dvi.summary.close(run_dir)
-    return run, model, time.perf_counter() - started
+    return run, model, record, time.perf_counter() - started
 
 
 def get_ms(url: str) -> tuple[float, int, int]:
@@ -170,9 +172,10 @@ def measure_routes(base: str, steps: int, n: int) -> dict[str, dict[str, Any]]:
     return out
 
 
-def measure_new_step(base: str, logdir: str, run: SyntheticRun, model: Any, steps: int) -> dict[str, Any]:
+def measure_new_step(base: str, logdir: str, run: SyntheticRun, model: Any, steps: int,
+                     last: dict[str, Any]) -> dict[str, Any]:
     """Log and project one more step while TensorBoard runs; the first cube and dynamics requests after it."""
-    log_step(os.path.join(logdir, RUN), run, model, steps, steps + 1)
+    log_step(os.path.join(logdir, RUN), run, model, steps, steps + 1, last)
     listed_s = wait_listed(base, steps + 1)
     q = f"run={RUN}"
     cube_ms = get_ms(base + f"/cube?{q}&rows=512&cols=512")[0]
@@ -221,14 +224,14 @@ def main() -> None:
     work = args.keep or tempfile.mkdtemp(prefix="dvi-bench-server-scale-")
     logdir = os.path.join(work, "logs")
     load_start = os.getloadavg()[0]
-    run, model, write_s = write_logdir(logdir, n, steps)
+    run, model, last, write_s = write_logdir(logdir, n, steps)
     print(f"logdir written in {write_s:.0f} s", flush=True)
     proc, url = start_tensorboard(logdir, "--dvi_autoproject", "off")
     try:
         base = url + "/data/plugin/dvi"
         wait_listed(base, steps)
         routes = measure_routes(base, steps, n)
-        new_step = measure_new_step(base, logdir, run, model, steps)
+        new_step = measure_new_step(base, logdir, run, model, steps, last)
         memory = rss_mb(proc.pid)
     finally:
         stop(proc)
