@@ -77,6 +77,12 @@ def log_step(writer: SummaryWriter, step: int, model: SmallCNN, images: torch.Te
     return acc
 
 
+def switch_step(epochs: int = 2) -> int:
+    """The number of training batches on digits 0-4 (the step after which only 5-9 are trained)."""
+    _, labels, is_train = load_digits()
+    return epochs * -(-int((labels[is_train] < 5).sum()) // BATCH)
+
+
 def train_continual(logdir: str, name: str = "continual", epochs: int = 2, every: int = 8,
                     seed: int = 0) -> dict[str, Any]:
     """Train on digits 0-4 for ``epochs`` epochs, then on 5-9 for as many; returns the facts a benchmark checks:

@@ -224,6 +224,7 @@ class AlarmDetector:
             fire = np.flatnonzero(~down & (fall >= limit) & extra & ~collapsed)  # a collapse says more than a warning
             down[fire] = True
             collapsed[fire] = True
+            self._down["early_warning"][fire] = True  # a collapsed class is warned already, until it recovers
             if not len(fire):
                 continue
             parts = [f"'{_label(self.classes, c)}' {self._sep_best[c]:.2f} (step {self._sep_best_step[c]}) -> "

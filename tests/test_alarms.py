@@ -108,6 +108,12 @@ def test_separation_collapse_and_an_early_warning_before_accuracy_falls():
     assert "warned at step 4, 2 steps earlier" in forgetting.reason
 
 
+def test_a_class_recovering_part_way_from_a_collapse_raises_no_early_warning():
+    toward = [1.0] * 4 + [0.4, 0.7, 0.7]  # collapse (-60 %) then back to -30 %: still past the warning level
+    steps = [make_step(t, [0.95] * C, toward=toward[t], jitter=0.02) for t in range(len(toward))]
+    assert [(a.step, a.kind) for a in run(steps)] == [(4, "collapse")]
+
+
 def test_a_representation_jump_is_an_outlier_once_and_not_again_at_the_next_step():
     steps = [make_step(t, [0.95] * C, jitter=0.05, move=0.6 if t == 8 else 0.02) for t in range(14)]
     got = run(steps)
