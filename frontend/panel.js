@@ -45,6 +45,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
   let token = 0;
   let timer = 0;
   let anim = 0;
+  let animDone = null; // resolves the promise of the running animation
   let destroyed = false;
   let shown = null; // {step, data, prev (the previous step, aligned, once loaded), overview: image | null}
   let trajectorySample = null;
@@ -82,7 +83,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     const prev = store.get().filter.changed ? await prevPromise : null;
     if (my !== token || destroyed) return;
     const next = {step, data: aligner.align(run, proj), prev: prev && !prev.pending ? aligner.align(run, prev) : null, overview};
-    await show(next, animate, my);
+    await show(next, animate);
     if (prevStep !== null && !next.prev) attachPrevious(next, prevPromise);
     schedulePrefetch(step);
   }
@@ -124,7 +125,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
       const proj = await api.projection(run, fb);
       const overview = proj.pending || !hasHead() ? null : await api.landscape(run, fb, OVERVIEW_SIZE).catch(() => null);
       if (proj.pending || my !== token || shown) return;
-      await show({step: fb, data: aligner.align(run, proj), prev: null, overview}, false, my, {keepPending: true});
+      await show({step: fb, data: aligner.align(run, proj), prev: null, overview}, false, {keepPending: true});
     } catch (_) {
       /* keep the overlay */
     }
@@ -138,11 +139,10 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
 
   const overviewLayer = (s) => (s && s.overview ? [{image: s.overview, bounds: s.data.bounds}] : []);
 
-  function show(next, animate, my, {keepPending = false} = {}) {
+  function show(next, animate, {keepPending = false} = {}) {
     const cur = shown;
     const {mask, count, note} = maskOf(next);
-    cancelAnimationFrame(anim);
-    anim = 0;
+    stopAnimation();
     shown = next;
     tiles.layers.clear();
     tiles.drawn = 0;
@@ -163,9 +163,11 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     const renderScale = next.data.n >= LOW_RES_POINTS ? ANIMATION_RENDER_SCALE : 1;
     scatter.set({...base, from, to: next.data.pos, t: 0, landscapes: {...land, fade: 0}, bounds: {a: fromBounds, b: next.data.bounds}, renderScale});
     const t0 = performance.now();
+    // A newer load does not freeze this animation half-way: only the next show (or destroy) stops it.
     return new Promise((resolve) => {
+      animDone = resolve;
       const frame = (now) => {
-        if (my !== token || destroyed) return resolve();
+        if (destroyed) return stopAnimation();
         const k = Math.min(1, (now - t0) / ANIMATION_MS);
         scatter.set({t: ease(k), landscapes: {...land, fade: ease(k)}});
         scatter.draw();
@@ -173,15 +175,23 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
           anim = requestAnimationFrame(frame);
           return;
         }
-        anim = 0;
         scatter.set({from: next.data.pos, t: 0, landscapes: {a: land.b, b: null}, bounds: {a: next.data.bounds, b: null}, renderScale: 1});
         scatter.draw();
+        stopAnimation();
         report({});
         scheduleTiles();
-        resolve();
       };
       anim = requestAnimationFrame(frame);
     });
+  }
+
+  /** Ends the running animation (if any) where it is and resolves whoever waits for it. */
+  function stopAnimation() {
+    cancelAnimationFrame(anim);
+    anim = 0;
+    const done = animDone;
+    animDone = null;
+    if (done) done();
   }
 
   // ---------- tiles: a sharp landscape at any zoom ----------
@@ -327,7 +337,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     clearTimeout(tiles.timer);
     clearTimeout(hv.timer);
     clearTimeout(prefetchTimer);
-    cancelAnimationFrame(anim);
+    stopAnimation();
     scatter.destroy();
     view.el.remove();
   }
