@@ -9,8 +9,9 @@ model file is saved with every step (its decoder gives the map regions). Not a p
 speed is not what this measures. The routes read those files exactly as they read real results.
 
 With TensorBoard started on the logdir (``--dvi_autoproject off``: nothing is projected behind the measurement),
-it times, as the tab calls them: ``runs``; ``projection`` (binary and JSON) of several steps; ``sample`` (one
-sample across every step); ``cube``; ``dynamics`` (binary and JSON); ``suspects``. Each route's first request (which
+it times, as the tab calls them: ``runs``; ``projection`` (binary, what the tab uses, and JSON) of several steps;
+``sample`` (one sample across every step); ``cube`` (the tab's size, then another); ``dynamics`` (binary, JSON and
+the CSV of the tab's download link); ``suspects`` (JSON and CSV). Each route's first request (which
 loads what it needs from disk: for the dynamics routes that is folding in every step, and the class of the map
 region under every sample at every projected step) is reported apart from repeated requests (median). Then one new
 step is logged and projected while TensorBoard runs, and the first cube and dynamics requests after it are timed
@@ -180,11 +181,13 @@ def measure_routes(base: str, steps: int, n: int) -> dict[str, dict[str, Any]]:
                                      warm_paths=[f"/projection?{q}&step={s}&format=binary" for s in some])
     out["projection_json"] = route(base, f"/projection?{q}&step={steps - 1}", repeats=3)
     out["sample"] = route(base, f"/sample?{q}&id=17", warm_paths=[f"/sample?{q}&id={i}" for i in (5, n // 2, n - 3)])
-    out["cube"] = route(base, f"/cube?{q}&rows=512&cols=512")
-    out["cube_other_size"] = route(base, f"/cube?{q}&rows=300&cols={min(steps, 100)}")
+    out["cube"] = route(base, f"/cube?{q}&rows=360&cols=600")  # as the tab asks: 360 rows, its width in columns
+    out["cube_other_size"] = route(base, f"/cube?{q}&rows=512&cols={min(steps, 1024)}")
     out["dynamics_binary"] = route(base, f"/dynamics?{q}&format=binary")
     out["dynamics_json"] = route(base, f"/dynamics?{q}", repeats=3)
+    out["dynamics_csv"] = route(base, f"/dynamics?{q}&format=csv", repeats=3)  # the tab's download link
     out["suspects"] = route(base, f"/suspects?{q}&k=100")
+    out["suspects_csv"] = route(base, f"/suspects?{q}&k=100&format=csv", repeats=3)
     return out
 
 
@@ -194,10 +197,11 @@ def measure_new_step(base: str, logdir: str, run: SyntheticRun, model: StandIn, 
     log_step(os.path.join(logdir, RUN), run, model, steps, steps + 1, last)
     listed_s = wait_listed(base, steps + 1)
     q = f"run={RUN}"
-    cube_ms = get_ms(base + f"/cube?{q}&rows=512&cols=512")[0]
+    cube_ms = get_ms(base + f"/cube?{q}&rows=360&cols=600")[0]
+    suspects_ms = get_ms(base + f"/suspects?{q}&k=100")[0]
     dynamics_ms = get_ms(base + f"/dynamics?{q}&format=binary")[0]
-    return {"listed_after_s": listed_s, "cube_first_ms": cube_ms, "dynamics_binary_first_ms": dynamics_ms,
-            "load_average": os.getloadavg()[0]}
+    return {"listed_after_s": listed_s, "cube_first_ms": cube_ms, "suspects_first_ms": suspects_ms,
+            "dynamics_binary_first_ms": dynamics_ms, "load_average": os.getloadavg()[0]}
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -216,8 +220,9 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| `{m['path']}` | {m['first_ms']:.0f} | {m['warm_ms']:.1f} | {m['warm_max_ms']:.1f} | "
                      f"{m['bytes']:,} | {ok}{first} |")
     s = r["new_step"]
-    lines += ["", f"A new step logged while serving: listed after {s['listed_after_s']:.1f} s; the first cube request "
-                  f"then took {s['cube_first_ms']:.0f} ms and dynamics (binary) {s['dynamics_binary_first_ms']:.0f} ms "
+    lines += ["", f"A new step logged while serving: listed after {s['listed_after_s']:.1f} s; the first requests "
+                  f"then took: cube {s['cube_first_ms']:.0f} ms, suspects {s['suspects_first_ms']:.0f} ms, dynamics "
+                  f"(binary, folding the new step's map positions in) {s['dynamics_binary_first_ms']:.0f} ms "
                   f"(load average {s['load_average']:.1f}).", "",
               f"TensorBoard resident memory: {r['rss_mb']['VmRSS']:.0f} MB now, {r['rss_mb']['VmHWM']:.0f} MB peak "
               f"(target <= {TARGET_RSS_MB:.0f} MB: {_met(r['rss_mb']['VmHWM'] <= TARGET_RSS_MB)})."]

@@ -89,8 +89,13 @@ class Diagnosis:
 
     # -- state -----------------------------------------------------------------------------------------------------
 
-    def state(self, index: RunIndex) -> _RunState:
-        """The run's dynamics, brought up to date with its servable steps (new steps only, when possible)."""
+    def state(self, index: RunIndex, positions: bool = True) -> _RunState:
+        """The run's dynamics, brought up to date with its servable steps (new steps only, when possible).
+
+        ``positions=False`` leaves the 2-D trajectories as they are: only the ``dynamics`` table shows them, and
+        folding a projected step in means the class of the map region under each of its samples (decoding every
+        sample's position: about a second a step at 100,000 samples), which the cube and suspects never use.
+        """
         keys = step_keys(index)
         if not keys:
             raise errors.NotFoundError(f"Run {index.name!r} has no servable steps yet.")
@@ -107,7 +112,7 @@ class Diagnosis:
             for step, digest in keys[len(state.keys):]:
                 self._fold(index, state, step)
                 state.keys.append((step, digest))
-            if self._positions is not None:
+            if positions and self._positions is not None:
                 self._fold_positions(index, state)
         return state
 
@@ -171,7 +176,7 @@ class Diagnosis:
         _choice("format", fmt, ("json", "csv"))
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise errors.InvalidArgumentError(f"Parameter 'k' must be an integer in [1, {MAX_K}], got {k!r}.")
-        state = self.state(index)
+        state = self.state(index, positions=False)  # suspects use no trajectory column
         with state.lock:
             table, header = state.dynamics.table(), self._header(index, state)
         rows = suspects.suspects(table, header["classes"], k)
@@ -192,7 +197,7 @@ class Diagnosis:
                     f"Parameter '{name}' must be an integer in [1, {MAX_PIXELS}], got {value!r}.")
         if split not in (None, "", "train", "test"):
             raise errors.InvalidArgumentError(f"Parameter 'split' must be 'train' or 'test', got {str(split)[:20]!r}.")
-        state = self.state(index)
+        state = self.state(index, positions=False)  # the cube uses no trajectory column
         key = (len(state.keys), rows, cols, split or None)
         with state.lock:
             if key not in state.cubes:
