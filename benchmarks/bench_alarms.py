@@ -4,6 +4,8 @@ Runs (real MNIST training, ``--logdir``; missing ones are trained first):
 
 * ``continual`` (``examples/continual.py``): the demo CNN on digits 0-4, then only on 5-9. Target: an alarm at the
   first logged step after the switch that names the forgotten digits 0-4.
+* ``continual_dense``: the same, also logged at every batch from 7 before the switch to 16 after (a closer look
+  that shows whether an alarm comes before the accuracy falls).
 * ``unstable`` (``examples/unstable.py``): a learning-rate spike ending at one logged step. Target: an alarm there.
 * the demo's clean run (``examples/train_mnist.py``, ``--demo-runs``). Target: no alarm at any step.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import json
 import os
 import platform
 import subprocess
@@ -64,7 +67,14 @@ def ensure_examples(logdir: str, retrain: bool) -> dict[str, dict[str, Any]]:
     spike = inspect.signature(unstable.train_unstable).parameters
     events = {"continual": continual.switch_step(),  # training on 5-9 starts after this batch
               "unstable": spike["spike_step"].default - spike["spike_batches"].default}  # the spike starts after it
-    for name, train in (("continual", continual.train_continual), ("unstable", unstable.train_unstable)):
+    events["continual_dense"] = events["continual"]
+    dense = (events["continual"] - 7, events["continual"] + 16)  # every batch from 7 before the switch to 16 after
+
+    def continual_dense(logdir: str, name: str) -> dict[str, Any]:
+        return continual.train_continual(logdir, name, dense=dense)
+
+    for name, train in (("continual", continual.train_continual), ("continual_dense", continual_dense),
+                        ("unstable", unstable.train_unstable)):
         facts[name] = {"train_s": None, "event_after": events[name]}
         if retrain or not run_index(os.path.join(logdir, name)).records:
             started = time.time()
@@ -144,28 +154,72 @@ def margins(index: catalog.RunIndex) -> dict[str, float]:
     return out
 
 
+def long_log(steps: int, n: int, d: int, event: int, seed: int = 0) -> dict[str, Any]:
+    """A synthetic long log (``steps`` steps of ``n`` samples x ``d`` features, 10 classes drifting slowly, a test
+    split of 20 %): at step ``event`` class 3 starts to merge into class 5 and its accuracy falls. Measures the
+    statistics and alarms per step, and the ``stepstats`` answer (overview of every step, detail of 50)."""
+    from tensorboard_plugin_dvi.dynamics import StepInput
+    from tensorboard_plugin_dvi.stepstats import StepStatistics
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    split = (np.arange(n) >= n // 5).astype(np.uint8)
+    centres = 4.0 * rng.standard_normal((10, d))
+    noise = rng.standard_normal((n, d)).astype(np.float32)
+    stats, detector = StepStatistics(10), alarms.AlarmDetector([str(c) for c in range(10)])
+    times = []
+    for t in range(steps):
+        drift = centres + 0.02 * t * np.sin(np.arange(d) + t / 50.0)
+        if t >= event:
+            drift[3] = drift[5] + (drift[3] - drift[5]) * max(0.1, 1 - 0.3 * (t - event + 1))
+        feats = (drift[labels] + noise + 0.05 * rng.standard_normal((n, d))).astype(np.float32)
+        logits = -((feats[:, None, :] - drift[None]) ** 2).sum(-1) / d
+        logits[labels == 3, 5] += 0.0 if t < event else 5.0 * min(1.0, 0.3 * (t - event + 1))
+        started = time.perf_counter()
+        detector.add(stats.add_step(StepInput(t, np.arange(n), labels, split, logits.astype(np.float32)), feats))
+        times.append(1000 * (time.perf_counter() - started))
+    started = time.perf_counter()
+    body = training_views.stepstats_json(stats.steps, stats.maps, steps - 50, steps - 1)
+    answer_ms = 1000 * (time.perf_counter() - started)
+    size = len(json.dumps(body))
+    return {"steps": steps, "n": n, "d": d, "event_step": event,
+            "alarms": [{"step": a.step, "kind": a.kind, "classes": list(a.classes)} for a in detector.alarms],
+            "per_step_ms": {"median": float(np.median(times)), "p90": float(np.quantile(times, 0.9))},
+            "stepstats_answer_ms": answer_ms, "stepstats_bytes": size}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logdir", default="/tmp/demo_logs_alarms")
     parser.add_argument("--demo-runs", default="clean,noisy")
     parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--long", default="1000,10000,64", help="STEPS,N,D of the synthetic long log (empty: skip)")
     args = parser.parse_args(argv)
     demo = [r for r in args.demo_runs.split(",") if r]
     facts = ensure_examples(args.logdir, args.retrain)
     ensure_demo(args.logdir, demo)
     runs = {name: {**evaluate(os.path.join(args.logdir, name), facts[name]["event_after"]), **facts[name]}
-            for name in ("continual", "unstable")}
+            for name in ("continual", "continual_dense", "unstable")}
     runs.update({name: evaluate(os.path.join(args.logdir, name), None) for name in demo})
     c, u = runs["continual"], runs["unstable"]
     forgotten = [a for a in c["at_event"] if a["kind"] == "forgetting"]
+    dense = runs["continual_dense"]
     checks = {
         "continual: alarm at the collapse step naming 0-4": bool(forgotten) and
         {"0", "1", "2", "3", "4"} <= set(forgotten[0]["class_names"]),
         "unstable: alarm at the spike step": bool(u["at_event"]),
+        "continual_dense: first alarm before the test-accuracy drop": dense.get("lead_logged_steps", 0) > 0,
         **{f"{name}: no alarm over all steps": not runs[name]["alarms"] for name in demo if "noisy" not in name},
     }
+    if args.long:
+        steps, n, d = (int(v) for v in args.long.split(","))
+        long = long_log(steps, n, d, event=int(0.6 * steps))
+        first = [a for a in long["alarms"] if a["step"] >= long["event_step"]]
+        checks["long log: no alarm before the event"] = all(a["step"] >= long["event_step"] for a in long["alarms"])
+        checks["long log: class 3 alarmed from the event on"] = any(3 in a["classes"] for a in first)
     report = {"machine": {"platform": platform.platform(), "load_average": os.getloadavg(), "threads": 1},
-              "rules": dataclasses.asdict(alarms.Rules()), "runs": runs, "checks": checks}
+              "rules": dataclasses.asdict(alarms.Rules()), "runs": runs, "checks": checks,
+              "long_log": long if args.long else None}
     results_io.save("alarms", report, markdown(report))
     return report
 
@@ -196,6 +250,15 @@ def markdown(r: dict[str, Any]) -> str:
     for name, run in r["runs"].items():
         m = run["margin"]
         lines.append(f"| {name} | {m['forgetting']} | {m['collapse']} | {m['early_warning']} | {m['jump']} |")
+    if r.get("long_log"):
+        g = r["long_log"]
+        listed = "; ".join(f"{a['kind']}@{a['step']} {a['classes']}" for a in g["alarms"]) or "none"
+        lines += ["", f"Synthetic long log: {g['steps']} steps of {g['n']:,} samples x {g['d']} features, 10 classes "
+                  f"drifting slowly; from step {g['event_step']} class 3 merges into class 5. Statistics and alarms "
+                  f"per new step: median {g['per_step_ms']['median']:.0f} ms, p90 {g['per_step_ms']['p90']:.0f} ms; "
+                  f"the `stepstats` answer (overview of every step, detail of the last 50) "
+                  f"{g['stepstats_answer_ms']:.0f} ms, {g['stepstats_bytes'] / 1024:.0f} KiB of JSON. "
+                  f"Alarms: {listed}."]
     lines += ["", "Alarms in words:", ""]
     for name, run in r["runs"].items():
         for a in run["alarms"]:

@@ -84,10 +84,11 @@ def switch_step(epochs: int = 2) -> int:
 
 
 def train_continual(logdir: str, name: str = "continual", epochs: int = 2, every: int = 8,
-                    seed: int = 0) -> dict[str, Any]:
-    """Train on digits 0-4 for ``epochs`` epochs, then on 5-9 for as many; returns the facts a benchmark checks:
-    the logged steps, the first step trained on 5-9 (``switch_step``), the first logged step after it, and the
-    test accuracies at every logged step."""
+                    dense: tuple[int, int] | None = None, seed: int = 0) -> dict[str, Any]:
+    """Train on digits 0-4 for ``epochs`` epochs, then on 5-9 for as many, logging every ``every`` batches (and
+    every batch for steps within ``dense``, a closer look around the switch); returns the facts a benchmark checks:
+    the logged steps, the number of batches trained on 0-4 (``switch_step``), the first logged step after it, and
+    the test accuracies at every logged step."""
     torch.manual_seed(seed)
     images, labels, is_train = load_digits()
     model = SmallCNN()
@@ -108,7 +109,7 @@ def train_continual(logdir: str, name: str = "continual", epochs: int = 2, every
                 loss.backward()
                 optimizer.step()
                 step += 1
-                if step % every == 0:  # the gradients of this batch are still there
+                if step % every == 0 or (dense and dense[0] <= step <= dense[1]):  # this batch's gradients are there
                     accuracy.append(log_step(writer, step, model, images, labels, is_train, loss.item()))
                     logged.append(step)
             print(f"[{name}] digits {'0-4' if phase == 0 else '5-9'}, epoch {epoch + 1}/{epochs}: step {step}, test "
@@ -125,10 +126,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="continual")
     parser.add_argument("--epochs", type=int, default=2, help="epochs on each half of the digits")
     parser.add_argument("--every", type=int, default=8, help="log every this many training batches")
+    parser.add_argument("--dense", default="", help="FIRST:LAST: also log every batch from step FIRST to LAST")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    facts = train_continual(args.logdir, args.name, args.epochs, args.every)
+    dense = tuple(int(v) for v in args.dense.split(":")) if args.dense else None
+    facts = train_continual(args.logdir, args.name, args.epochs, args.every, dense)
     print(f"[{args.name}] switched to digits 5-9 at step {facts['switch_step']}; first logged step after it: "
           f"{facts['first_logged_after_switch']}")
 

@@ -18,7 +18,8 @@ is noise).
   the accuracy does. A class that collapses at the same step gets the collapse alarm only.
 * ``jump``: the representation moved much more than usual: the step's neighbour change (or, on the map, its mean
   2-D displacement) is an outlier for the run, ``x > median + jump_z * 1.4826 * MAD`` over the last
-  ``jump_window`` earlier values (at least ``jump_history`` of them) and ``x >= jump_ratio * median``.
+  ``jump_window`` earlier values over the same gap between steps (at least ``jump_history`` of them) and
+  ``x >= jump_ratio * median``.
 * ``layer_jump`` (with layer statistics): at least ``layer_fraction`` of the layers changed by an outlier amount
   (same test on each layer's relative change, against that layer's own history).
 
@@ -105,27 +106,36 @@ def is_outlier(value: float, history: Sequence[float], rules: Rules) -> tuple[bo
 
 
 class _JumpSeries:
-    """One scalar series checked for upward outliers.
+    """One scalar series checked for upward outliers, with one baseline per gap between steps.
 
-    An outlier right after another one (the same episode) raises nothing. The value that raised an alarm is kept
-    out of the baseline; later values are kept in it even when they are outliers, so that the baseline follows a
-    lasting change of regime instead of flagging it forever.
+    A change measured over 8 training batches is not comparable with one measured over 1 (a log that is denser
+    around some event), so each value is judged against earlier values over the same gap only. An outlier right
+    after another one (the same episode) raises nothing. The value that raised an alarm is kept out of the
+    baseline; later values are kept in it even when they are outliers, so that the baseline follows a lasting change
+    of regime instead of flagging it forever.
     """
 
     def __init__(self) -> None:
-        self.history: list[float] = []
-        self.last_outlier: int | None = None  # index in the series of the latest outlier
+        self.history: dict[int | None, list[float]] = {}
+        self.count = 0
+        self.last_outlier: int | None = None  # position in the series of the latest outlier
 
-    def check(self, value: float, rules: Rules) -> tuple[bool, float]:
-        """``(raise, limit)`` for the next value of the series."""
-        hit, limit = is_outlier(value, self.history, rules)
-        index = len(self.history)
+    def check(self, value: float, rules: Rules, gap: int | None = None) -> tuple[bool, float]:
+        """``(raise, limit)`` for the next value of the series, measured over ``gap`` steps."""
+        past = self.history.setdefault(gap, [])
+        hit, limit = is_outlier(value, past, rules)
+        index, self.count = self.count, self.count + 1
         following = self.last_outlier is not None and self.last_outlier == index - 1
         if hit:
             self.last_outlier = index
         raised = hit and not following
-        self.history.append(float("nan") if raised else value)
+        past.append(float("nan") if raised else value)
         return raised, limit
+
+
+def _gaps(steps: Sequence[int]) -> list[int | None]:
+    """Step differences to the previous entry (None for the first)."""
+    return [None, *(int(b) - int(a) for a, b in zip(steps[:-1], steps[1:], strict=True))] if len(steps) else []
 
 
 class AlarmDetector:
@@ -145,6 +155,7 @@ class AlarmDetector:
         self._down: dict[str, np.ndarray] = {}
         self._warned_at: np.ndarray | None = None
         self._jumps = _JumpSeries()
+        self._prev_step: int | None = None
         self._n_steps = 0
 
     def add(self, stats: StepStats) -> list[Alarm]:
@@ -242,7 +253,9 @@ class AlarmDetector:
 
     def _jump(self, stats: StepStats) -> list[Alarm]:
         value = stats.neighbour_change
-        hit, limit = self._jumps.check(value, self.rules)
+        gap = None if self._prev_step is None else stats.step - self._prev_step
+        self._prev_step = stats.step
+        hit, limit = self._jumps.check(value, self.rules, gap)
         if not hit:
             return []
         reason = (f"the representation jumped: {value:.0%} of the samples' nearest neighbours changed since the "
@@ -255,8 +268,8 @@ def map_jumps(steps: Sequence[int], displacement: Sequence[float], rules: Rules 
     projected step) is an outlier for the run. Cheap (scalars), so it is recomputed as projections arrive."""
     rules = rules or Rules()
     series, out = _JumpSeries(), []
-    for step, value in zip(steps, displacement, strict=True):
-        hit, limit = series.check(value, rules)
+    for step, value, gap in zip(steps, displacement, _gaps(steps), strict=True):
+        hit, limit = series.check(value, rules, gap)
         if hit:
             reason = (f"samples moved {value:.3f} map widths on average since the previous projected step (an outlier "
                       f"for this run: above {limit:.3f})")
@@ -274,8 +287,8 @@ def layer_outliers(steps: Sequence[int], rel_change: np.ndarray,
     starts = np.zeros(rel_change.shape, bool)
     for layer in range(rel_change.shape[1]):
         series = _JumpSeries()
-        for t in range(len(steps)):
-            starts[t, layer], _ = series.check(float(rel_change[t, layer]), rules)
+        for t, gap in enumerate(_gaps(steps)):
+            starts[t, layer], _ = series.check(float(rel_change[t, layer]), rules, gap)
             outlier[t, layer] = series.last_outlier == t
     return outlier, starts
 

@@ -149,6 +149,14 @@ def test_map_jumps_and_layer_jumps():
     assert "3 of 4 layers" in got[0].reason
 
 
+def test_a_denser_stretch_of_the_log_is_judged_against_its_own_gap():
+    steps = [0, 8, 16, 24, 32, 33, 34, 35, 36, 37, 45, 46]
+    disp = [None, 0.05, 0.06, 0.05, 0.055, 0.006, 0.007, 0.006, 0.006, 0.007, 0.06, 0.006]
+    assert alarms.map_jumps(steps, [np.nan if d is None else d for d in disp]) == [], "8 steps apart again: usual"
+    disp[-1] = 0.05  # one step apart: far more than the other one-step moves
+    assert [a.step for a in alarms.map_jumps(steps, [np.nan if d is None else d for d in disp])] == [46]
+
+
 def test_kinds_sort_within_a_step():
     a = [alarms.Alarm(3, "jump", "features", ""), alarms.Alarm(3, "forgetting", "features", ""),
          alarms.Alarm(1, "collapse", "features", "")]
