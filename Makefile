@@ -9,7 +9,7 @@ DEMO_LOGDIR ?= demo_logs
 PORT ?= 6006
 PYTEST_ARGS ?=
 
-.PHONY: demo test install browser-deps node-deps test-js lint bench clean
+.PHONY: demo test install install-demo browser-deps node-deps test-js lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ $(VENV)/.installed: setup.py | $(PY)
 	touch $@
 
 install: $(VENV)/.installed
+
+# Only what the demo needs: the package and its requirements, no test or benchmark extras. PYTHONWARNINGS=ignore
+# hides setuptools' generic editable-install notice ("Please be careful with folders in your working directory ...").
+$(VENV)/.installed-demo: setup.py | $(PY)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e .
+	touch $@
+
+install-demo: $(VENV)/.installed-demo
 
 # Debian's Chromium for the browser tests (Playwright drives it; its own browser download cannot work offline).
 browser-deps:
@@ -53,11 +62,9 @@ lint: install
 test: install browser-deps lint test-js
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-demo: install
-	$(PY) examples/train_mnist.py --logdir $(DEMO_LOGDIR) --skip-existing
-	@echo "Starting TensorBoard: open the URL below and choose the DVI tab (Ctrl-C to stop)."
-	@echo "Opening the tab queues every step for projection in the background (about 10-20 s a step on 2 CPU cores)."
-	$(VENV)/bin/tensorboard --logdir $(DEMO_LOGDIR) --port $(PORT) --dvi_autoproject all
+# TensorBoard starts first (projecting each step as soon as it is logged), then the two demo runs train beside it.
+demo: install-demo
+	$(PY) examples/demo.py --logdir $(DEMO_LOGDIR) --port $(PORT)
 
 bench: install
 	$(PY) benchmarks/bench_snapshot.py
