@@ -14,14 +14,18 @@ export function pixelsPerUnit(bounds, size, z = 0) {
 /** The overview is used as long as it is magnified at most this much (tiles cost the server a render each). */
 export const OVERVIEW_MAX_MAGNIFICATION = 2;
 
+/** Tiles are magnified at most this much: the coarsest such level (each finer level costs 4x the tiles). */
+export const TILE_MAX_MAGNIFICATION = 1.5;
+
 /**
- * The tile level that draws at least one image pixel per device pixel for a view of `scale` CSS pixels per
- * data unit, or 0 while the overview image (OVERVIEW_SIZE) is magnified at most OVERVIEW_MAX_MAGNIFICATION times.
+ * The tile level for a view of `scale` CSS pixels per data unit: the coarsest whose tiles are magnified at most
+ * TILE_MAX_MAGNIFICATION times on screen, or 0 while the overview image (OVERVIEW_SIZE) is magnified at most
+ * OVERVIEW_MAX_MAGNIFICATION times.
  */
 export function tileLevel(bounds, scale, dpr = 1, tileSize = TILE_SIZE, overviewSize = OVERVIEW_SIZE) {
   const want = scale * dpr;
   if (want <= pixelsPerUnit(bounds, overviewSize) * OVERVIEW_MAX_MAGNIFICATION) return 0;
-  const z = Math.ceil(Math.log2(want / pixelsPerUnit(bounds, tileSize)) - 1e-9);
+  const z = Math.ceil(Math.log2(want / (TILE_MAX_MAGNIFICATION * pixelsPerUnit(bounds, tileSize))) - 1e-9);
   return Math.max(0, Math.min(MAX_TILE_ZOOM, z));
 }
 

@@ -13,14 +13,18 @@ test('tile bounds: column 0 at the left edge, row 0 at the top', () => {
 
 test('the overview is enough until the view needs more pixels than it has', () => {
   assert.equal(tileLevel(B, 10, 1), 0, 'a 1000-pixel map showing the whole bounds: the 512 overview, twice magnified');
-  assert.equal(tileLevel(B, 11, 1), 3, '1100 pixels across: level 3 (2048 pixels across)');
-  assert.equal(tileLevel(B, 7, 2), 3, 'device pixel ratio 2 doubles the need');
+  assert.equal(tileLevel(B, 11, 1), 2, '1100 pixels across: level 2 (1024 pixels across, magnified 1.07x)');
+  assert.equal(tileLevel(B, 16, 1), 3, '1600 pixels across: level 3 (level 2 would be magnified 1.56x)');
+  assert.equal(tileLevel(B, 7, 2), 2, 'device pixel ratio 2 doubles the need');
 });
 
 test('zooming 4x from a fitted view asks for tiles with at least 4x the overview\'s pixels per unit', () => {
-  const z = tileLevel(B, (600 / 100) * 4, 1);
-  assert.ok(pixelsPerUnit(B, TILE_SIZE, z) >= 4 * pixelsPerUnit(B, OVERVIEW_SIZE), `z=${z}`);
-  assert.ok(pixelsPerUnit(B, TILE_SIZE, z) >= (600 / 100) * 4, 'at least one tile pixel per screen pixel');
+  for (const side of [500, 600, 800, 1000]) {
+    const scale = (side / 100) * 4;
+    const z = tileLevel(B, scale, 1);
+    assert.ok(pixelsPerUnit(B, TILE_SIZE, z) >= 4 * pixelsPerUnit(B, OVERVIEW_SIZE), `${side}px: z=${z}`);
+    assert.ok(pixelsPerUnit(B, TILE_SIZE, z) * 1.5 >= scale, `${side}px: tiles magnified at most 1.5x`);
+  }
   assert.equal(tileLevel(B, 1e9, 1), 8, 'clamped to level 8');
 });
 
