@@ -13,6 +13,7 @@ about ``N * (4 * D + thumbnail bytes)`` however large the inputs are.
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -50,8 +51,8 @@ def collect(model: torch.nn.Module, loader: Iterable[Any] | Mapping[str, Iterabl
         thumbnail_size: the longest thumbnail side in pixels (larger images are averaged down).
         split: with a single loader, ``"train"`` or ``"test"`` adds a constant ``split`` entry.
         device: where the batches go; default the device of the model's first parameter.
-        progress: a tqdm bar on stderr: ``None`` shows one only on passes longer than two seconds, ``True``
-            always, ``False`` never; without tqdm installed there is no bar.
+        progress: a tqdm bar on stderr: ``None`` shows one on a terminal for passes longer than two seconds,
+            ``True`` always, ``False`` never; without tqdm installed there is no bar.
 
     Returns:
         ``{"features", "labels", "inputs", "sample_ids"}`` (and ``"split"`` when known): ``features`` float32
@@ -309,7 +310,7 @@ def _to_255(x: torch.Tensor) -> torch.Tensor:
 
 def _progress(source: Iterable[Any], name: str | None, progress: bool | None) -> Iterable[Any]:
     """``source`` wrapped in a tqdm bar when asked and tqdm is installed; ``source`` itself otherwise."""
-    if progress is False:
+    if progress is False or (progress is None and not _interactive()):
         return source
     try:
         from tqdm.auto import tqdm
@@ -318,6 +319,12 @@ def _progress(source: Iterable[Any], name: str | None, progress: bool | None) ->
     total = len(source) if hasattr(source, "__len__") else None
     desc = f"dvi.collect{f' ({name})' if name else ''}"
     return tqdm(source, total=total, desc=desc, unit="batch", leave=False, delay=0.0 if progress else 2.0)
+
+
+def _interactive() -> bool:
+    """True when stderr is a terminal (a bar in a log file or a CI log is only noise)."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _merge(parts: list[dict[str, Any]], inputs: str | None, split_known: bool) -> dict[str, Any]:

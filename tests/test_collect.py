@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import sys
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -183,13 +187,32 @@ def test_clear_errors(digits):
         collect(Twice(), loader_of(images, labels), layer="block")
 
 
-def test_progress_bar_only_when_asked(digits, capsys):
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal, and keeps what is written to it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_for_long_passes_only(digits, capsys, monkeypatch):
     images, labels, _ = digits
     collect(Net(), loader_of(images, labels), layer="fc", progress=True)
-    assert "dvi.collect" in capsys.readouterr().err
-    collect(Net(), loader_of(images, labels), layer="fc", progress=False)
-    collect(Net(), loader_of(images, labels), layer="fc")  # a short pass: the bar waits 2 s, so none
-    assert capsys.readouterr().err == ""
+    assert "dvi.collect" in capsys.readouterr().err  # asked for: always, even into a captured stream
+
+    def slow(batch):  # 5 batches of 0.5 s: a pass longer than the bar's 2 s delay
+        time.sleep(0.5)
+        return batch
+
+    long_pass = DataLoader(TensorDataset(images, labels), batch_size=60)
+    collect(Net(), long_pass, layer="fc", adapter=slow)
+    collect(Net(), long_pass, layer="fc", adapter=slow, progress=False)
+    assert capsys.readouterr().err == ""  # not a terminal (a log file): no bar by default
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    collect(Net(), loader_of(images, labels), layer="fc")  # short: the bar waits 2 s, so none
+    assert terminal.getvalue() == ""
+    collect(Net(), long_pass, layer="fc", adapter=slow)
+    assert "dvi.collect" in terminal.getvalue()
 
 
 def test_snapshot_takes_the_result_in_one_line(digits, tmp_path):
