@@ -4,13 +4,14 @@
 
 TensorBoard starts first, with ``--dvi_autoproject all``, so it projects each step as soon as the training script
 logs it: projection (one thread in TensorBoard) and training (one thread here) share two cores instead of taking
-turns, and the tab is usable while the second run still trains. Ctrl-C stops both.
+turns, and the tab is usable while the second run still trains. Ctrl-C (or SIGTERM) stops both.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-args", default="", help="extra arguments for train_mnist.py, e.g. '--epochs 12'")
     args = parser.parse_args(argv)
     print(NOTE, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` stops TensorBoard too (via finally)
     board = start_tensorboard(args.logdir, args.port, args.host)
     try:
         time.sleep(1.0)
