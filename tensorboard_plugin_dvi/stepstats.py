@@ -227,6 +227,9 @@ class StepStatistics:
         if x.ndim != 2 or len(x) != len(item.ids) or x.dtype.kind != "f" or not np.isfinite(x).all():
             raise ValueError(f"step {item.step}: features must be finite floats [{len(item.ids)}, D], got "
                              f"{x.dtype} {x.shape}")
+        ids = np.asarray(item.ids, np.int64)
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError(f"step {item.step}: sample ids within a step must be unique")
         c = item.logits.shape[1]
         if self.n_classes is None:
             self.n_classes = c
@@ -242,9 +245,9 @@ class StepStatistics:
         rate = _rates(confusion)
         stats = StepStats(item.step, len(labels), geometry(x, labels, c), accuracy, watched,
                           confusion.sum(1), confusion, grown_confusions(rate, self._prev_rate),
-                          self._neighbour_change(np.asarray(item.ids, np.int64), x))
+                          self._neighbour_change(ids, x))
         self._prev_rate = rate
-        self._remember_labels(np.asarray(item.ids, np.int64), labels)
+        self._remember_labels(ids, labels)
         self.steps.append(stats)
         return stats
 

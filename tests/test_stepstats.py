@@ -94,6 +94,8 @@ def test_steps_must_increase_and_features_must_be_sane(rng):
         stats.add_step(item(4, y, onehot_logits(y, 2)), bad)
     with pytest.raises(ValueError, match="finite floats"):
         stats.add_step(item(4, y, onehot_logits(y, 2)), x[:3])
+    with pytest.raises(ValueError, match="unique"):
+        stats.add_step(item(4, y, onehot_logits(y, 2), ids=[0, 1, 1, 2]), x)
     with pytest.raises(ValueError, match="3 classes"):
         stats.add_step(item(4, y, onehot_logits(y, 3)), x)
 
