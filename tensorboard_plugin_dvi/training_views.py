@@ -2,10 +2,12 @@
 
 Like :mod:`diagnosis`, each run's running state is kept in memory and keyed by its steps' record hashes: a newly
 logged step is folded in on the next request (its features read once), a re-logged or removed step rebuilds the run
-from its files. Projected steps are folded into the map statistics as they become ready, in any order. Layer
-statistics come from the run's ``dvi/layers`` records (``index.layer_records`` when the catalog provides them, else
-the JSON records in the run's ``layers`` folder). Every method returns ``(body, mime)`` and raises
-``tensorboard.errors`` for bad input (404 no such data, 400 bad parameter).
+from its files; a request folds new steps for at most ``budget_s`` seconds (at least one step) and reports how many
+are still pending, so that a long log answers at once and fills in over the next requests. Projected steps are
+folded into the map statistics as they become ready, in any order. Layer statistics come from the run's
+``dvi/layers`` records (``index.layer_records`` when the catalog provides them, else the JSON records in the run's
+``layers`` folder). Every method returns ``(body, mime)`` and raises ``tensorboard.errors`` for bad input (404 no
+such data, 400 bad parameter).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import dataclasses
 import io
 import logging
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,9 @@ from tensorboard_plugin_dvi.dynamics import StepInput
 from tensorboard_plugin_dvi.stepstats import StepStatistics
 
 _MAX_RUNS = 8
+BUDGET_S = 10.0
+"""Seconds a request spends folding new steps in (at least one step); the rest are folded by the next requests,
+so a long log's first answer comes quickly and says how many steps are still ``pending_steps``."""
 JSON, CSV = "application/json", "text/csv; charset=utf-8"
 
 logger = logging.getLogger(__name__)
@@ -39,6 +45,7 @@ class _RunState:
     def __init__(self, n_classes: int | None, classes: list[str], rules: alarms.Rules) -> None:
         self.lock = threading.Lock()
         self.keys: list[tuple[int, str]] = []
+        self.pending = 0  # servable steps not folded in yet (a request's time budget ran out)
         self.stats = StepStatistics(n_classes)
         self.detector = alarms.AlarmDetector(classes, rules)
         self.skipped: list[dict[str, Any]] = []
@@ -52,9 +59,10 @@ class TrainingViews:
     """In-memory, incremental step statistics, alarms and layer statistics for the plugin's runs."""
 
     def __init__(self, positions: PositionSource | None = None, rules: alarms.Rules | None = None,
-                 max_runs: int = _MAX_RUNS) -> None:
+                 max_runs: int = _MAX_RUNS, budget_s: float = BUDGET_S) -> None:
         self._positions = positions
         self.rules = rules or alarms.Rules()
+        self.budget_s = budget_s
         self._runs: collections.OrderedDict[str, _RunState] = collections.OrderedDict()
         self._max_runs = max_runs
         self._lock = threading.Lock()
@@ -76,9 +84,13 @@ class TrainingViews:
             while len(self._runs) > self._max_runs:
                 self._runs.popitem(last=False)
         with state.lock:
+            deadline = time.monotonic() + self.budget_s
             for step, digest in keys[len(state.keys):]:
                 self._fold(index, state, step)
                 state.keys.append((step, digest))
+                if time.monotonic() > deadline:
+                    break
+            state.pending = len(keys) - len(state.keys)
             if self._positions is not None:
                 self._fold_positions(index, state)
         return state
@@ -204,7 +216,7 @@ def _header(index: RunIndex, state: _RunState) -> dict[str, Any]:
     names = state.detector.classes or []
     return {"run": index.name, "steps": [s.step for s in state.stats.steps],
             "classes": names if len(names) == c else [str(i) for i in range(c)],
-            "skipped_steps": list(state.skipped)}
+            "skipped_steps": list(state.skipped), "pending_steps": state.pending}
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -114,6 +114,17 @@ def test_new_steps_are_folded_in_without_rereading_old_ones(logdir):
     assert body == training_views.TrainingViews().alarms(run_index(run_dir))[0]
 
 
+def test_a_long_log_is_folded_in_over_several_requests_within_their_time_budget(logdir):
+    views = training_views.TrainingViews(budget_s=0.0)  # one step a request
+    index = run_index(os.path.join(logdir, "continual"))
+    pending = []
+    for _ in range(STEPS):
+        body, _ = views.alarms(index)
+        pending.append((len(body["steps"]), body["pending_steps"]))
+    assert pending == [(k, STEPS - k) for k in range(1, STEPS + 1)]
+    assert body == training_views.TrainingViews().alarms(index)[0], "the same answer once every step is in"
+
+
 def test_a_relogged_step_rebuilds_the_run(logdir, tmp_path):
     run_dir = str(tmp_path / "copy")
     shutil.copytree(os.path.join(logdir, "continual"), run_dir)
