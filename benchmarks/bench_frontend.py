@@ -9,8 +9,9 @@ Measures, per renderer (WebGL, canvas 2D fallback):
 Targets: slider p95 <= 150 ms at 10k points, zoom 4x sharp within 500 ms, >= 10 frames a second at 50k points.
 
 The tab talks to a small stdlib HTTP server that implements the plugin's HTTP contract (http_api.md) over
-synthetic coordinates, so the numbers are the frontend's own cost, not the projection's. Pass `--url` to measure
-against a running TensorBoard instead (its first run is used).
+synthetic coordinates, with overviews and level-3 tiles rendered ahead, so the numbers are the frontend's own cost,
+not the projection's or the landscape renderer's. Pass `--url` to measure against a running TensorBoard instead
+(its first run is used; tiles are then rendered by the plugin when first asked).
 
     python benchmarks/bench_frontend.py            # writes benchmarks/results/frontend.json and frontend.md
 """
@@ -58,7 +59,7 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 class SyntheticRun:
     """Clusters that tighten over steps, in the shape the plugin serves."""
 
-    def __init__(self, name: str, n: int, steps: int, seed: int):
+    def __init__(self, name: str, n: int, steps: int, seed: int, warm_tiles: bool = True):
         rng = np.random.default_rng(seed)
         self.name, self.n, self.steps = name, n, list(range(steps))
         self.labels = (np.arange(n) % 10).astype(np.int32)
@@ -82,6 +83,11 @@ class SyntheticRun:
         for s in self.steps:  # the plugin's background job prerenders each projected step's overview
             for size in (256, 512):
                 self.landscape(s, size)
+        if warm_tiles:  # level-3 tiles ready too, so zoom timings are the tab's cost, not this stand-in's renders
+            for s in self.steps:
+                for tx in range(8):
+                    for ty in range(8):
+                        self.landscape(s, 256, 3, tx, ty)
 
     def info(self) -> dict:
         return {"run": self.name, "steps": self.steps, "n": self.n, "dim": 512, "n_classes": 10,
