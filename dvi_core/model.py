@@ -11,6 +11,7 @@ O(D) per hidden unit, which is what makes a step on 8k x 512-d take seconds on t
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from scipy.spatial import cKDTree
 from torch import nn
@@ -84,10 +85,9 @@ class KnnMemory(nn.Module):
     def store(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Remember ``values`` at ``keys``; h^2 = 4 x the median squared distance to the nearest other key."""
         self.keys, self.values = keys.contiguous().clone(), values.contiguous().clone()
-        sub = keys[:: max(1, len(keys) // 2000)]
-        d2 = (sub * sub).sum(1, keepdim=True) + (keys * keys).sum(1)[None] - 2 * sub @ keys.T
-        nn2 = torch.topk(d2, 2, dim=1, largest=False).values[:, 1]
-        self.h2 = 4 * nn2.median().clamp_min(1e-12)
+        pts = keys.detach().cpu().numpy()
+        d, _ = cKDTree(pts).query(pts[:: max(1, len(pts) // 2000)], k=2)  # low-dimensional keys: a k-d tree
+        self.h2 = torch.as_tensor(4 * max(float(np.median(d[:, 1] ** 2)), 1e-12), dtype=keys.dtype, device=keys.device)
 
     def clear(self) -> None:
         """Forget all references."""
