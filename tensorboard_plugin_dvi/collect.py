@@ -69,13 +69,14 @@ def collect(model: torch.nn.Module, loader: Iterable[Any] | Mapping[str, Iterabl
     parts: list[dict[str, Any]] = []
     with _eval_mode(model), _Hook(module, capture) as hook, torch.no_grad():
         for name, source in loaders:
-            batches = _progress(source, name, progress)
+            if adapter is None:  # ids can only come from the order: refuse a shuffling loader before the pass
+                _check_fixed_order(source)
             part = _Gatherer(inputs, thumbnail_size)
-            for batch in batches:
+            for batch in _progress(source, name, progress):
                 x, labels, ids = _unpack(adapter, batch)
                 model(_to_device(x, target))
                 part.add(hook.take(), x, labels, ids)
-            parts.append(part.result(name, source, ids_from_order=part.ids_missing))
+            parts.append(part.result(name, source))
     return _merge(parts, inputs, split_known=split is not None or isinstance(loader, Mapping))
 
 
@@ -219,6 +220,7 @@ class _Gatherer:
         self.ids_missing: bool | None = None
 
     def add(self, features: torch.Tensor, x: Any, labels: Any, ids: Any) -> None:
+        """Keep one batch's features, labels, ids (when given) and inputs as asked."""
         n = features.shape[0]
         if self.ids_missing is not None and self.ids_missing != (ids is None):
             raise ValueError("collect got ids for some batches and not for others; the adapter must return ids for "
@@ -233,10 +235,11 @@ class _Gatherer:
         elif self.inputs == "raw":
             self.chunks["inputs"].append(x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(x))
 
-    def result(self, name: str | None, source: Any, ids_from_order: bool | None) -> dict[str, Any]:
+    def result(self, name: str | None, source: Any) -> dict[str, Any]:
+        """The loader's arrays, concatenated; checks that ids numbered by order are stable (a fixed order)."""
         if not self.chunks["features"]:
             raise ValueError(f"collect's loader{f' {name!r}' if name else ''} yielded no batches.")
-        if ids_from_order:
+        if self.ids_missing:
             _check_fixed_order(source)
         out: dict[str, Any] = {
             "features": np.concatenate(self.chunks["features"]),

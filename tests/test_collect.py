@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 import time
 
@@ -148,6 +149,8 @@ def test_shuffled_loader_needs_ids(digits):
     images, labels, _ = digits
     with pytest.raises(ValueError, match="shuffle=False"):
         collect(Net(), loader_of(images, labels, shuffle=True), layer="fc")
+    with pytest.raises(ValueError, match="shuffle=False"):  # an adapter without ids: refused after the pass
+        collect(Net(), loader_of(images, labels, shuffle=True), layer="fc", adapter=lambda b: (b[0], b[1]))
     ids = torch.arange(N)
     shuffled = DataLoader(TensorDataset(images, labels, ids), batch_size=64, shuffle=True)
     out = collect(Net().eval(), shuffled, layer="fc", adapter=lambda b: tuple(b))
@@ -226,3 +229,16 @@ def test_snapshot_takes_the_result_in_one_line(digits, tmp_path):
     assert list(records) == [0]
     ids, thumbs = storage.RunStore(str(tmp_path)).load_inputs()
     np.testing.assert_array_equal(thumbs[np.argsort(ids)].reshape(raw.shape), raw)
+
+
+def test_the_demo_logs_every_epoch_through_collect(tmp_path):
+    """examples/train_mnist.py (what `make demo` trains) on its smallest slice: a step per epoch, images, flags."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+    import train_mnist
+
+    train_mnist.main(["--logdir", str(tmp_path), "--samples", "1000", "--epochs", "2", "--runs", "noisy"])
+    records, problems = storage.RunStore(str(tmp_path / "noisy")).read_run()
+    assert not problems and sorted(records) == [0, 1]
+    assert records[1]["n"] == 1000 and records[1]["n_train"] == 800 and records[1]["has_inputs"]
+    assert records[1]["flags"] == ["flipped"] and records[1]["boundary"] == "input"
+    assert train_mnist.already_logged(str(tmp_path), "noisy", 2)
