@@ -43,16 +43,20 @@ Public API::
     trustworthiness, neighbor_preserving_rate, landscape_agreement, speckle.
 
 Variants: ``"dvi"`` (default) lays out samples and boundary points with a fast non-parametric UMAP
-optimiser (spectral init on the first step, warm-started from step t-1's layout afterwards; the
-boundary complexes weighted 0.1). Its encoder is non-parametric (``placement.LayoutEncoder``): the
-step's samples and boundary points map exactly onto the layout; a new point is placed as umap-learn's
-``transform`` does (membership-weighted mean of its k nearest references in a 64-d PCA frame, then a
-few deterministic epochs against the fixed layout) and, when its position would decode to another
-class than its own, moved the least way towards its nearest reference of its class. The decoder is
-a small MLP in the same frame, trained from the layout (plus jitter) back to the features with
-reconstruction + a prediction-preserving KL term (head(x) vs head(decoder(y))) + the temporal term,
-with a kNN memory (``model.KnnMemory``) so the layout positions decode exactly to their samples.
-The saved file therefore grows with N (about N x (P + 2 + 1 + 2 + P) floats plus the kNN graph).
+optimiser (spectral init on the first step; afterwards warm-started from step t-1's layout, where a sample
+moves in proportion to the share of its 15 neighbours it lost and one that kept 14 or 15 stays put, so the
+map moves where the model changed; the boundary complexes weighted 0.5). Its encoder is non-parametric
+(``placement.LayoutEncoder``): the step's samples and boundary points map exactly onto the layout; a new
+point is placed as umap-learn's ``transform`` does (membership-weighted mean of its k nearest references in a
+64-d PCA frame, then a few deterministic epochs against the fixed layout) and, when its position would decode
+to another class than its own, moved the least way (plus one step) towards its nearest reference of its
+class. The decoder is smooth: a small MLP in the same frame (trained from the layout plus jitter back to the
+features with reconstruction + a prediction-preserving KL term + the temporal term) blended with a Gaussian
+kernel average of the nearby samples' features (``model.KnnMemory``, width about the dot spacing, 16
+neighbours), so the landscape between dots is their neighbourhood's, without per-dot spikes or holes.
+Training dots that would then sit on another class's colour (misclassified or ambiguous samples) are moved
+the least way onto their class's region (``settle``), next to the boundary they crossed.
+The saved file grows with N (about N x (P + 2 + 1 + 2) floats plus the kNN graph).
 ``"faithful"`` is the paper's recipe: parametric-UMAP cross-entropy on weight-sampled complex edges +
 reconstruction + 0.3 * mean(NPR) * sum ||theta_t - theta_{t-1}||^2, warm-started from step t-1.
 

@@ -48,8 +48,6 @@ class _Recipe:
     mobility_floor: float = 1.0  # warm layout: step scale of a sample that kept all its neighbours (1 - NPR_i ramps up)
     frozen_below: float = 0.0  # warm layout: samples with a lower mobility do not move at all
     mobility_power: float = 1.0  # warm layout: mobility = floor + (1 - floor) * (1 - NPR_i) ** power
-    anchor: float = 0.0  # warm layout: spring strength back to step t-1's position, times NPR_i ** anchor_power
-    anchor_power: float = 2.0
     memory_tau: float = 0.02  # decoder memory kernel width (squared, relative to 4 x the squared dot spacing)
     memory_samples_only: bool = False  # the decoder remembers the samples only, not the boundary points
     settle: bool = False  # move dots whose decoded class differs onto their class's region (settle.settle)
@@ -327,15 +325,13 @@ class DVIProjector:
         report: Callable[[float], None],
     ) -> np.ndarray:
         """Non-parametric layout of samples + boundary points, warm-started from step t-1."""
-        mobility, anchor = None, None
+        mobility = None
         if prev is not None and npr is not None and len(prev.embedding_) == len(X):
             init = prev.embedding_.copy()
             floor = recipe.mobility_floor
             move = floor + (1.0 - floor) * (1.0 - npr) ** recipe.mobility_power
             move[move < recipe.frozen_below] = 0.0
             mobility = np.concatenate([move, np.ones(len(B))]).astype(np.float32)
-            if recipe.anchor > 0:
-                anchor = np.concatenate([recipe.anchor * npr ** recipe.anchor_power, np.zeros(len(B))])
         elif prev is not None:
             init = prev.transform(X)
         else:
@@ -347,7 +343,7 @@ class DVIProjector:
         return layout.optimize_layout(
             edges, np.concatenate([init, init_b]), n_epochs=recipe.layout_epochs,
             learning_rate=recipe.layout_lr, seed=self.seed, device=self.device,
-            progress=lambda f: report(0.15 + 0.25 * f), mobility=mobility, anchor=anchor,
+            progress=lambda f: report(0.15 + 0.25 * f), mobility=mobility,
         )
 
     def _init_models(

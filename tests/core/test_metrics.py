@@ -131,3 +131,17 @@ def test_a_decoder_wrong_between_points_scores_low_agreement_despite_perfect_ppr
         assert res["ppr"] == 1.0, f"PPR at the points {res['ppr']}"
         v = res["landscape_agreement"]
         assert (v < 0.1) if low else (v > 0.95), f"landscape agreement {v:.3f} (decoder wrong between dots: {low})"
+
+
+def test_evaluate_step_measures_the_landscape_over_the_given_bounds():
+    from dvi_core import StepProjection
+
+    X = _points(200, 2, seed=4)
+    head = torch.nn.Linear(2, 2)
+    head.weight.data = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
+    head.bias.data.zero_()
+    step = StepProjection(torch.nn.Identity(), torch.nn.Identity(), X, {"n_features": 2})
+    far = metrics.evaluate_step(step, head, X, train_embedding=X, bounds=(50.0, 50.0, 60.0, 60.0))["train"]
+    assert far["landscape_agreement"] is None, "dots outside the served box were counted"
+    near = metrics.evaluate_step(step, head, X, train_embedding=X)["train"]
+    assert near["landscape_agreement"] > 0.95 and near["speckle"] == 0.0, f"{near}"

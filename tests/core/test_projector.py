@@ -8,6 +8,7 @@ import torch
 from core_budget import FAST
 
 from dvi_core import DVIProjector, StepProjection, metrics
+from dvi_core.neighbors import knn
 
 
 def test_round_trip_keeps_predictions(digits, fitted):
@@ -69,6 +70,9 @@ def test_warm_start_moves_unchanged_samples_less(digits, fitted):
     move_cold = np.linalg.norm(cold.embedding_[same] - before[same], axis=1).mean()
     assert move_warm < 0.5 * move_cold, f"unchanged samples moved {move_warm:.3f} warm vs {move_cold:.3f} cold"
     assert warm.npr_ is not None and 0.5 < warm.npr_ <= 1.0, f"NPR {warm.npr_}"
+    kept = metrics.neighbor_preserving_rate(knn(digits.train, 15)[0], knn(X2, 15)[0]) >= 14 / 15
+    still = (np.linalg.norm(warm.embedding_ - before, axis=1) == 0)[kept].mean()
+    assert still > 0.9, f"only {still:.0%} of the samples that kept their neighbourhood stayed exactly in place"
 
 
 def test_faithful_variant_and_progress(digits):
