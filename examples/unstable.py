@@ -30,7 +30,7 @@ from train_mnist import SmallCNN  # noqa: E402
 LR = 1e-3
 
 
-def train_unstable(logdir: str, name: str = "unstable", batches: int = 120, every: int = 8, spike_step: int = 80,
+def train_unstable(logdir: str, name: str = "unstable", batches: int = 104, every: int = 8, spike_step: int = 72,
                    spike_batches: int = 4, spike_factor: float = 20.0, seed: int = 0) -> dict[str, Any]:
     """Train for ``batches`` batches with a learning-rate spike on the ``spike_batches`` batches that end at
     ``spike_step``; returns the logged steps, the spike's batches and the test accuracy at every logged step."""
@@ -71,9 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logdir", default="demo_logs")
     parser.add_argument("--name", default="unstable")
-    parser.add_argument("--batches", type=int, default=120)
+    parser.add_argument("--batches", type=int, default=104)
     parser.add_argument("--every", type=int, default=8, help="log every this many training batches")
-    parser.add_argument("--spike-step", type=int, default=80, help="the logged step the spike ends at")
+    parser.add_argument("--spike-step", type=int, default=72, help="the logged step the spike ends at")
     parser.add_argument("--spike-batches", type=int, default=4)
     parser.add_argument("--spike-factor", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=1)
