@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -66,18 +66,17 @@ def collect(model: torch.nn.Module, loader: Iterable[Any] | Mapping[str, Iterabl
         raise ValueError(f"The 'inputs' parameter of collect must be 'thumbnails', 'raw' or None. Got {inputs!r} "
                          "instead.")
     target = torch.device(device) if device is not None else _model_device(model)
-    parts: list[dict[str, Any]] = []
+    gathered = _Gatherer(inputs, thumbnail_size)
     with _eval_mode(model), _Hook(module, capture) as hook, torch.no_grad():
         for name, source in loaders:
             if adapter is None:  # ids can only come from the order: refuse a shuffling loader before the pass
                 _check_fixed_order(source)
-            part = _Gatherer(inputs, thumbnail_size)
             for batch in _progress(source, name, progress):
                 x, labels, ids = _unpack(adapter, batch)
                 model(_to_device(x, target))
-                part.add(hook.take(), x, labels, ids)
-            parts.append(part.result(name, source))
-    return _merge(parts, inputs, split_known=split is not None or isinstance(loader, Mapping))
+                gathered.add(hook.take(), x, labels, ids, name)
+            gathered.end_loader(name, source)
+    return gathered.result(split_known=split is not None or isinstance(loader, Mapping))
 
 
 def _named_loaders(loader: Any, split: str | None) -> list[tuple[str | None, Iterable[Any]]]:
@@ -212,45 +211,53 @@ def _as_int64(value: Any, what: str, n: int) -> np.ndarray:
 
 
 class _Gatherer:
-    """One loader's features, labels, ids and inputs, batch by batch (CPU numpy chunks, concatenated once)."""
+    """Every loader's features, labels, ids, split and inputs, batch by batch (CPU chunks, concatenated once)."""
 
     def __init__(self, inputs: str | None, thumbnail_size: int) -> None:
         self.inputs, self.size = inputs, thumbnail_size
-        self.chunks: dict[str, list[Any]] = {"features": [], "labels": [], "ids": [], "inputs": []}
-        self.ids_missing: bool | None = None
+        self.chunks: dict[str, list[Any]] = {"features": [], "labels": [], "ids": [], "train": [], "inputs": []}
+        self.count = 0  # samples so far: ids by order continue across loaders
+        self.batches = 0  # batches of the current loader
+        self.ids_given: bool | None = None  # whether the current loader's batches carry ids
 
-    def add(self, features: torch.Tensor, x: Any, labels: Any, ids: Any) -> None:
-        """Keep one batch's features, labels, ids (when given) and inputs as asked."""
+    def add(self, features: torch.Tensor, x: Any, labels: Any, ids: Any, split: str | None) -> None:
+        """Keep one batch's features, labels, ids (given, or numbered by order), split and inputs as asked."""
         n = features.shape[0]
-        if self.ids_missing is not None and self.ids_missing != (ids is None):
+        if self.ids_given is not None and self.ids_given != (ids is not None):
             raise ValueError("collect got ids for some batches and not for others; the adapter must return ids for "
                              "every batch or for none.")
-        self.ids_missing = ids is None
+        self.ids_given = ids is not None
         self.chunks["features"].append(features.numpy())
         self.chunks["labels"].append(_as_int64(labels, "labels", n))
-        if ids is not None:
-            self.chunks["ids"].append(_as_int64(ids, "ids", n))
+        self.chunks["ids"].append(_as_int64(ids, "ids", n) if ids is not None
+                                  else np.arange(self.count, self.count + n, dtype=np.int64))
+        self.chunks["train"].append(np.full(n, split == "train"))
         if self.inputs == "thumbnails":
             self.chunks["inputs"].append(thumbnails(_image_batch(x, n), self.size))
         elif self.inputs == "raw":
             self.chunks["inputs"].append(x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(x))
+        self.count, self.batches = self.count + n, self.batches + 1
 
-    def result(self, name: str | None, source: Any) -> dict[str, Any]:
-        """The loader's arrays, concatenated; checks that ids numbered by order are stable (a fixed order)."""
-        if not self.chunks["features"]:
+    def end_loader(self, name: str | None, source: Any) -> None:
+        """After a loader's pass: it yielded something, and ids numbered by its order are stable (a fixed order)."""
+        if not self.batches:
             raise ValueError(f"collect's loader{f' {name!r}' if name else ''} yielded no batches.")
-        if self.ids_missing:
+        if not self.ids_given:
             _check_fixed_order(source)
-        out: dict[str, Any] = {
-            "features": np.concatenate(self.chunks["features"]),
-            "labels": np.concatenate(self.chunks["labels"]),
-            "ids": np.concatenate(self.chunks["ids"]) if self.chunks["ids"] else None,
-            "split": name,
-        }
+        self.batches, self.ids_given = 0, None
+
+    def result(self, split_known: bool) -> dict[str, Any]:
+        """``snapshot``'s keyword arguments: features, labels, inputs (as asked), sample_ids, split (when known)."""
+        chunks = self.chunks
+        out: dict[str, Any] = {"features": np.concatenate(chunks.pop("features")),
+                               "labels": np.concatenate(chunks.pop("labels"))}
         if self.inputs == "thumbnails":
-            out["inputs"] = np.concatenate(self.chunks["inputs"])
+            out["inputs"] = np.concatenate(chunks.pop("inputs"))
         elif self.inputs == "raw":
-            out["inputs"] = torch.cat(self.chunks["inputs"])
+            out["inputs"] = torch.cat(chunks.pop("inputs"))
+        out["sample_ids"] = np.concatenate(chunks.pop("ids"))
+        if split_known:
+            out["split"] = np.concatenate(chunks.pop("train"))
         return out
 
 
@@ -328,26 +335,3 @@ def _interactive() -> bool:
     """True when stderr is a terminal (a bar in a log file or a CI log is only noise)."""
     isatty = getattr(sys.stderr, "isatty", None)
     return bool(isatty and isatty())
-
-
-def _merge(parts: list[dict[str, Any]], inputs: str | None, split_known: bool) -> dict[str, Any]:
-    """One dict of snapshot's arguments from each loader's part (ids numbered on across parts when not given)."""
-    features = np.concatenate([p["features"] for p in parts])
-    out: dict[str, Any] = {"features": features, "labels": np.concatenate([p["labels"] for p in parts])}
-    if inputs == "thumbnails":
-        out["inputs"] = np.concatenate([p["inputs"] for p in parts])
-    elif inputs == "raw":
-        out["inputs"] = torch.cat([p["inputs"] for p in parts])
-    out["sample_ids"] = np.concatenate(list(_ids(parts)))
-    if split_known:
-        out["split"] = np.concatenate([np.full(len(p["labels"]), p["split"] == "train") for p in parts])
-    return out
-
-
-def _ids(parts: list[dict[str, Any]]) -> Iterator[np.ndarray]:
-    """Each part's ids: the adapter's, else positions numbered on from the previous part's."""
-    start = 0
-    for part in parts:
-        n = len(part["labels"])
-        yield part["ids"] if part["ids"] is not None else np.arange(start, start + n, dtype=np.int64)
-        start += n
