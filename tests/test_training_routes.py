@@ -292,6 +292,8 @@ def test_routes_answer_like_the_route_logic(app, logdir):
         assert resp.status_code == 200 and resp.mimetype == "text/csv", route
     body = _json(app.get("stepstats?run=continual&start=2&end=3"))
     assert body["detail"]["steps"] == [2, 3]
+    body = _json(app.get("stepstats?run=continual&start=999999999999999999&end=0"))  # an empty range is no error
+    assert body["detail"]["steps"] == [] and len(body["overview"]["accuracy"]) == STEPS
 
 
 @pytest.mark.parametrize("query,code,match", [
@@ -299,6 +301,8 @@ def test_routes_answer_like_the_route_logic(app, logdir):
     ("alarms", 400, "'run'"),
     ("alarms?run=continual&format=xml", 400, "'format'"),
     ("stepstats?run=continual&start=abc", 400, "'start'"),
+    ("stepstats?run=continual&end=-1", 400, "'end'"),
+    ("stepstats?run=continual&start=%C2%B2", 400, "'start'"),
     ("stepstats?run=continual&format=binary", 400, "'format'"),
     ("layers?run=plain", 404, "no layer statistics"),
 ])
