@@ -211,9 +211,9 @@ class AlarmDetector:
                   + f" on the {'test' if stats.watched == 0 else 'training'} split")
         grown = [g for g in stats.grown if g["label"] in set(fire.tolist())]
         if grown:
-            reason += "; now confused with " + ", ".join(
-                f"'{_label(self.classes, g['pred'])}' ({_label(self.classes, g['label'])} -> "
-                f"{_label(self.classes, g['pred'])} {g['before']:.2f} -> {g['now']:.2f})" for g in grown[:3])
+            reason += "; confusions that grew: " + ", ".join(
+                f"'{_label(self.classes, g['label'])}' as '{_label(self.classes, g['pred'])}' {g['before']:.2f} -> "
+                f"{g['now']:.2f}" for g in grown[:3])
         warned = [int(c) for c in fire if 0 <= self._warned_at[c] < stats.step]
         if warned:
             first = min(int(self._warned_at[c]) for c in warned)
