@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, SequentialSampler
 
-__all__ = ["collect"]
+__all__ = ["collect", "thumbnails"]
 
 Adapter = Callable[[Any], Sequence[Any]]
 SPLITS = ("train", "test")
@@ -64,6 +64,9 @@ def collect(model: torch.nn.Module, loader: Iterable[Any] | Mapping[str, Iterabl
         raise ValueError(f"The 'capture' parameter of collect must be 'input' or 'output'. Got {capture!r} instead.")
     if inputs not in ("thumbnails", "raw", None):
         raise ValueError(f"The 'inputs' parameter of collect must be 'thumbnails', 'raw' or None. Got {inputs!r} "
+                         "instead.")
+    if not isinstance(thumbnail_size, int) or thumbnail_size < 1:
+        raise ValueError(f"The 'thumbnail_size' parameter of collect must be an int >= 1. Got {thumbnail_size!r} "
                          "instead.")
     target = torch.device(device) if device is not None else _model_device(model)
     gathered = _Gatherer(inputs, thumbnail_size)

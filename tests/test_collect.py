@@ -175,6 +175,8 @@ def test_clear_errors(digits):
     images, labels, _ = digits
     with pytest.raises(ValueError, match="body.4"):
         collect(Net(), loader_of(images, labels), layer="body.44")
+    with pytest.raises(ValueError, match="thumbnail_size"):
+        collect(Net(), loader_of(images, labels), layer="fc", thumbnail_size=0)
     with pytest.raises(ValueError, match="'train' and/or 'test'"):
         collect(Net(), {"val": loader_of(images, labels)}, layer="fc")
 
