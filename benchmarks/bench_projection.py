@@ -136,6 +136,14 @@ def _warm_up_umap() -> float:
     return time.perf_counter() - t0
 
 
+def _write(result: dict[str, Any], directory: str) -> None:
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "projection.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(directory, "projection.md"), "w") as f:
+        f.write(markdown_table(result))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=10)
@@ -165,25 +173,24 @@ def main() -> None:
             fn = _dvi_epoch if m in ("dvi", "faithful") else _peer_epoch
             r = fn(m, ep, e, state, bnd)
             rows[m].append(r)
-            print(f"epoch {e} {m:10s} {r['wall_s']:6.1f}s  train " +
-                  " ".join(f"{k}={v:.3f}" for k, v in r["train"].items() if v is not None), flush=True)
-    if "aligned-umap" in methods:
-        rows["aligned-umap"] = _aligned_umap(ep, n_epochs, bnds)
-        print(f"aligned-umap {sum(r['wall_s'] for r in rows['aligned-umap']):.1f}s", flush=True)
+            print(f"epoch {e} {m:10s} {r['wall_s']:6.1f}s " + " | ".join(
+                f"{split} " + " ".join(f"{k[:6]}={v:.3f}" for k, v in r[split].items() if v is not None)
+                for split in ("train", "test")), flush=True)
     result = {"epochs": n_epochs, "n_train": 8000, "n_test": 2000, "feature_dim": int(ep.train.shape[2]),
               "test_accuracy": [float(a) for a in ep.acc[:n_epochs]], "umap_compile_s": warm,
               "metrics_are": "fractions in [0,1]; temporal: Spearman correlation in [-1,1]; ccr: mean |confidence "
-                             "change| (lower is better); peak_mib: extra resident memory during the call",
+                             "change| (lower is better); speckle: fraction of coloured landscape pixels; peak_mib: "
+                             "extra resident memory during the call",
               "methods": rows, "torch_threads": torch.get_num_threads()}
+    _write(result, args.results_dir)  # the per-epoch methods, in case the one long AlignedUMAP fit is interrupted
+    if "aligned-umap" in methods:
+        rows["aligned-umap"] = _aligned_umap(ep, n_epochs, bnds)
+        print(f"aligned-umap {sum(r['wall_s'] for r in rows['aligned-umap']):.1f}s", flush=True)
     if not args.no_snapshot:
         from proj_snapshot_cost import measure as snapshot_cost
 
         result["snapshot"] = snapshot_cost()
-    os.makedirs(args.results_dir, exist_ok=True)
-    with open(os.path.join(args.results_dir, "projection.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    with open(os.path.join(args.results_dir, "projection.md"), "w") as f:
-        f.write(markdown_table(result))
+    _write(result, args.results_dir)
     print(text_table(result))
     print(f"total {time.perf_counter() - t0:.0f}s; rows: {', '.join(m[0] for m in METRICS)}")
 

@@ -25,6 +25,7 @@ from torch import nn
 
 FORMAT = "dvi_core.StepProjection/3"
 _MAX_SIZE = 10**8
+_SIZES = ("n_features", "hidden", "n_layers", "n_components", "n_ref", "n_ref_encoder", "n_logits", "n_neighbors")
 _SKIP = "memory.values"  # the decoder's memory values are the first rows of the placement encoder's keys: stored once
 
 
@@ -81,8 +82,9 @@ def _read_meta(files: Any, path: Any) -> dict[str, Any]:
     cfg = meta.get("config")
     if not isinstance(cfg, dict):
         raise _refuse(path, "no config")
-    if any(isinstance(v, (int, float)) and not 0 <= v <= _MAX_SIZE for v in cfg.values()):
-        raise _refuse(path, "a config size out of range")  # before any model of that size is allocated
+    sizes = [cfg.get(k, 0) for k in _SIZES]
+    if not all(isinstance(v, int) and 0 <= v <= _MAX_SIZE for v in sizes):
+        raise _refuse(path, "a model size out of range")  # checked before any model of that size is allocated
     return meta
 
 

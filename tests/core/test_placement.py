@@ -155,3 +155,9 @@ def test_evaluate_step_reuses_graphs_without_changing_any_metric(digits, fitted)
                                   prev_train_features=digits.train, prev_test_features=digits.test,
                                   train_embedding=warm.embedding_, test_embedding=warm.transform(T2))
     assert given == got, "passing the embeddings the step would compute changed a metric"
+
+
+def test_a_large_seed_still_loads(tmp_path, digits):
+    st = DVIProjector(seed=2**40, **FAST).fit_step(digits.train, digits.head)
+    st.save(tmp_path / "s.npz")
+    assert StepProjection.load(tmp_path / "s.npz").config_["seed"] == 2**40
