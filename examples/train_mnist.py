@@ -125,13 +125,15 @@ def main(argv: list[str] | None = None) -> None:
     if not 1000 <= args.samples <= 10000:  # fewer: a first-epoch model may predict one class, with no boundary
         parser.error("--samples must be between 1000 and 10000 (the bundled digits)")
     torch.set_num_threads(max(1, args.threads))
-    started = time.time()
+    started, trained = time.time(), 0
     for name in args.runs.split(","):
         if args.skip_existing and already_logged(args.logdir, name, args.epochs):
             print(f"[{name}] already logged in {args.logdir}; skipping training")
             continue
         train_run(args.logdir, name, args.samples, args.noise if name == "noisy" else 0.0, args.epochs)
-    print(f"Trained in {time.time() - started:.0f} s.", flush=True)
+        trained += 1
+    if trained:
+        print(f"Trained {trained} run(s) in {time.time() - started:.0f} s.", flush=True)
 
 
 if __name__ == "__main__":
