@@ -30,7 +30,8 @@ from tensorboard_plugin_dvi import storage
 from tensorboard_plugin_dvi.collect import collect
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mnist10k.npz")
-TRAIN_FRACTION = 0.8
+TRAIN_FRACTION = 0.8  # the first 80 % of the samples train, the rest test
+N_TRAIN = 8000  # the training split of all 10,000 digits (what scripts calling load_data(noise, seed) get)
 
 
 class SmallCNN(nn.Module):
@@ -49,9 +50,10 @@ class SmallCNN(nn.Module):
         return self.fc(self.features(x))
 
 
-def load_data(samples: int, noise: float, seed: int) -> tuple[TensorDataset, TensorDataset, np.ndarray]:
-    """The first ``samples`` digits as train and test datasets of ([1,28,28] floats in [0,1], label), the first
-    80 % for training with a ``noise`` fraction of their labels flipped, and the flipped sample ids."""
+def load_data(noise: float, seed: int, samples: int = 10000) -> tuple[torch.Tensor, np.ndarray, np.ndarray,
+                                                                         np.ndarray]:
+    """The first ``samples`` digits as [N,1,28,28] floats in [0,1], their labels (a ``noise`` fraction of the
+    training labels flipped), the is-train mask (the first 80 %) and the flipped sample ids."""
     with np.load(DATA) as data:
         images = torch.from_numpy(data["images"][:samples]).float().div_(255.0).unsqueeze(1)
         labels = data["labels"][:samples].astype(np.int64)
@@ -59,9 +61,20 @@ def load_data(samples: int, noise: float, seed: int) -> tuple[TensorDataset, Ten
     rng = np.random.default_rng(seed)
     flipped = np.sort(rng.choice(n_train, size=int(noise * n_train), replace=False))
     labels[flipped] = (labels[flipped] + rng.integers(1, 10, size=flipped.size)) % 10
-    targets = torch.from_numpy(labels)
-    return (TensorDataset(images[:n_train], targets[:n_train]), TensorDataset(images[n_train:], targets[n_train:]),
-            flipped)
+    return images, labels, np.arange(len(labels)) < n_train, flipped
+
+
+def datasets(images: torch.Tensor, labels: np.ndarray, is_train: np.ndarray) -> tuple[TensorDataset, TensorDataset]:
+    """Train and test datasets of (image, label) pairs."""
+    targets, train = torch.from_numpy(labels), torch.from_numpy(is_train)
+    return TensorDataset(images[train], targets[train]), TensorDataset(images[~train], targets[~train])
+
+
+@torch.no_grad()
+def embed(model: SmallCNN, images: torch.Tensor) -> torch.Tensor:
+    """Penultimate features of every sample in eval mode, by hand (for scripts that do not use ``collect``)."""
+    model.eval()
+    return torch.cat([model.features(chunk) for chunk in torch.split(images, 1000)])
 
 
 def train_epoch(model: SmallCNN, loader: DataLoader, optimizer: torch.optim.Optimizer) -> float:
@@ -77,10 +90,11 @@ def train_epoch(model: SmallCNN, loader: DataLoader, optimizer: torch.optim.Opti
     return total / count
 
 
-def train_run(logdir: str, name: str, samples: int, noise: float, epochs: int, seed: int = 0) -> None:
-    """Train one run and log scalars plus a DVI snapshot every epoch."""
+def train_run(logdir: str, name: str, noise: float, epochs: int, seed: int = 0, samples: int = 10000) -> None:
+    """Train one run on the first ``samples`` digits and log scalars plus a DVI snapshot every epoch."""
     torch.manual_seed(seed)
-    train_set, test_set, flipped = load_data(samples, noise, seed)
+    images, labels, is_train, flipped = load_data(noise, seed, samples)
+    train_set, test_set = datasets(images, labels, is_train)
     model = SmallCNN()
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     train_loader = DataLoader(train_set, batch_size=128, shuffle=True)
@@ -130,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.skip_existing and already_logged(args.logdir, name, args.epochs):
             print(f"[{name}] already logged in {args.logdir}; skipping training")
             continue
-        train_run(args.logdir, name, args.samples, args.noise if name == "noisy" else 0.0, args.epochs)
+        train_run(args.logdir, name, args.noise if name == "noisy" else 0.0, args.epochs, samples=args.samples)
         trained += 1
     if trained:
         print(f"Trained {trained} run(s) in {time.time() - started:.0f} s.", flush=True)
