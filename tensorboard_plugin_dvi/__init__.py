@@ -4,7 +4,7 @@ Write with ``dvi.summary.snapshot(writer, step=..., features=..., labels=..., he
 "DVI" tab.
 """
 
-from tensorboard_plugin_dvi import dynamics, summary
+from tensorboard_plugin_dvi import dynamics, layers, summary
 
 __version__ = "0.2.0"
-__all__ = ["dynamics", "summary", "__version__"]
+__all__ = ["dynamics", "layers", "summary", "__version__"]

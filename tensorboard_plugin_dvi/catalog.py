@@ -47,6 +47,7 @@ class RunIndex:
     pending: list[int] = dataclasses.field(default_factory=list)  # imported steps listed but not converted yet
     tag: str | None = None  # the imported embedding tag given the time axis
     error: str | None = None  # a problem of the whole imported run (its projector_config.pbtxt)
+    layer_records: dict[int, dict[str, Any]] | None = None  # per-layer weight statistics records (dvi/layers)
 
     @property
     def steps(self) -> list[int]:
@@ -92,13 +93,13 @@ class Catalog:
         self._import_thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def series(self, ctx, experiment_id: str) -> dict[str, Any]:
-        """``{run: TensorTimeSeries}`` of the DVI index tag, straight from the data provider."""
+    def series(self, ctx, experiment_id: str, tag: str = metadata.TAG) -> dict[str, Any]:
+        """``{run: TensorTimeSeries}`` of a DVI tag (the index records by default), straight from the provider."""
         mapping = self._provider.list_tensors(
             ctx, experiment_id=experiment_id, plugin_name=metadata.PLUGIN_NAME,
-            run_tag_filter=provider.RunTagFilter(tags=[metadata.TAG]),
+            run_tag_filter=provider.RunTagFilter(tags=[tag]),
         )
-        return {run: tags[metadata.TAG] for run, tags in mapping.items() if metadata.TAG in tags}
+        return {run: tags[tag] for run, tags in mapping.items() if tag in tags}
 
     def _locations(self, ctx, experiment_id: str, series: dict[str, Any]) -> list[discovery.RunLocation]:
         """Every run the provider lists, resolved; runs with DVI records first come as kind "dvi"."""
@@ -210,12 +211,16 @@ class Catalog:
     def _dvi_index(self, ctx, experiment_id: str, location: discovery.RunLocation, ts: Any) -> RunIndex:
         key = (experiment_id, location.name)
         store = self._store(location.directory)
-        version = (ts.max_step, ts.max_wall_time, store.listing_signature())
+        layer_ts = self.series(ctx, experiment_id, metadata.LAYERS_TAG).get(location.name)
+        layer_version = (layer_ts.max_step, layer_ts.max_wall_time) if layer_ts is not None else None
+        version = (ts.max_step, ts.max_wall_time, layer_version, store.listing_signature())
         with self._lock:
             cached = self._cache.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
         built = self._build(ctx, experiment_id, location.name, store)
+        if layer_ts is not None:
+            built.layer_records = self._layer_records(ctx, experiment_id, location.name)
         with self._lock:
             self._cache[key] = (version, built)
         return built
@@ -252,6 +257,22 @@ class Catalog:
                                                        "but its event record was not (writer killed?); log it again")
         good, bad = self._apply_broken(store.run_dir, records, list(problems.values()))
         return RunIndex(run, store.run_dir, good, bad, store)
+
+    def _layer_records(self, ctx, experiment_id: str, run: str) -> dict[int, dict[str, Any]]:
+        """The run's per-layer statistics records from its event files (the latest record of a step wins)."""
+        from tensorboard_plugin_dvi import layers
+
+        data = self._provider.read_tensors(
+            ctx, experiment_id=experiment_id, plugin_name=metadata.PLUGIN_NAME, downsample=_ALL,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[metadata.LAYERS_TAG]),
+        )
+        records: dict[int, dict[str, Any]] = {}
+        for datum in sorted(data.get(run, {}).get(metadata.LAYERS_TAG, []), key=lambda d: d.wall_time):
+            try:
+                records[datum.step] = layers.parse_record(_record_bytes(datum.numpy))
+            except storage.StepError:
+                records.pop(datum.step, None)  # reported by the layers route when it reads the files
+        return records
 
     def _apply_broken(self, directory: str, records: dict[int, dict[str, Any]],
                       problems: list[storage.StepProblem]) -> tuple[dict[int, dict[str, Any]], list[StepProblem]]:

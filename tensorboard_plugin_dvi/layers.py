@@ -42,7 +42,7 @@ from tensorboard.util import tensor_util
 
 from tensorboard_plugin_dvi import fsio, metadata, storage, validation
 
-TAG = "dvi/layers"
+TAG = metadata.LAYERS_TAG
 """Summary tag of the per-step layer statistics records (plugin name ``dvi``)."""
 
 FOLDER = "layers"

@@ -16,6 +16,9 @@ PLUGIN_NAME = "dvi"
 TAG = "dvi/snapshot"
 """The one summary tag that carries DVI's per-step index records."""
 
+LAYERS_TAG = "dvi/layers"
+"""The summary tag of per-layer weight statistics records (``dvi.layers.log_layers``)."""
+
 SCHEMA_VERSION = 1
 """Version of the index record and of the files under ``<run>/plugins/dvi/``."""
 

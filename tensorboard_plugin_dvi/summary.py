@@ -30,7 +30,8 @@ _WRITERS_LOCK = threading.Lock()
 
 def snapshot(target: Any, step: int, features: Any, labels: Any, head: torch.nn.Module, *, split: Any = None,
              sample_ids: Any = None, inputs: Any = None, encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
-             class_names: Any = None, flags: dict[str, Any] | None = None) -> dict[str, Any]:
+             class_names: Any = None, flags: dict[str, Any] | None = None,
+             model: torch.nn.Module | None = None) -> dict[str, Any]:
     """Log one step of a classifier's representations for DVI; return the index record written.
 
     Args:
@@ -49,6 +50,9 @@ def snapshot(target: Any, step: int, features: Any, labels: Any, head: torch.nn.
             (DVI's input-space boundary samples). A module's training mode is restored afterwards.
         class_names: one name per head output (default "0".."C-1").
         flags: named sets of sample ids to offer as filters in the tab, e.g. ``{"flipped": noisy_ids}``.
+        model: the whole model, to also record per-layer weight statistics for this step (norms, relative change
+            since the last logged step, gradient norms when called after ``backward()``); see
+            ``dvi.layers.log_layers``.
     """
     run_dir, writer = _resolve_target(target)
     step = validation.check_step(step)
@@ -61,6 +65,10 @@ def snapshot(target: Any, step: int, features: Any, labels: Any, head: torch.nn.
     record = store.write_step(step, arrays, head_bytes, head_kind, record)
     _write_event(run_dir, writer, snapshot_pb(record), step)
     store.prune_step(step, record)  # a re-logged step's old files, now that no newest record points to them
+    if model is not None:
+        from tensorboard_plugin_dvi import layers
+
+        layers.log_layers(target, step, model)
     return record
 
 
