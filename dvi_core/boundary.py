@@ -186,7 +186,10 @@ def _samples(
         )
     gen = torch.Generator().manual_seed(int(seed))
     pred = logits.argmax(1)
-    src = None if encoder is None else torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
+    src = None
+    if encoder is not None:  # mixes are made on the CPU and sent to ``device`` one batch at a time
+        src = inputs.detach().cpu().float() if isinstance(inputs, torch.Tensor) else \
+            torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
     out: list[torch.Tensor] = []
     have = 0
     for _ in range(4):
