@@ -5,6 +5,7 @@ Write with ``dvi.summary.snapshot(writer, step=..., features=..., labels=..., he
 """
 
 from tensorboard_plugin_dvi import dynamics, layers, summary
+from tensorboard_plugin_dvi.collect import collect
 
 __version__ = "0.2.0"
-__all__ = ["dynamics", "layers", "summary", "__version__"]
+__all__ = ["collect", "dynamics", "layers", "summary", "__version__"]

@@ -105,11 +105,18 @@ class Catalog:
         """Every run the provider lists, resolved; runs with DVI records first come as kind "dvi"."""
         out = []
         for listed in self._provider.list_runs(ctx, experiment_id=experiment_id):
-            location = discovery.locate(self._root, listed.run_name)
-            if listed.run_name in series and not location.skipped:
-                location = dataclasses.replace(location, kind=discovery.DVI)
-            out.append(location)
+            out.append(self._resolve(listed.run_name, series))
         return out
+
+    def _resolve(self, run: str, series: dict[str, Any]) -> discovery.RunLocation:
+        """Where a listed run is; "dvi" only once the provider has its index records (files alone are not enough:
+        a run being written has files on disk before TensorBoard loaded its events)."""
+        location = discovery.locate(self._root, run)
+        if location.skipped:
+            return location
+        if run in series:
+            return dataclasses.replace(location, kind=discovery.DVI)
+        return dataclasses.replace(location, kind=None) if location.kind == discovery.DVI else location
 
     def skipped(self, ctx, experiment_id: str) -> list[discovery.RunLocation]:
         """Runs with DVI data that are not served, with the reason (e.g. a symlink out of the logdir)."""
@@ -150,10 +157,10 @@ class Catalog:
         """
         series = self.series(ctx, experiment_id)
         if run in series:
-            location = dataclasses.replace(discovery.locate(self._root, run), kind=discovery.DVI)
+            location = self._resolve(run, series)
         else:
             listed = {r.run_name for r in self._provider.list_runs(ctx, experiment_id=experiment_id)}
-            location = discovery.locate(self._root, run) if run in listed else None
+            location = self._resolve(run, series) if run in listed else None
         if location is not None and location.skipped:
             raise errors.NotFoundError(f"Run {run!r} is not served: {location.skipped}.")
         if location is not None and location.kind == discovery.DVI:

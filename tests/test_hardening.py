@@ -173,3 +173,21 @@ def test_encoder_may_be_any_callable(tmp_path):
     assert record["boundary"] == "input"
     with pytest.raises(TypeError, match="'encoder' parameter of snapshot must be callable"):
         dvi.summary.snapshot(str(tmp_path), 2, feats, labels, head, inputs=inputs, encoder="features")
+
+
+def test_run_with_files_but_no_events_yet_is_not_listed_and_not_an_error(tmp_path, caplog):
+    logdir = tmp_path / "logs"
+    write_run(str(logdir / "ready"), steps=1)
+    write_run(str(logdir / "writing"), steps=1)
+    for name in os.listdir(logdir / "writing"):
+        if name.startswith("events.out"):
+            os.unlink(logdir / "writing" / name)
+    (logdir / "writing" / "events.out.tfevents.0.empty").write_bytes(b"")  # TensorBoard lists it, no records yet
+    app = WsgiApp(str(logdir))
+    try:
+        with caplog.at_level("WARNING"):
+            runs = {r["run"] for r in _listing(app)["runs"]}
+        assert runs == {"ready"} and "cannot be indexed" not in caplog.text
+        assert app.get("projection?run=writing&step=0").status_code == 404
+    finally:
+        app.close()
