@@ -1,12 +1,14 @@
 """Many runs: ``dvi-project`` one run after another vs ``dvi-project --jobs 2``, on the same logdir contents.
 
 Writes 8 runs x 6 steps (each run 600 of the bundled digits' features from a quickly trained MLP, 64-d, drifting
-from step to step, with the MLP's head), copies the logdir, and projects one copy with the plain command (torch on
-all cores) and the other with ``--jobs 2`` (two worker processes, one torch thread each: the command's defaults on a
-2-core machine). Both are the real ``dvi-project`` command in a subprocess; the wall time of each and the load
-average beside it are recorded, and every step's result is checked to exist afterwards.
+from step to step, with the MLP's head), copies the logdir, and projects one copy with the plain command (one run
+after another, torch on ``--seq-threads`` threads, default 1) and the other with ``--jobs 2`` (two worker processes,
+one torch thread each: the command's default on a 2-core machine). One thread is the fair baseline: on a busy
+machine torch's default of every core oversubscribes it (threads spin against each other) and the one-after-another
+run gets far slower. Both are the real ``dvi-project`` command in a subprocess; the wall time of each and the load
+average beside it are recorded, and every step's result is checked to exist right after each command.
 
-    python benchmarks/bench_jobs.py [--quick] [--runs 8] [--steps 6] [--jobs 2]
+    python benchmarks/bench_jobs.py [--quick] [--runs 8] [--steps 6] [--jobs 2] [--seq-threads 1] [--note TEXT]
 
 Writes ``results/jobs.{json,md}`` (``--quick``: 3 runs x 2 steps of 300 samples, ``results/jobs_quick.*``).
 """
@@ -67,7 +69,8 @@ def write_runs(logdir: str, runs: int, steps: int, n: int) -> None:
 
 
 def project(logdir: str, *extra: str) -> dict[str, Any]:
-    """Run ``dvi-project`` on ``logdir``; its wall seconds, exit code and the load average before and after."""
+    """Run ``dvi-project`` on ``logdir``; its wall seconds, the load average before and after, and whether every
+    step then had its result (checked at once, under the method version of that moment)."""
     exe = os.path.join(os.path.dirname(sys.executable), "dvi-project")
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -75,7 +78,15 @@ def project(logdir: str, *extra: str) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     if out.returncode:
         raise RuntimeError(f"dvi-project {' '.join(extra)} failed:\n{out.stderr}")
-    return {"args": list(extra), "seconds": seconds, "load_average": [load_before, os.getloadavg()[0]]}
+    return {"args": list(extra), "seconds": seconds, "load_average": [load_before, os.getloadavg()[0]],
+            "complete": all_projected(logdir), "method": method_version()}
+
+
+def method_version() -> str:
+    """The projection method's version (part of the cache key: a change mid-benchmark would hide results)."""
+    out = subprocess.run([sys.executable, "-c", "import dvi_core; print(dvi_core.__version__)"], capture_output=True,
+                         text=True)
+    return out.stdout.strip()
 
 
 def all_projected(logdir: str) -> bool:
@@ -96,13 +107,14 @@ def markdown(r: dict[str, Any]) -> str:
     """The results as a table for people."""
     seq, par = r["sequential"], r["parallel"]
     lines = [f"# Many runs: {r['runs']} runs x {r['steps']} steps of {r['n']:,} samples x 64", "",
-             f"{r['when']}; {r['cpus']} CPUs shared with other work (load averages beside each number).", "",
-             "| command | wall s | load average before / after |", "|---|---:|---|",
-             f"| `dvi-project` (one run after another, torch on {os.cpu_count()} threads) | {seq['seconds']:.1f} | "
-             f"{seq['load_average'][0]:.1f} / {seq['load_average'][1]:.1f} |",
+             f"{r['when']}; {r['cpus']} CPUs shared with other work (load averages beside each number); "
+             f"{r['note']}".rstrip("; "), "",
+             "| command | wall s | load average before / after | every step projected |", "|---|---:|---|---|",
+             f"| `dvi-project --threads {r['seq_threads']}` (one run after another) | {seq['seconds']:.1f} | "
+             f"{seq['load_average'][0]:.1f} / {seq['load_average'][1]:.1f} | {seq['complete']} |",
              f"| `dvi-project --jobs {r['jobs']}` (1 torch thread per worker) | {par['seconds']:.1f} | "
-             f"{par['load_average'][0]:.1f} / {par['load_average'][1]:.1f} |", "",
-             f"Speed-up: {seq['seconds'] / par['seconds']:.2f}x; every step projected in both: {r['complete']}."]
+             f"{par['load_average'][0]:.1f} / {par['load_average'][1]:.1f} | {par['complete']} |", "",
+             f"Speed-up: {seq['seconds'] / par['seconds']:.2f}x. Method version: {seq['method']} / {par['method']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -113,17 +125,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--n", type=int, default=600, help="samples a step")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--seq-threads", type=int, default=1,
+                        help="torch threads of the one-after-another baseline (1: the same threads per run as each "
+                             "--jobs worker)")
+    parser.add_argument("--note", default="", help="a remark for the results (e.g. what else ran meanwhile)")
     args = parser.parse_args()
     runs, steps, n = (3, 2, 300) if args.quick else (args.runs, args.steps, args.n)
     work = tempfile.mkdtemp(prefix="dvi-bench-jobs-")
     seq_dir, par_dir = os.path.join(work, "sequential"), os.path.join(work, "parallel")
     write_runs(seq_dir, runs, steps, n)
     shutil.copytree(seq_dir, par_dir, symlinks=True)
-    sequential = project(seq_dir)
+    sequential = project(seq_dir, "--threads", str(args.seq_threads))
     parallel = project(par_dir, "--jobs", str(args.jobs))
     report = {"runs": runs, "steps": steps, "n": n, "jobs": args.jobs, "sequential": sequential,
               "parallel": parallel, "speedup": sequential["seconds"] / parallel["seconds"],
-              "complete": all_projected(seq_dir) and all_projected(par_dir), "cpus": os.cpu_count(),
+              "seq_threads": args.seq_threads, "note": args.note, "cpus": os.cpu_count(),
               "machine": platform.machine(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     shutil.rmtree(work, ignore_errors=True)
     results_io.save("jobs_quick" if args.quick else "jobs", report, markdown(report))
