@@ -63,10 +63,12 @@ def main() -> None:
     parser.add_argument("--logdir", default="demo_logs")
     parser.add_argument("--step", type=int, default=11)
     parser.add_argument("--sample", type=int, default=None, help="sample id to select (default: a flipped one)")
+    parser.add_argument("--skip-project", action="store_true", help="do not project the logdir first")
     args = parser.parse_args()
     from tensorboard_plugin_dvi import cli, storage
 
-    cli.main(["--logdir", args.logdir])
+    if not args.skip_project:
+        cli.main(["--logdir", args.logdir])
     if args.sample is None:
         records, _ = storage.RunStore(os.path.join(args.logdir, "noisy")).read_run()
         flags = storage.RunStore(os.path.join(args.logdir, "noisy")).load_step(records[max(records)]).flags
