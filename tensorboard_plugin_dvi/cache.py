@@ -90,11 +90,16 @@ class ResultCache:
             raise storage.StepError(f"the cache folder of {name} resolves outside the logdir; not followed")
         return path
 
-    def has(self, record: dict[str, Any], prev_record: dict[str, Any] | None) -> bool:
-        """Whether a complete result exists for this step's data, warm-started from this exact previous step."""
+    def has(self, record: dict[str, Any], prev_record: dict[str, Any] | None,
+            earlier: set[str | None] | None = None) -> bool:
+        """Whether a complete result exists for this step's data, warm-started from this exact previous step (or,
+        given ``earlier``, from any of those result names)."""
         meta = self._read_meta(result_name(record))
-        expected_prev = result_name(prev_record) if prev_record else None
-        return meta is not None and meta.get("prev") == expected_prev
+        if meta is None:
+            return False
+        if earlier is not None:
+            return meta.get("prev") in earlier
+        return meta.get("prev") == (result_name(prev_record) if prev_record else None)
 
     def _read_meta(self, name: str) -> dict[str, Any] | None:
         try:
@@ -186,19 +191,19 @@ class ResultIndex:
                 cache = self._caches[store.run_dir] = ResultCache(store, self.settings)
             return cache
 
-    def result(self, store: storage.RunStore, record: dict[str, Any],
-               prev: dict[str, Any] | None) -> StepResult | None:
-        """The ready result of ``record`` warm-started from ``prev``, else None."""
+    def result(self, store: storage.RunStore, record: dict[str, Any], prev: dict[str, Any] | None,
+               earlier: set[str | None] | None = None) -> StepResult | None:
+        """The ready result of ``record`` warm-started from ``prev`` (or from any name in ``earlier``), else None."""
         cache = self.results(store)
         name = result_name(record)
         key = (store.run_dir, name)
         signature = _signature(cache.root, name)  # a few stats: damage while serving is noticed at once
         with self._lock:
             hit = self._loaded.get(key)
-        expected_prev = result_name(prev) if prev else None
-        if hit is not None and hit[0] == signature and hit[1].prev_name == expected_prev:
+        accepted = earlier if earlier is not None else {result_name(prev) if prev else None}
+        if hit is not None and hit[0] == signature and hit[1].prev_name in accepted:
             return hit[1]
-        if not cache.has(record, prev):
+        if not cache.has(record, prev, accepted):
             return None
         loaded = cache.load(record)
         if loaded is not None:

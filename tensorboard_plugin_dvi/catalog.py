@@ -63,6 +63,13 @@ class RunIndex:
         """Record of the last servable step (for N, D and class names)."""
         return self.records[max(self.records)] if self.records else None
 
+    def earlier_names(self, step: int) -> set[str | None]:
+        """Result names a projection of ``step`` may have been warm-started from: any current earlier step's, or
+        none (a cold start). Long logs are projected in strides first, then filled in."""
+        from tensorboard_plugin_dvi.cache import result_name
+
+        return {None, *(result_name(r) for s, r in self.records.items() if s < step)}
+
     def prev_record(self, step: int) -> dict[str, Any] | None:
         """Record of the servable step before ``step`` (the one it is warm-started from), or None."""
         earlier = [s for s in self.records if s < step]

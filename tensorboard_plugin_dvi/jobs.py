@@ -1,6 +1,9 @@
 """Background projection: one worker thread, a bounded queue of runs, single-flight per run.
 
-A request for step s of a run queues every unprojected step up to s (each step is warm-started from the one before).
+A request for step s of a run queues every unprojected step up to s. Each step is warm-started from the nearest
+earlier step that is already projected. Order within a run: first the steps a user asked to see (most recent request
+first); then, on a long log (more than :data:`LONG_LOG` steps waiting), a coarse stride of about :data:`STRIDE_STEPS`
+steps spread over the run, so the whole run can be browsed early; then the rest in order.
 A run is in the queue at most once; more requests for it merge into its pending steps. The worker projects a run's
 pending steps in order, reports progress, records failures per step and carries on with the next step and the next
 run: one bad run never stops the others. Results land in the on-disk cache, so a restart serves them at once.
@@ -24,6 +27,10 @@ from tensorboard_plugin_dvi.catalog import RunIndex
 logger = logging.getLogger(__name__)
 
 
+LONG_LOG = 50
+STRIDE_STEPS = 20
+
+
 class QueueFullError(errors.PublicError):
     """Too many runs are waiting for projection; try again later (HTTP 429)."""
 
@@ -36,6 +43,7 @@ class _RunState:
 
     index: RunIndex
     pending: set[int] = dataclasses.field(default_factory=set)
+    priority: list[int] = dataclasses.field(default_factory=list)  # asked-for steps, most recent first
     running: int | None = None
     progress: float = 0.0
     failed: dict[int, str] = dataclasses.field(default_factory=dict)
@@ -70,9 +78,12 @@ class ProjectionService:
         """The result cache of a run for this service's settings."""
         return self.index.results(index.store)
 
-    @staticmethod
-    def _prev_record(index: RunIndex, step: int) -> dict[str, Any] | None:
-        return index.prev_record(step)
+    def _prev_record(self, index: RunIndex, step: int) -> dict[str, Any] | None:
+        """The nearest earlier step that is projected (the warm start), or None for a cold start."""
+        for earlier in sorted((s for s in index.records if s < step), reverse=True):
+            if self.result(index, earlier) is not None:
+                return index.records[earlier]
+        return None
 
     def is_ready(self, index: RunIndex, step: int) -> bool:
         """Whether ``step`` has a readable cached result for its current data and its current predecessor."""
@@ -80,7 +91,7 @@ class ProjectionService:
 
     def result(self, index: RunIndex, step: int) -> cache.StepResult | None:
         """The cached result of a ready step, else None (read through the result index, not the queue)."""
-        return self.index.result(index.store, index.records[step], self._prev_record(index, step))
+        return self.index.result(index.store, index.records[step], None, index.earlier_names(step))
 
     def status(self, index: RunIndex) -> dict[str, Any]:
         """Projection status of a run, as the ``runs`` route reports it."""
@@ -115,8 +126,10 @@ class ProjectionService:
 
     # -- requests --------------------------------------------------------------------------------------------------
 
-    def request(self, index: RunIndex, steps: list[int]) -> list[int]:
-        """Queue ``steps`` and every unprojected step before them; return the steps now pending for the run."""
+    def request(self, index: RunIndex, steps: list[int], *, priority: bool = False) -> list[int]:
+        """Queue ``steps`` and every unprojected step before them; return the steps now pending for the run.
+
+        ``priority``: a user is looking at ``steps``; they are projected before the run's other pending steps."""
         if not index.steps or not steps:
             return []
         upto = max(steps)
@@ -133,9 +146,27 @@ class ProjectionService:
                     raise QueueFullError(f"{len(self._queue)} runs are already waiting for projection; retry later.")
                 self._queue.append(index.directory)
             state.pending |= needed
+            if priority:
+                wanted = [s for s in steps if s in state.pending]
+                state.priority = wanted + [s for s in state.priority if s not in wanted]
             self._ensure_worker()
             self._cond.notify_all()
             return sorted(state.pending)
+
+    @staticmethod
+    def _next_step(state: _RunState) -> int:
+        """Which pending step to project next: asked-for first, then a stride over a long log, then in order."""
+        while state.priority:
+            step = state.priority.pop(0)
+            if step in state.pending:
+                return step
+        if len(state.pending) > LONG_LOG:
+            steps = state.index.steps
+            stride = max(1, len(steps) // STRIDE_STEPS)
+            for step in steps[::stride]:
+                if step in state.pending:
+                    return step
+        return min(state.pending)
 
     def _eta(self, state: _RunState) -> float | None:
         """Seconds until the run's queued and running steps are projected (None before any step finished).
@@ -202,7 +233,7 @@ class ProjectionService:
                     self._queue.popleft()
                     self._cond.notify_all()
                     continue
-                step = min(state.pending)
+                step = self._next_step(state)
                 state.pending.discard(step)
                 state.running, state.progress, state.started = step, 0.0, time.monotonic()
                 index = state.index

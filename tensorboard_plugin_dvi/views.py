@@ -130,7 +130,7 @@ class Views:
         """The step's result, or :class:`NotReady` (after queueing it, unless projection is off)."""
         record = self.step_record(index, step)
         try:
-            result = self.results.result(index.store, record, index.prev_record(step))
+            result = self.results.result(index.store, record, None, index.earlier_names(step))
         except storage.StepError as err:
             raise self._broken(index, step, err) from None
         if result is not None:
@@ -140,7 +140,7 @@ class Views:
         if step in failed:  # not retried on every poll: POST project retries explicitly
             raise ProjectionFailed(f"Projection of step {step} failed: {failed[step]}")
         if self.autoproject != "off":
-            self.service.request(index, [step])
+            self.service.request(index, [step], priority=True)  # the step the user looks at goes first
             status = self.service.status(index)
         state = "running" if status["running"] == step else ("queued" if step in status["queued"] else
                                                               status["state"])
@@ -279,7 +279,7 @@ class Views:
             label, split = int(light["labels"][i]), int(light["split"][i])
             flags = [k[5:] for k in light if k.startswith("flag_") and sample_id in light[k]]
             try:
-                result = self.results.result(index.store, index.records[step], index.prev_record(step))
+                result = self.results.result(index.store, index.records[step], None, index.earlier_names(step))
             except storage.StepError:
                 result = None
             ok = result is not None and i < len(result.ids) and result.ids[i] == sample_id
