@@ -302,6 +302,7 @@ def main() -> None:
     ap.add_argument("--moves", type=int, default=8)
     ap.add_argument("--renderers", nargs="+", default=["webgl", "canvas2d"])
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    ap.add_argument("--name", default="frontend", help="results file stem under benchmarks/results/")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -332,16 +333,18 @@ def main() -> None:
            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "viewport": "1400x860, device pixel ratio 1",
            "data": "synthetic (http_api.md contract)" if server else base}
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "frontend.json"), "w") as f:
+    with open(os.path.join(RESULTS, f"{args.name}.json"), "w") as f:
         json.dump({"environment": env, "results": results}, f, indent=2)
     lines = ["# Frontend benchmark (headless Chromium)", "",
              f"Chromium {env['chromium']}, {env['gpu']}, {env['cpu_count']} CPUs, {env['viewport']}; data: "
              f"{env['data']}. Frame time is measured while playing (interpolation of positions, landscape "
              "cross-fade). Slider: from the `input` event to the first frame showing the new step with its landscape; "
              "`slider` is as a user meets it (the tab open a moment, projected steps prefetched in the background), "
-             "`uncached` is a step never fetched before (prefetch off: fetch, parse, decode, upload; the overview "
-             "landscape prerendered by the server). Zoom 4x: from the wheel event until every visible tile of the new "
-             "level is drawn; the tiles' pixels per data unit relative to the overview's in the last column.", "",
+             "`uncached` is a step never fetched before (prefetch off: fetch, parse, decode, upload; "
+             + ("the overview landscape and level-3 tiles rendered ahead by the stand-in server). " if server else
+                "landscapes and tiles rendered by the plugin when first asked unless already in its disk cache). ")
+             + "Zoom 4x: from the wheel event until every visible tile of the new level is drawn; the tiles' pixels "
+             "per data unit relative to the overview's in the last column.", "",
              "Targets: slider p95 <= 150 ms at 10k points; zoom 4x sharp within 500 ms; >= 10 fps at 50k points.", "",
              "| points | renderer | fps | frame median (ms) | frame p95 (ms) | slider p95 (ms) | uncached p95 (ms) | "
              "zoom 4x sharp median / max (ms) | tiles (level) | tile sharpness |",
@@ -354,7 +357,7 @@ def main() -> None:
                      f"{r['zoom4x_tile_sharpness_vs_overview'] or 0:.0f}x |")
     lines += ["", "Measured without a GPU: WebGL runs on Chromium's software rasterizer (SwiftShader), so these "
               "frame times are an upper bound; hardware WebGL was not measured here."]
-    with open(os.path.join(RESULTS, "frontend.md"), "w") as f:
+    with open(os.path.join(RESULTS, f"{args.name}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
