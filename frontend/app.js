@@ -17,6 +17,9 @@ import {installDebug} from './debug.js';
 import {createSelection} from './selection.js';
 import {createQuality} from './quality.js';
 import {createDynamicsHost} from './dynamicshost.js';
+import {createLayersHost} from './layershost.js';
+import {createAlarmsHost} from './alarmshost.js';
+import {nearestIndex, overviewData} from './state/timeline.js';
 import {h, card, clear} from './views/dom.js';
 import {createHeader} from './views/header.js';
 import {createTimebar} from './views/timebar.js';
@@ -24,6 +27,7 @@ import {createLegend} from './views/legend.js';
 import {createFilters} from './views/filters.js';
 import {createInspect} from './views/inspect.js';
 import {createMetrics} from './views/metrics.js';
+import {createAlarmList} from './views/alarms.js';
 
 export const RUNS_POLL_MS = 5000;
 
@@ -81,7 +85,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     selectRun(run) {
       if (!sel.runInfo(store.get(), run)) return;
       playback.stop();
-      store.set({run});
+      store.set({run, zoom: null});
       rebuild();
     },
     setCompare(on) {
@@ -111,9 +115,15 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
       store.set({view});
       if (view === 'map') for (const p of panels) p.scatter.draw();
     },
+    /** Moves to the logged step nearest to `step` (alarms and layer statistics may name a step between two). */
     gotoStep(step) {
-      const i = sel.allSteps(store.get()).indexOf(step);
-      if (i >= 0) actions.goto(i, {user: true});
+      const i = nearestIndex(sel.allSteps(store.get()), step);
+      if (i >= 0) return actions.goto(i, {user: true});
+      return Promise.resolve();
+    },
+    /** Zooms the time bar into the step range [lo, hi] (null: every step). */
+    setZoom(range) {
+      store.set({zoom: range ? [Math.min(...range), Math.max(...range)] : null});
     },
   };
   const playback = createPlayback({store, goto: (i) => actions.goto(i, {animate: true})});
@@ -129,9 +139,10 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     onView: actions.setView,
   });
   const timebar = createTimebar({
-    onStep: (i) => actions.goto(i, {user: true}), onPlay: () => playback.toggle(),
-    onPrev: () => actions.stepBy(-1), onNext: () => actions.stepBy(1), onLive: actions.live,
+    onStep: (step) => actions.gotoStep(step), onPlay: () => playback.toggle(),
+    onPrev: () => actions.stepBy(-1), onNext: () => actions.stepBy(1), onLive: actions.live, onZoom: actions.setZoom,
   });
+  const alarmList = createAlarmList({onStep: (step) => actions.gotoStep(step)});
   const legend = createLegend({onClass: (i) => actions.setFilter({...store.get().filter, label: store.get().filter.label === i ? null : i})});
   const filters = createFilters({onChange: actions.setFilter, onFindId: (id) => actions.select(id, {centre: true})});
   const inspect = createInspect({onClose: () => actions.select(null), onFocus: actions.centre});
@@ -139,12 +150,15 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
   const maps = h('div', {class: 'dvi-maps', testid: 'maps'});
   const empty = h('div', {class: 'dvi-empty dvi-hidden', testid: 'empty'});
   const dynamicsBox = h('div', {class: 'dvi-dynamics-box dvi-hidden', testid: 'dynamics'});
+  const layersBox = h('div', {class: 'dvi-dynamics-box dvi-hidden', testid: 'layers'});
+  const alarmsCard = card('Alarms', 'alarms-card', alarmList.el);
   const side = h('aside', {class: 'dvi-side', testid: 'side'},
+    alarmsCard,
     card('Classes and background', 'legend-card', legend.el),
     card('Query', 'query-card', filters.el),
     card('Selected sample', 'inspect-card', inspect.el),
     card('Projection quality', 'metrics-card', metrics.el));
-  const main = h('main', {class: 'dvi-main'}, maps, dynamicsBox, empty, timebar.el);
+  const main = h('main', {class: 'dvi-main'}, maps, dynamicsBox, layersBox, empty, timebar.el);
   const body = h('div', {class: 'dvi-body'}, main, side);
   const app = h('div', {class: 'dvi-app', testid: 'dvi-app'}, header.el, body);
   root.append(app);
@@ -152,6 +166,9 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
   const selection = createSelection({store, api, aligner, panels: () => panels, render: (m) => inspect.update(m)});
   const quality = createQuality({store, api, render: (entries) => metrics.update(entries)});
   const dynamics = createDynamicsHost({container: dynamicsBox, api, actions});
+  const layers = createLayersHost({container: layersBox, api, actions});
+  const alarms = createAlarmsHost({store, api});
+  const overviewOf = memoOverview();
 
   // ---------- panels ----------
   function syncPanels() {
@@ -214,7 +231,11 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     const r0 = sel.runInfo(s, runs[0] || s.run);
     header.update({runs: s.runs, run: s.run, compare: s.compare, chips: sel.compareChips(s), linked: s.linked, sideOpen: s.sideOpen, view: s.view});
     header.setStatus(sel.statusLine(s));
-    timebar.update(sel.timebarModel(s));
+    const tb = sel.timebarModel(s);
+    const tl = s.timeline && s.timeline.run === sel.primaryRun(s) ? s.timeline : null;
+    timebar.update(tb, overviewOf(tl, tb.steps));
+    alarmsCard.classList.toggle('dvi-hidden', !tl);
+    if (tl) alarmList.update({alarms: tl.alarms, pending: tl.pending, error: tl.error, current: tb.shownStep});
     legend.update({classes: sel.classesOf(r0), colors: sel.colorsOf(r0), activeLabel: s.filter.label, hasHead: !!r0 && r0.has_head !== false});
     const m0 = runs.length ? sel.panelModel(s, runs[0]) : null;
     const flags = [...new Set(runs.flatMap((n) => sel.runInfo(s, n).flags || []))];
@@ -223,14 +244,16 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     for (const p of panels) {
       const m = sel.panelModel(s, p.run);
       p.view.setTitle({shown: m.shown, accuracy: m.accuracy, renderer: p.scatter.renderer});
-      p.view.setProgress(m.waiting && m.pending !== null ? {want: m.pending, shown: m.shown, progress: m.progress, queued: m.queued} : null);
+      p.view.setProgress(m.waiting && m.pending !== null ? {want: m.pending, shown: m.shown, progress: m.progress, queued: m.queued, eta: m.eta} : null);
       p.view.setMessage(m.error);
     }
     const msg = sel.emptyMessage(s);
     empty.classList.toggle('dvi-hidden', !msg);
     if (empty.textContent !== (msg || '')) empty.textContent = msg || '';
-    maps.classList.toggle('dvi-hidden', !!msg || s.view === 'dynamics');
+    maps.classList.toggle('dvi-hidden', !!msg || s.view !== 'map');
     dynamics.update(msg ? {...s, view: 'map'} : s);
+    layers.update(msg ? {...s, view: 'map'} : s);
+    alarms.update(s);
     timebar.el.classList.toggle('dvi-hidden', !!msg);
     side.classList.toggle('dvi-hidden', !!msg);
     body.classList.toggle('dvi-side-open', s.sideOpen);
@@ -293,7 +316,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
   }
   document.addEventListener('keydown', onKey);
 
-  installDebug({store, panels: () => panels, api});
+  installDebug({store, panels: () => panels, api, overview: timebar.overview});
 
   // ---------- start ----------
   async function start() {
@@ -318,8 +341,23 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     document.removeEventListener('keydown', onKey);
     for (const p of panels.splice(0)) p.destroy();
     dynamics.destroy();
+    layers.destroy();
+    alarms.destroy();
+    timebar.overview.destroy();
     app.remove();
   }
 
   return {ready: start(), destroy, store};
+}
+
+/** overviewData, recomputed only when the timeline facts or the slider's steps change (the strip redraws then). */
+function memoOverview() {
+  let last = {timeline: undefined, steps: undefined, value: null};
+  return (timeline, steps) => {
+    const same = last.steps && steps.length === last.steps.length && steps[0] === last.steps[0] && steps[steps.length - 1] === last.steps[last.steps.length - 1];
+    if (timeline !== last.timeline || !same) {
+      last = {timeline, steps, value: timeline && !timeline.error ? overviewData(timeline, steps) : null};
+    }
+    return last.value;
+  };
 }

@@ -4,7 +4,7 @@
 import {allSteps, visibleRuns, allShown} from './state/selectors.js';
 
 /** Installs `window.__dvi` over the app's store and panels (`panels()` returns the panel objects in order). */
-export function installDebug({store, panels, api}) {
+export function installDebug({store, panels, api, overview = null}) {
   const st = () => store.get();
   const list = () => panels().map((p) => p.debugInfo());
   const first = () => list()[0] || null;
@@ -34,6 +34,13 @@ export function installDebug({store, panels, api}) {
     panels: list,
     store: () => JSON.parse(JSON.stringify({...st(), runs: undefined})),
     fetches: () => ({...api.stats}),
+    zoom: () => (st().zoom ? st().zoom.slice() : null),
+    view: () => st().view,
+    timeline: () => {
+      const t = st().timeline;
+      return t ? {run: t.run, steps: t.steps.length, alarms: t.alarms.length, pending: t.pending, error: t.error} : null;
+    },
+    overview: () => (overview ? {...overview.stats} : null),
   };
   for (const [k, get] of Object.entries(props)) Object.defineProperty(debug, k, {get, enumerable: true});
   debug.positions = (i = 0) => (panels()[i] ? Array.from(panels()[i].scatter.positions()) : []);

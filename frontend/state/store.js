@@ -24,7 +24,9 @@ export const INITIAL_STATE = Object.freeze({
   cameras: {}, // run -> camera, used when unlinked
   panels: {}, // run -> {shown, pending, progress, queued, error, accuracy, matched, total}
   sideOpen: false, // narrow windows: side bar expanded
-  view: 'map', // the main area: 'map' (the maps) or 'dynamics' (training dynamics of the first run)
+  view: 'map', // the main area: 'map' (the maps), 'dynamics' (training dynamics) or 'layers' (layer weights), of the first run
+  zoom: null, // the time bar's step range [lo, hi] when zoomed into a long log, else null (every step)
+  timeline: null, // the primary run's step statistics and alarms for the time bar: {run, steps, overview, alarms, pending, error}
 });
 
 /**

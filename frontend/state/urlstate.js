@@ -4,6 +4,9 @@
 import {EMPTY_FILTER} from './mask.js';
 import {DEFAULT_CAMERA, decodeCamera, encodeCamera, isDefaultCamera} from './camera.js';
 
+/** The main views a URL may name. */
+export const VIEWS = ['map', 'dynamics', 'layers'];
+
 const int = (v) => (v !== undefined && v !== null && /^-?\d+$/.test(String(v)) ? Number(v) : null);
 
 /** The keys written to the URL (`p.dvi.<key>`); empty values are left out. */
@@ -25,7 +28,8 @@ export function encodeState(state) {
     cam: isDefaultCamera(state.camera) ? null : encodeCamera(state.camera),
     unlink: state.linked ? null : '1',
     cams: cams && cams.length ? cams.map(([run, c]) => `${run}:${encodeCamera(c)}`).join(';') : null,
-    view: state.view === 'dynamics' ? 'dynamics' : null,
+    view: state.view === 'map' ? null : state.view,
+    zoom: state.zoom ? state.zoom.join(',') : null,
   };
 }
 
@@ -63,6 +67,8 @@ export function decodeState(saved, runs) {
     if (cam && names.includes(part.slice(0, i))) cameras[part.slice(0, i)] = cam;
   }
   patch.cameras = cameras;
-  patch.view = saved.view === 'dynamics' ? 'dynamics' : 'map';
+  patch.view = VIEWS.includes(saved.view) ? saved.view : 'map';
+  const zoom = String(saved.zoom || '').split(',').map(int);
+  patch.zoom = zoom.length === 2 && zoom[0] !== null && zoom[1] !== null && zoom[0] < zoom[1] ? zoom : null;
   return patch;
 }

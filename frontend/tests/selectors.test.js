@@ -98,3 +98,37 @@ test('plural and class helpers', () => {
   assert.deepEqual(sel.classesOf({n_classes: 2}), ['0', '1']);
   assert.equal(sel.colorsOf(null), sel.DEFAULT_COLORS);
 });
+
+test('a zoomed time bar: the slider covers the range, the position counts over every step', () => {
+  const runs = [runInfo('long', Array.from({length: 1000}, (_, i) => i))];
+  let s = {...INITIAL_STATE, runs, run: 'long', step: 250, zoom: [200, 299]};
+  let m = sel.timebarModel(s);
+  assert.equal(m.steps.length, 100);
+  assert.deepEqual([m.index, m.sliderIndex, m.position, m.total, m.zoomed], [50, 50, 250, 1000, true]);
+  assert.equal(m.first, false);
+  s = {...s, step: 999};
+  m = sel.timebarModel(s);
+  assert.deepEqual([m.index, m.sliderIndex, m.last], [-1, 99, true], 'a step after the range: the thumb waits at its end');
+  m = sel.timebarModel({...s, step: 3});
+  assert.deepEqual([m.index, m.sliderIndex], [-1, 0]);
+  m = sel.timebarModel({...s, zoom: null});
+  assert.deepEqual([m.steps.length, m.zoomed], [1000, false]);
+});
+
+test('the estimated time left of a run being projected, in the status line and the panel model', () => {
+  assert.equal(sel.fmtDuration(null), null);
+  assert.equal(sel.fmtDuration(0.2), '1 s');
+  assert.equal(sel.fmtDuration(42), '42 s');
+  assert.equal(sel.fmtDuration(150), '3 min');
+  assert.equal(sel.fmtDuration(4800), '1 h 20 min');
+  assert.equal(sel.fmtDuration(7200), '2 h');
+  const status = {state: 'running', ready: [0], running: 1, progress: 0.5, eta_s: 150};
+  const s = {...INITIAL_STATE, run: 'clean', runs: [runInfo('clean', [0, 1, 2], [0], {status})]};
+  assert.equal(sel.statusLine(s).text, 'Projecting step 1 · 50% · 1 of 3 steps ready · about 3 min left');
+  assert.equal(sel.panelModel(s, 'clean').eta, 'about 3 min left');
+  const unknown = {...s, runs: [runInfo('clean', [0, 1, 2], [0], {status: {...status, eta_s: null}})]};
+  assert.equal(sel.statusLine(unknown).text, 'Projecting step 1 · 50% · 1 of 3 steps ready');
+  assert.equal(sel.panelModel(unknown, 'clean').eta, null);
+  const done = {...s, runs: [runInfo('clean', [0, 1, 2], [0, 1, 2], {status: {state: 'ready', ready: [0, 1, 2], eta_s: 0}})]};
+  assert.equal(sel.panelModel(done, 'clean').eta, null, 'no estimate once every step is projected');
+});

@@ -42,3 +42,15 @@ test('unknown runs and malformed values are dropped', () => {
   assert.deepEqual(back.camera, INITIAL_STATE.camera);
   assert.deepEqual(back.cameras, {});
 });
+
+test('the main view and the time bar zoom round-trip; bad ones are dropped', () => {
+  const state = {...INITIAL_STATE, run: 'clean', step: 2, view: 'layers', zoom: [100, 300]};
+  const saved = strip(encodeState(state));
+  assert.deepEqual([saved.view, saved.zoom], ['layers', '100,300']);
+  const back = decodeState(saved, TWO_RUNS);
+  assert.deepEqual([back.view, back.zoom], ['layers', [100, 300]]);
+  assert.equal(strip(encodeState({...INITIAL_STATE, run: 'clean'})).view, undefined);
+  const bad = decodeState({view: 'nope', zoom: '5,1'}, TWO_RUNS);
+  assert.deepEqual([bad.view, bad.zoom], ['map', null]);
+  assert.equal(decodeState({zoom: 'a,b'}, TWO_RUNS).zoom, null);
+});

@@ -1,210 +1,149 @@
-// Alarms view: a long-log time bar (an overview of every step: accuracy, mean separation, neighbour change, with
-// alarm marks) that zooms into a range by dragging, and the list of alarms with their reasons. Data from the
-// plugin's `stepstats` and `alarms` routes (JSON). Standalone: no imports; the host passes how to fetch and what to
-// do when the user picks a step.
-//
-//   const view = mountAlarms(container, {run, fetchJson, onStep});
-//   view.update(otherRun); view.setStep(step); view.destroy();
-//
-// onStep(step): an alarm or a point of the time bar was clicked.
+// Alarms in the tab: the long-log overview strip drawn above the step slider (accuracy, separation, neighbour
+// change and map displacement per step, one column per pixel, with a mark per alarm step that moves the time bar to
+// that step when clicked; dragging across the strip zooms the slider into that range, a double-click shows every
+// step again) and the alarm list of the side bar. Pure logic in state/timeline.js; data from the store's `timeline`.
+import {h, fill, clear} from './dom.js';
+import {KIND_COLORS, SERIES, overviewColumns, valueY, alarmMarks, dragRange, xIndex, indexX, alarmLine, kindName} from '../state/timeline.js';
 
-/** Colour of each alarm kind (marks and list). */
-export const KIND_COLORS = {
-  forgetting: '#c62828', collapse: '#6a1b9a', early_warning: '#ef6c00', jump: '#1565c0', layer_jump: '#00838f',
-};
+const STRIP_HEIGHT = 34;
 
-/** Series drawn on the time bar's overview: key in `stepstats.overview`, colour, and whether it lives in [0, 1]. */
-export const SERIES = [
-  {key: 'accuracy', color: '#2e7d32', unit: true},
-  {key: 'mean_separation', color: '#6a1b9a', unit: false},
-  {key: 'neighbour_change', color: '#1565c0', unit: true},
-];
+/** `onStep(step)`: a mark or a point of the strip was clicked; `onZoom([lo, hi] | null)`: a drag, or a reset. */
+export function createOverview({onStep, onZoom}) {
+  const canvas = h('canvas', {class: 'dvi-overview-canvas', testid: 'overview-canvas'});
+  const marks = h('div', {class: 'dvi-overview-marks', testid: 'alarm-marks'});
+  const brush = h('div', {class: 'dvi-overview-brush dvi-hidden'});
+  const el = h('div', {class: 'dvi-overview dvi-hidden', testid: 'overview',
+    title: 'Drag to zoom the time bar into a range; double-click for every step'}, canvas, brush, marks);
+  let model = null; // {data, steps, current}
+  let drag = null;
+  let drawKey = null;
+  const stats = {renders: 0, lastMs: 0, columns: 0, marks: 0};
 
-/** Index of the step nearest to `step` in the sorted `steps` (-1 when empty). */
-export function nearestIndex(steps, step) {
-  if (!steps.length) return -1;
-  let lo = 0;
-  let hi = steps.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (steps[mid] < step) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo > 0 && step - steps[lo - 1] <= steps[lo] - step ? lo - 1 : lo;
-}
+  const width = () => Math.max(1, Math.round(el.clientWidth));
+  const localX = (e) => e.clientX - el.getBoundingClientRect().left;
 
-/** x of `step` on a bar `width` pixels wide showing steps `lo..hi` (both included). */
-export function stepX(step, lo, hi, width) {
-  return hi === lo ? width / 2 : ((step - lo) / (hi - lo)) * (width - 1);
-}
+  el.addEventListener('pointerdown', (e) => {
+    if (!model || e.button !== 0 || e.target.closest('[data-testid=alarm-mark]')) return;
+    drag = {x0: localX(e), x1: localX(e)};
+    el.setPointerCapture(e.pointerId);
+  });
+  el.addEventListener('pointermove', (e) => {
+    if (!drag) return;
+    drag.x1 = localX(e);
+    const [a, b] = [Math.min(drag.x0, drag.x1), Math.max(drag.x0, drag.x1)];
+    brush.classList.toggle('dvi-hidden', b - a < 4);
+    Object.assign(brush.style, {left: `${a}px`, width: `${b - a}px`});
+  });
+  el.addEventListener('pointerup', (e) => {
+    if (!drag) return;
+    const {x0} = drag;
+    drag = null;
+    brush.classList.add('dvi-hidden');
+    const range = dragRange(x0, localX(e), model.steps, width());
+    if (range) return onZoom(range);
+    onStep(model.steps[xIndex(localX(e), model.steps.length, width())]);
+  });
+  el.addEventListener('dblclick', () => onZoom(null));
 
-/** Alarm marks: one per step with alarms inside `lo..hi`, `{step, x, kinds, alarms}`, kinds in first-seen order. */
-export function alarmMarks(alarms, lo, hi, width) {
-  const byStep = new Map();
-  for (const a of alarms) {
-    if (a.step < lo || a.step > hi) continue;
-    if (!byStep.has(a.step)) byStep.set(a.step, []);
-    byStep.get(a.step).push(a);
-  }
-  return [...byStep.entries()].sort((p, q) => p[0] - q[0]).map(([step, list]) => ({
-    step, x: stepX(step, lo, hi, width), kinds: [...new Set(list.map((a) => a.kind))], alarms: list,
-  }));
-}
-
-/**
- * A long series summarised to at most `width` columns: `{x, min, max, mean}` per column over the steps that fall
- * in it (null values skipped; a column with none is left out). 1,000 steps on a 300-pixel bar become 300 columns.
- */
-export function overviewColumns(steps, values, lo, hi, width) {
-  const cols = Math.max(1, Math.floor(width));
-  const acc = new Map();
-  for (let i = 0; i < steps.length; i += 1) {
-    const v = values[i];
-    if (steps[i] < lo || steps[i] > hi || v === null || v === undefined || Number.isNaN(v)) continue;
-    const c = Math.min(cols - 1, Math.floor(stepX(steps[i], lo, hi, cols)));
-    const cur = acc.get(c) || {min: Infinity, max: -Infinity, sum: 0, n: 0};
-    cur.min = Math.min(cur.min, v);
-    cur.max = Math.max(cur.max, v);
-    cur.sum += v;
-    cur.n += 1;
-    acc.set(c, cur);
-  }
-  return [...acc.entries()].sort((p, q) => p[0] - q[0])
-    .map(([x, c]) => ({x, min: c.min, max: c.max, mean: c.sum / c.n}));
-}
-
-/** The step range `[lo, hi]` a drag from pixel `x0` to `x1` selects on a bar showing `lo..hi`; null for a click. */
-export function dragRange(x0, x1, lo, hi, width, minPixels = 4) {
-  if (Math.abs(x1 - x0) < minPixels) return null;
-  const toStep = (x) => lo + (Math.min(Math.max(x, 0), width - 1) / Math.max(1, width - 1)) * (hi - lo);
-  const a = Math.round(toStep(Math.min(x0, x1)));
-  const b = Math.round(toStep(Math.max(x0, x1)));
-  return b > a ? [a, b] : null;
-}
-
-/** `y` of `value` in a plot `height` high, for a series in [0, 1] (`unit`) or scaled to `[0, max]`. */
-export function valueY(value, height, unit, max) {
-  const top = unit ? 1 : Math.max(max, 1e-9);
-  return (1 - Math.min(Math.max(value / top, 0), 1)) * (height - 1);
-}
-
-/** One line per alarm for the list: `step N · kind · reason`. */
-export function alarmLine(alarm) {
-  return `step ${alarm.step} · ${alarm.kind.replace('_', ' ')} · ${alarm.reason}`;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'testid') node.dataset.testid = v;
-    else if (k === 'style') node.style.cssText = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  node.append(...children);
-  return node;
-}
-
-function draw(canvas, data, range, current) {
-  const ctx = canvas.getContext('2d');
-  const {width, height} = canvas;
-  const [lo, hi] = range;
-  ctx.clearRect(0, 0, width, height);
-  const steps = data.stats.steps;
-  for (const s of SERIES) {
-    const values = data.stats.overview[s.key] || [];
-    const max = Math.max(...values.filter((v) => v !== null), 0);
-    ctx.strokeStyle = s.color;
-    ctx.beginPath();
-    overviewColumns(steps, values, lo, hi, width).forEach((c, i) => {
-      const y = valueY(c.mean, height - 10, s.unit, max) + 5;
-      if (i === 0) ctx.moveTo(c.x, y);
-      else ctx.lineTo(c.x, y);
-    });
-    ctx.stroke();
-  }
-  for (const mark of alarmMarks(data.alarms.alarms, lo, hi, width)) {
-    ctx.fillStyle = KIND_COLORS[mark.kinds[0]] || '#000';
-    ctx.fillRect(Math.round(mark.x) - 1, 0, 3, height);
-  }
-  if (current !== null && current >= lo && current <= hi) {
-    ctx.strokeStyle = '#000';
-    ctx.strokeRect(Math.round(stepX(current, lo, hi, width)) - 0.5, 0, 1, height);
-  }
-}
-
-/** Mounts the view; see the module comment. */
-export function mountAlarms(container, options) {
-  const {fetchJson, onStep} = options;
-  const root = el('div', {class: 'dvi-alarms', testid: 'alarms-view'});
-  container.append(root);
-  let token = 0;
-  let data = null;
-  let range = [0, 0];
-  let current = null;
-  let canvas = null;
-
-  function redraw() {
-    if (data && canvas) draw(canvas, data, range, current);
-  }
-
+  /** Draws the series and places the marks; returns the time it took (ms). */
   function render() {
-    const steps = data.stats.steps;
-    canvas = el('canvas', {width: Math.max(200, root.clientWidth || 600), height: 64, testid: 'alarms-timebar'});
-    let downX = null;
-    canvas.addEventListener('mousedown', (e) => { downX = e.offsetX; });
-    canvas.addEventListener('mouseup', (e) => {
-      const picked = dragRange(downX ?? e.offsetX, e.offsetX, range[0], range[1], canvas.width);
-      downX = null;
-      if (picked) {
-        range = picked;
-        redraw();
-        return;
-      }
-      const step = range[0] + (e.offsetX / Math.max(1, canvas.width - 1)) * (range[1] - range[0]);
-      const i = nearestIndex(steps, step);
-      if (i >= 0 && onStep) onStep(steps[i]);
-    });
-    canvas.addEventListener('dblclick', () => {
-      range = [steps[0], steps[steps.length - 1]];
-      redraw();
-    });
-    const list = el('ol', {class: 'dvi-alarm-list', testid: 'alarms-list'});
-    for (const a of data.alarms.alarms) {
-      list.append(el('li', {style: `border-left: 4px solid ${KIND_COLORS[a.kind] || '#000'}; cursor: pointer`,
-        onclick: () => onStep && onStep(a.step)}, alarmLine(a)));
+    const t0 = performance.now();
+    const w = width();
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(STRIP_HEIGHT * dpr);
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, STRIP_HEIGHT);
+    const {data, steps} = model;
+    let columns = 0;
+    for (const s of data.series) {
+      const cols = overviewColumns(data.steps, s.values, steps, w);
+      columns += cols.length;
+      const y = (v) => valueY(v, STRIP_HEIGHT - 6, s.unit, s.max) + 3;
+      ctx.globalAlpha = 0.18; // the min-max band of each column: what a long log hides inside one pixel
+      ctx.fillStyle = s.color;
+      for (const c of cols) if (c.max > c.min) ctx.fillRect(c.x, y(c.max), 1, Math.max(1, y(c.min) - y(c.max)));
+      ctx.globalAlpha = 1;
+      ctx.strokeStyle = s.color;
+      ctx.lineWidth = 1.25;
+      ctx.beginPath();
+      cols.forEach((c, i) => (i ? ctx.lineTo(c.x + 0.5, y(c.mean)) : ctx.moveTo(c.x + 0.5, y(c.mean))));
+      ctx.stroke();
     }
-    const empty = data.alarms.alarms.length ? '' : 'No alarm so far.';
-    root.replaceChildren(canvas, el('p', {}, empty || `${data.alarms.alarms.length} alarms (drag to zoom, ` +
-      'double-click for every step)'), list);
-    redraw();
+    const list = alarmMarks(data.alarms, steps, w);
+    fill(marks, list.map((m) => h('button', {
+      type: 'button', class: 'dvi-alarm-mark', testid: 'alarm-mark', dataset: {step: String(m.step), kinds: m.kinds.join(' ')},
+      style: {left: `${m.x}px`, background: KIND_COLORS[m.kinds[0]] || '#424242'},
+      title: `step ${m.step}: ${m.alarms.map((a) => `${kindName(a.kind)} – ${a.reason}`).join('\n')}`,
+      'aria-label': `Alarm at step ${m.step}: ${m.kinds.map(kindName).join(', ')}`,
+      onclick: (e) => {
+        e.stopPropagation();
+        onStep(m.step);
+      },
+    })));
+    Object.assign(stats, {renders: stats.renders + 1, lastMs: performance.now() - t0, columns, marks: list.length});
+    return stats.lastMs;
   }
 
-  async function update(run) {
-    const mine = ++token;
-    root.replaceChildren(el('p', {}, 'Loading alarms…'));
-    try {
-      const [stats, alarms] = await Promise.all([fetchJson('stepstats', {run, start: 0, end: 0}),
-        fetchJson('alarms', {run})]);
-      if (mine !== token) return;
-      data = {stats, alarms};
-      range = stats.steps.length ? [stats.steps[0], stats.steps[stats.steps.length - 1]] : [0, 0];
+  function placeCursor() {
+    const {steps, current} = model;
+    const i = current === null ? -1 : steps.indexOf(current);
+    el.style.setProperty('--dvi-cursor', i < 0 ? '-10px' : `${indexX(i, steps.length, width())}px`);
+  }
+
+  /** `m`: {data (timeline.overviewData) | null, steps (the slider's), current (the requested step)}. */
+  function update(m) {
+    el.classList.toggle('dvi-hidden', !m.data);
+    if (!m.data) {
+      model = null;
+      drawKey = null;
+      return;
+    }
+    model = m;
+    const key = [m.data, m.steps.length, m.steps[0], m.steps[m.steps.length - 1], width()];
+    if (!drawKey || key.some((v, i) => v !== drawKey[i])) {
+      drawKey = key;
       render();
-    } catch (err) {
-      if (mine === token) root.replaceChildren(el('p', {class: 'dvi-error'}, `Alarms unavailable: ${err.message}`));
+    }
+    placeCursor();
+  }
+
+  const ro = new ResizeObserver(() => model && update(model));
+  ro.observe(el);
+  return {el, update, stats, render: () => (model ? render() : 0), destroy: () => ro.disconnect()};
+}
+
+/** The side bar's alarm list: one line per alarm, the current step's highlighted; a click moves to the step. */
+export function createAlarmList({onStep}) {
+  const summary = h('div', {class: 'dvi-small dvi-muted', testid: 'alarms-summary'});
+  const list = h('ol', {class: 'dvi-alarm-list', testid: 'alarms-list'});
+  const key0 = h('div', {class: 'dvi-overview-key dvi-small dvi-muted', testid: 'overview-key'}, 'Time bar: ',
+    SERIES.map((s) => h('span', {class: 'dvi-key-item'}, h('span', {class: 'dvi-key-line', style: {background: s.color}}), s.label)),
+    h('span', {class: 'dvi-key-item'}, h('span', {class: 'dvi-key-dot'}), 'alarm'));
+  const el = h('div', {class: 'dvi-alarms'}, summary, list, key0);
+  let key = null;
+
+  /** `m`: {alarms, pending, error, current (the shown step), classes}. */
+  function update(m) {
+    const k = JSON.stringify([m.alarms.length, m.alarms.length && m.alarms[m.alarms.length - 1].step, m.pending, m.error, m.current]);
+    if (k === key) return;
+    key = k;
+    const counts = {};
+    for (const a of m.alarms) counts[a.kind] = (counts[a.kind] || 0) + 1;
+    const more = m.pending ? ` (${m.pending} steps still being checked)` : '';
+    summary.textContent = m.error ? `No alarms: ${m.error}` : m.alarms.length
+      ? `${Object.entries(counts).map(([kind, n]) => `${n} ${kindName(kind)}`).join(', ')}${more}. Click one to go to its step.`
+      : `No alarm so far${more}.`;
+    clear(list);
+    for (const a of m.alarms) {
+      list.append(h('li', {
+        class: a.step === m.current ? 'dvi-alarm dvi-on' : 'dvi-alarm', testid: 'alarm-item', dataset: {step: String(a.step), kind: a.kind},
+        style: {borderLeftColor: KIND_COLORS[a.kind] || '#424242'}, tabindex: '0', title: `${alarmLine(a)}\n(click to go to this step)`,
+        onclick: () => onStep(a.step), onkeydown: (e) => (e.key === 'Enter' ? onStep(a.step) : null),
+      }, alarmLine(a)));
     }
   }
 
-  update(options.run);
-  return {
-    update,
-    setStep(step) {
-      current = step;
-      redraw();
-    },
-    destroy() {
-      token += 1;
-      root.remove();
-    },
-  };
+  return {el, update};
 }

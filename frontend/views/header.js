@@ -9,7 +9,7 @@ export function createHeader({onRun, onCompareToggle, onCompareRuns, onLinkToggl
   const linkBtn = h('button', {class: 'dvi-btn dvi-toggle', testid: 'camera-link', type: 'button', onclick: () => onLinkToggle()}, 'Linked views');
   const sideBtn = h('button', {class: 'dvi-btn dvi-side-toggle', testid: 'side-toggle', type: 'button', onclick: () => onSideToggle()}, 'Panels');
   const status = h('div', {class: 'dvi-status', testid: 'status'});
-  const views = [['map', 'Map'], ['dynamics', 'Training dynamics']].map(([v, label]) =>
+  const views = [['map', 'Map'], ['dynamics', 'Training dynamics'], ['layers', 'Layers']].map(([v, label]) =>
     h('button', {type: 'button', class: 'dvi-seg-btn', dataset: {view: v}, testid: `view-${v}`, onclick: () => onView(v)}, label));
   const viewSwitch = h('div', {class: 'dvi-seg dvi-view-switch', role: 'group', 'aria-label': 'Main view'}, views);
   const el = h('header', {class: 'dvi-header'},

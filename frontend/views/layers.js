@@ -1,17 +1,20 @@
 // Layers view (DeepTracker): one small multiple per layer, grouped by block, of its relative weight change per
 // logged step, and a layer x step heatmap of the relative change with the outliers marked. Data from the plugin's
-// `layers` route (JSON). Standalone: no imports; the host passes how to fetch and what to do when the user picks a
-// step.
+// `layers` route (JSON). The host (layershost.js) passes how to fetch and what to do when the user picks a step.
 //
 //   const view = mountLayers(container, {run, fetchJson, onStep});
-//   view.update(otherRun); view.destroy();
+//   view.update(otherRun); view.setStep(step); view.destroy();
 //
-// onStep(step): a heatmap cell or a point of a small multiple was clicked (outliers link to the time bar).
+// onStep(step): a heatmap cell, an outlier mark or a point of a small multiple was clicked: the time bar moves
+// there. setStep(step): the time bar's step, drawn as a cursor on the heatmap and the small multiples.
+import {h, fill} from './dom.js';
 
 /** Heatmap colours: no change (light) to the largest change shown (dark blue); outliers get an orange frame. */
 export const LOW_RGB = [236, 239, 241];
 export const HIGH_RGB = [13, 71, 161];
 export const OUTLIER = '#ef6c00';
+/** At most this many outliers get their own clickable mark (more are still framed on the heatmap). */
+export const MAX_OUTLIER_MARKS = 400;
 
 /** Layers grouped by block, blocks in first-seen order: `[{block, layers: [index]}]` (top level named "(top)"). */
 export function groupByBlock(layers) {
@@ -74,27 +77,17 @@ export function heatmapCell(x, y, width, height, t, l) {
   return [Math.min(t - 1, Math.floor((x / width) * t)), Math.min(l - 1, Math.floor((y / height) * l))];
 }
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'testid') node.dataset.testid = v;
-    else if (k === 'style') node.style.cssText = v;
-    else node.setAttribute(k, v);
-  }
-  node.append(...children);
-  return node;
-}
-
 function drawSparkline(canvas, values, max, outliers) {
   const ctx = canvas.getContext('2d');
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   ctx.strokeStyle = '#1565c0';
+  ctx.lineWidth = 1.25;
   ctx.beginPath();
-  sparkline(values, canvas.width, canvas.height, max).forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+  sparkline(values, canvas.width, canvas.height - 4, max).forEach(([x, y], i) => (i ? ctx.lineTo(x, y + 4) : ctx.moveTo(x, y + 4)));
   ctx.stroke();
   ctx.fillStyle = OUTLIER;
   const n = values.length;
-  for (const t of outliers) ctx.fillRect((n > 1 ? (t / (n - 1)) * (canvas.width - 1) : canvas.width / 2) - 1, 0, 3, 3);
+  for (const t of outliers) ctx.fillRect((n > 1 ? (t / (n - 1)) * (canvas.width - 1) : canvas.width / 2) - 1.5, 0, 3, 4);
 }
 
 function drawHeatmap(canvas, body) {
@@ -106,59 +99,118 @@ function drawHeatmap(canvas, body) {
   image.getContext('2d').putImageData(new ImageData(heatmapRgba(body.rel_change), t, l), 0, 0);
   const ctx = canvas.getContext('2d');
   ctx.imageSmoothingEnabled = false;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
   ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
   ctx.strokeStyle = OUTLIER;
+  ctx.lineWidth = 2;
   for (const [s, k] of body.outliers) {
-    ctx.strokeRect((s / t) * canvas.width, (k / l) * canvas.height, canvas.width / t, canvas.height / l);
+    ctx.strokeRect((s / t) * canvas.width + 1, (k / l) * canvas.height + 1, canvas.width / t - 2, canvas.height / l - 2);
   }
+}
+
+/** The small multiples: one block per group, one figure per layer (its relative change per step). */
+function multiples(body, pick) {
+  const max = finiteMax(body.rel_change);
+  const byLayer = new Map();
+  for (const [s, k] of body.outliers) byLayer.set(k, [...(byLayer.get(k) || []), s]);
+  return groupByBlock(body.layers).map(({block, layers}) => h('div', {class: 'dvi-layer-block', testid: 'layer-block', dataset: {block}},
+    h('h4', {class: 'dvi-layer-block-name'}, block, h('span', {class: 'dvi-muted'}, ` · ${layers.length} layer${layers.length === 1 ? '' : 's'}`)),
+    h('div', {class: 'dvi-layer-row'}, layers.map((k) => {
+      const layer = body.layers[k];
+      const canvas = h('canvas', {width: 132, height: 40, class: 'dvi-layer-canvas'});
+      drawSparkline(canvas, column(body.rel_change, k), max, byLayer.get(k) || []);
+      canvas.addEventListener('click', (e) => {
+        const i = Math.round((e.offsetX / Math.max(1, canvas.clientWidth - 1)) * (body.steps.length - 1));
+        if (body.steps[i] !== undefined) pick(body.steps[i]);
+      });
+      const n = (byLayer.get(k) || []).length;
+      return h('figure', {class: 'dvi-layer', testid: 'layer-multiple', dataset: {layer: layer.name, outliers: String(n)},
+        title: `${layer.name}: ${Number(layer.params).toLocaleString('en-US')} parameters; relative weight change per logged step (shared scale)${n ? `; ${n} outlier step${n === 1 ? '' : 's'} (orange)` : ''}`},
+      h('div', {class: 'dvi-layer-plot'}, canvas, h('div', {class: 'dvi-layer-cursor'})),
+      h('figcaption', {}, layer.name.slice(block === '(top)' ? 0 : block.length + 1) || layer.name));
+    }))));
 }
 
 /** Mounts the view; see the module comment. */
 export function mountLayers(container, options) {
   const {fetchJson, onStep} = options;
-  const root = el('div', {class: 'dvi-layers', testid: 'layers-view'});
+  const root = h('div', {class: 'dvi-layers', testid: 'layers-view'});
   container.append(root);
   let token = 0;
+  let body = null;
+  let step = null;
+  const pick = (s) => onStep && onStep(s);
 
-  function render(body) {
-    const max = finiteMax(body.rel_change);
-    const byLayer = new Map();
-    for (const [s, k] of body.outliers) byLayer.set(k, [...(byLayer.get(k) || []), s]);
-    const groups = groupByBlock(body.layers).map(({block, layers}) => el('div', {class: 'dvi-layer-block'},
-      el('h4', {}, block), ...layers.map((k) => {
-        const canvas = el('canvas', {width: 120, height: 32, testid: 'layer-multiple'});
-        drawSparkline(canvas, column(body.rel_change, k), max, byLayer.get(k) || []);
-        canvas.addEventListener('click', (e) => {
-          const i = Math.round((e.offsetX / Math.max(1, canvas.width - 1)) * (body.steps.length - 1));
-          if (onStep && body.steps[i] !== undefined) onStep(body.steps[i]);
-        });
-        return el('figure', {title: `${body.layers[k].name}: ${body.layers[k].params} parameters`}, canvas,
-          el('figcaption', {}, body.layers[k].name));
-      })));
-    const heat = el('canvas', {width: Math.max(200, root.clientWidth || 600),
-      height: Math.max(60, Math.min(400, 8 * body.layers.length)), testid: 'layers-heatmap'});
+  function placeCursor() {
+    if (!body) return;
+    const t = body.steps.length;
+    const i = step === null ? -1 : body.steps.indexOf(step);
+    root.style.setProperty('--dvi-layer-cursor', i < 0 ? '-1' : String(t > 1 ? i / (t - 1) : 0.5));
+    root.style.setProperty('--dvi-heat-cursor', i < 0 ? '-1' : String((i + 0.5) / t));
+    root.dataset.step = i < 0 ? '' : String(step);
+    root.classList.toggle('dvi-no-step', i < 0);
+  }
+
+  function render() {
+    const t = body.steps.length;
+    const l = body.layers.length;
+    const heat = h('canvas', {class: 'dvi-heatmap', testid: 'layers-heatmap', width: Math.max(200, Math.min(1600, root.clientWidth - 140 || 600)),
+      height: Math.max(60, Math.min(420, 14 * l))});
     drawHeatmap(heat, body);
     heat.addEventListener('click', (e) => {
-      const cell = heatmapCell(e.offsetX, e.offsetY, heat.width, heat.height, body.steps.length, body.layers.length);
-      if (cell && onStep) onStep(body.steps[cell[0]]);
+      const cell = heatmapCell(e.offsetX, e.offsetY, heat.clientWidth, heat.clientHeight, t, l);
+      if (cell) pick(body.steps[cell[0]]);
     });
-    root.replaceChildren(el('div', {class: 'dvi-layer-multiples'}, ...groups), heat);
+    const marks = body.outliers.slice(0, MAX_OUTLIER_MARKS).map(([s, k]) => h('button', {
+      type: 'button', class: 'dvi-layer-outlier', testid: 'layer-outlier', dataset: {step: String(body.steps[s]), layer: body.layers[k].name},
+      style: {left: `${(100 * s) / t}%`, top: `${(100 * k) / l}%`, width: `${100 / t}%`, height: `${100 / l}%`},
+      title: `${body.layers[k].name} at step ${body.steps[s]}: relative change ${body.rel_change[s][k]} (an outlier for this layer); click to go to the step`,
+      onclick: () => pick(body.steps[s]),
+    }));
+    const names = h('div', {class: 'dvi-heat-names', style: {height: `${heat.height}px`}},
+      body.layers.map((layer) => h('div', {class: 'dvi-heat-name', title: layer.name}, layer.name)));
+    const alarms = (body.alarms || []).length;
+    fill(root,
+      h('div', {class: 'dvi-layers-head'},
+        h('strong', {}, `${l} layers in ${groupByBlock(body.layers).length} blocks · ${t} logged steps`),
+        h('span', {class: 'dvi-muted', testid: 'layers-outliers'}, ` · ${body.outliers.length} outlier${body.outliers.length === 1 ? '' : 's'} (orange)` +
+          `${alarms ? ` · ${alarms} layer jump alarm${alarms === 1 ? '' : 's'}` : ''} · click a step to move the time bar there`),
+        h('a', {href: `./layers?run=${encodeURIComponent(body.run)}&format=csv`, download: `${body.run}-layers.csv`, testid: 'layers-csv'}, 'CSV')),
+      h('h3', {class: 'dvi-card-title'}, 'Relative weight change per layer (small multiples, grouped by block)'),
+      h('div', {class: 'dvi-layer-multiples', testid: 'layer-multiples'}, multiples(body, pick)),
+      h('h3', {class: 'dvi-card-title'}, 'Layer × step heatmap of the relative change (log colour scale; outliers framed in orange)'),
+      h('div', {class: 'dvi-heat-wrap'}, names,
+        h('div', {class: 'dvi-heat-stage', style: {width: `${heat.width}px`, height: `${heat.height}px`}}, heat, ...marks, h('div', {class: 'dvi-heat-cursor'}))),
+      h('div', {class: 'dvi-heat-axis', style: {width: `${heat.width}px`}}, h('span', {}, `step ${body.steps[0]}`),
+        h('span', {}, 'logged steps →'), h('span', {}, `step ${body.steps[t - 1]}`)));
+    placeCursor();
   }
 
   async function update(run) {
     const mine = ++token;
-    root.replaceChildren(el('p', {}, 'Loading layer statistics…'));
+    body = null;
+    fill(root, h('p', {}, 'Loading layer statistics…'));
     try {
-      const body = await fetchJson('layers', {run});
-      if (mine === token) render(body);
+      const answer = await fetchJson('layers', {run});
+      if (mine !== token) return;
+      body = answer;
+      render();
     } catch (err) {
-      if (mine === token) root.replaceChildren(el('p', {class: 'dvi-error'}, `Layer statistics unavailable: ${err.message}`));
+      if (mine !== token) return;
+      const none = err.status === 404;
+      fill(root, h('p', {class: none ? 'dvi-muted' : 'dvi-error', testid: 'layers-message'}, none
+        ? `No layer statistics for ${run}: ${err.message}. Log them with dvi.layers.log_layers(writer, step, model) or snapshot(..., model=model).`
+        : `Layer statistics unavailable: ${err.message}`));
     }
   }
 
-  update(options.run);
+  if (options.run) update(options.run);
   return {
     update,
+    setStep(s) {
+      step = s;
+      placeCursor();
+    },
     destroy() {
       token += 1;
       root.remove();

@@ -43,6 +43,7 @@ export function createMapPanel({run, compact}) {
       h('div', {class: 'dvi-veil-title', testid: 'map-progress-text', dataset: {pendingStep: String(p.want)}}, `${what}…`),
       h('div', {class: 'dvi-progress'}, h('div', {class: pct === null ? 'dvi-progress-bar dvi-indeterminate' : 'dvi-progress-bar', style: {width: pct === null ? '30%' : `${pct}%`}})),
       pct === null ? null : h('div', {class: 'dvi-small dvi-muted', testid: 'map-progress-value'}, `${pct}%`),
+      p.eta ? h('div', {class: 'dvi-small dvi-muted', testid: 'map-progress-eta'}, `This run: ${p.eta}.`) : null,
       h('div', {class: 'dvi-small dvi-muted', testid: 'map-progress-shown'},
         p.shown === null || p.shown === undefined ? 'No projected step to show yet.' : `Showing step ${p.shown} meanwhile (dimmed).`)));
   }
