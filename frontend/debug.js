@@ -43,6 +43,8 @@ export function installDebug({store, panels, api, overview = null}) {
     overview: () => (overview ? {...overview.stats} : null),
   };
   for (const [k, get] of Object.entries(props)) Object.defineProperty(debug, k, {get, enumerable: true});
+  /** Redraws the time bar's overview strip as a resize would (same data, same state); returns the time it took (ms). */
+  debug.renderOverview = () => (overview ? overview.render() : 0);
   debug.positions = (i = 0) => (panels()[i] ? Array.from(panels()[i].scatter.positions()) : []);
   /** Panel i's geometry: view centre/scale (CSS px per data unit), canvas rect, the shown step's bounds. */
   debug.geometry = (i = 0) => {
