@@ -1,9 +1,12 @@
-"""Take the README's screenshots of the DVI tab on the demo runs (single run, a comparison, a zoomed map).
+"""Take the README's screenshots of the DVI tab on the demo runs (single run, a comparison, a zoomed map) and, with
+`--alarms-logdir`, of the alarms and the layer view on a continual-learning run (examples/continual.py).
 
     python docs/screenshots.py --logdir demo_logs
+    python docs/screenshots.py --only-alarms --alarms-logdir continual_logs [--alarms-run continual]
 
-Projects the demo logdir first if needed (`dvi-project`), starts a real `tensorboard`, drives Debian's Chromium
-with Playwright and writes docs/tab_single.png, docs/tab_compare.png and docs/tab_zoom.png.
+Projects the logdirs first if needed (`dvi-project`), starts a real `tensorboard`, drives Debian's Chromium
+with Playwright and writes docs/tab_single.png, docs/tab_compare.png and docs/tab_zoom.png, and docs/tab_alarms.png
+(the map at the first alarm, the time bar's alarm marks and the alarm list) and docs/tab_layers.png (the layers view).
 """
 
 from __future__ import annotations
@@ -58,38 +61,74 @@ def shoot(browser, url: str, hash_: str, path: str, select: int | None = None, z
     page.close()
 
 
+def shoot_alarms(browser, url: str, run: str) -> None:
+    """The map at the run's first alarm (picked by clicking its mark on the time bar), then the layers view there."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{url}/#dvi&p.dvi.run={run}")
+    frame = dvi_frame(page)
+    frame.wait_for_function("window.__dvi && __dvi.ready && __dvi.timeline && !__dvi.timeline.pending", timeout=300_000)
+    frame.locator("[data-testid=alarm-mark]").first.click()
+    frame.wait_for_function("__dvi.ready && !__dvi.follow", timeout=300_000)
+    time.sleep(2.0)
+    page.mouse.move(0, 0)
+    page.screenshot(path=os.path.join(HERE, "tab_alarms.png"))
+    frame.locator("[data-testid=view-layers]").click()
+    frame.wait_for_selector("[data-testid=layers-heatmap]", timeout=120_000)
+    time.sleep(1.0)
+    page.screenshot(path=os.path.join(HERE, "tab_layers.png"))
+    page.close()
+
+
+def take_demo(browser, url: str, args) -> None:
+    shoot(browser, url, f"#dvi&p.dvi.run=noisy&p.dvi.step={args.step}",
+          os.path.join(HERE, "tab_single.png"), select=args.sample)
+    shoot(browser, url, f"#dvi&p.dvi.run=noisy&p.dvi.step={args.step}&p.dvi.compare=clean%2Cnoisy",
+          os.path.join(HERE, "tab_compare.png"), select=args.sample)
+    shoot(browser, url, f"#dvi&p.dvi.run=noisy&p.dvi.step={args.step}",
+          os.path.join(HERE, "tab_zoom.png"), select=args.sample, zoom=6.0)
+
+
+def with_browser(logdir: str, take) -> None:
+    """Runs `take(browser, url)` against a real tensorboard on `logdir`."""
+    from playwright.sync_api import sync_playwright
+
+    proc, url = start_tensorboard(logdir)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+            take(browser, url)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logdir", default="demo_logs")
     parser.add_argument("--step", type=int, default=11)
     parser.add_argument("--sample", type=int, default=None, help="sample id to select (default: a flipped one)")
     parser.add_argument("--skip-project", action="store_true", help="do not project the logdir first")
+    parser.add_argument("--alarms-logdir", default=None, help="a logdir with a continual-learning run (alarms, layers)")
+    parser.add_argument("--alarms-run", default="continual")
+    parser.add_argument("--only-alarms", action="store_true", help="only docs/tab_alarms.png and docs/tab_layers.png")
     args = parser.parse_args()
     from tensorboard_plugin_dvi import cli, storage
 
-    if not args.skip_project:
-        cli.main(["--logdir", args.logdir])
-    if args.sample is None:
-        records, _ = storage.RunStore(os.path.join(args.logdir, "noisy")).read_run()
-        flags = storage.RunStore(os.path.join(args.logdir, "noisy")).load_step(records[max(records)]).flags
-        args.sample = int(flags["flipped"][0])
-    from playwright.sync_api import sync_playwright
-
-    proc, url = start_tensorboard(args.logdir)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
-            shoot(browser, url, f"#dvi&p.dvi.run=noisy&p.dvi.step={args.step}",
-                  os.path.join(HERE, "tab_single.png"), select=args.sample)
-            shoot(browser, url, f"#dvi&p.dvi.run=noisy&p.dvi.step={args.step}&p.dvi.compare=clean%2Cnoisy",
-                  os.path.join(HERE, "tab_compare.png"), select=args.sample)
-            shoot(browser, url, f"#dvi&p.dvi.run=noisy&p.dvi.step={args.step}",
-                  os.path.join(HERE, "tab_zoom.png"), select=args.sample, zoom=6.0)
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    print("wrote docs/tab_single.png, docs/tab_compare.png and docs/tab_zoom.png")
+    if not args.only_alarms:
+        if not args.skip_project:
+            cli.main(["--logdir", args.logdir])
+        if args.sample is None:
+            records, _ = storage.RunStore(os.path.join(args.logdir, "noisy")).read_run()
+            flags = storage.RunStore(os.path.join(args.logdir, "noisy")).load_step(records[max(records)]).flags
+            args.sample = int(flags["flipped"][0])
+        with_browser(args.logdir, lambda browser, url: take_demo(browser, url, args))
+        print("wrote docs/tab_single.png, docs/tab_compare.png and docs/tab_zoom.png")
+    if args.alarms_logdir:
+        if not args.skip_project:
+            cli.main(["--logdir", args.alarms_logdir, "--run", args.alarms_run])
+        with_browser(args.alarms_logdir, lambda browser, url: shoot_alarms(browser, url, args.alarms_run))
+        print("wrote docs/tab_alarms.png and docs/tab_layers.png")
 
 
 if __name__ == "__main__":
