@@ -8,12 +8,17 @@ Measures, per renderer (WebGL, canvas 2D fallback):
 
 Targets: slider p95 <= 150 ms at 10k points, zoom 4x sharp within 500 ms, >= 10 frames a second at 50k points.
 
+And the long-log time bar on a run of 1,000 logged steps (`--timebar-steps`): the overview strip above the slider
+(accuracy, separation, neighbour change, displacement, alarm marks) drawn when its data arrives, redrawn (as on a
+resize), after a drag-to-zoom, and a slider move, each to the next frame. Target: <= 100 ms.
+
 The tab talks to a small stdlib HTTP server that implements the plugin's HTTP contract (http_api.md) over
 synthetic coordinates, with overviews and level-3 tiles rendered ahead, so the numbers are the frontend's own cost,
 not the projection's or the landscape renderer's. Pass `--url` to measure against a running TensorBoard instead
 (its first run is used; tiles are then rendered by the plugin when first asked).
 
     python benchmarks/bench_frontend.py            # writes benchmarks/results/frontend.json and frontend.md
+    python benchmarks/bench_frontend.py --only-timebar   # only the 1,000-step time bar; keeps the other results
 """
 
 from __future__ import annotations
@@ -129,6 +134,59 @@ class SyntheticRun:
         return self._png[key]
 
 
+class LongRun(SyntheticRun):
+    """A run of many logged steps (few points each) with the training routes' per-step overview and alarms: accuracy
+    rising then dropping at two thirds of the run, a separation curve, neighbour change with spikes, displacement on
+    every other step (as if half were projected), and an alarm at each spike."""
+
+    def __init__(self, name: str, steps: int, n: int = 500, seed: int = 7):  # noqa: D107 - no landscapes prerendered
+        rng = np.random.default_rng(seed)
+        self.name, self.n, self.steps = name, n, list(range(steps))
+        self.labels = (np.arange(n) % 10).astype(np.int32)
+        self.split = np.ones(n, np.uint8)
+        self.pos = rng.normal(0, 3, (n, 2)).astype(np.float32)
+        t = np.linspace(0, 1, steps)
+        acc = 0.1 + 0.85 * (1 - np.exp(-6 * t))
+        acc[int(steps * 2 / 3):] -= 0.4
+        self.spikes = sorted(int(x) for x in rng.choice(np.arange(5, steps), size=min(12, steps - 5), replace=False))
+        change = 0.03 + 0.01 * rng.random(steps)
+        change[self.spikes] = 0.4
+        change[0] = np.nan
+        displacement = np.where(np.arange(steps) % 2 == 0, 0.02 + 0.01 * rng.random(steps), np.nan)
+        self.overview = {"accuracy": acc.round(5).tolist(), "mean_separation": (1 + 2 * t).round(5).tolist(),
+                         "neighbour_change": [None if np.isnan(v) else round(float(v), 5) for v in change],
+                         "displacement": [None if np.isnan(v) else round(float(v), 5) for v in displacement],
+                         "watched": ["test"] * steps}
+        self.alarms = [{"step": s, "kind": "jump", "source": "features", "classes": [], "class_names": [], "layers": [],
+                        "value": 0.4, "threshold": 0.1, "reason": f"the representation jumped at step {s}"}
+                       for s in self.spikes]
+        self.alarms.insert(0, {"step": int(steps * 2 / 3), "kind": "forgetting", "source": "features", "classes": [0],
+                               "class_names": ["0"], "layers": [], "value": 0.4, "threshold": 0.2,
+                               "reason": "accuracy of '0' fell sharply"})
+        self.alarms.sort(key=lambda a: a["step"])
+        self._png: dict = {}
+
+    def projection(self, step: int) -> bytes:
+        """The same small map at every step (built on request: a thousand steps are not precomputed)."""
+        self.data = {step: {"x": self.pos[:, 0], "y": self.pos[:, 1], "pred": self.labels,
+                            "conf": np.ones(self.n, np.float32), "bounds": [-12.0, -12.0, 12.0, 12.0]}}
+        return super().projection(step)
+
+    def landscape(self, step: int, size: int, z: int = 0, tx: int = 0, ty: int = 0) -> bytes:
+        key = (size, z, tx, ty)  # the same landscape at every step
+        if key not in self._png:
+            self._png[key] = png_bytes(np.full((size, size, 3), 235.0))
+        return self._png[key]
+
+    def stepstats(self) -> dict:
+        return {"run": self.name, "steps": self.steps, "classes": [str(i) for i in range(10)], "skipped_steps": [],
+                "pending_steps": 0, "overview": self.overview, "detail": {"steps": []}, "map": {"steps": []}}
+
+    def alarms_body(self) -> dict:
+        return {"run": self.name, "steps": self.steps, "classes": [str(i) for i in range(10)], "skipped_steps": [],
+                "pending_steps": 0, "alarms": self.alarms, "counts": {}, "rules": {}}
+
+
 def make_server(runs: dict) -> ThreadingHTTPServer:
     sha = __import__("base64").b64encode(hashlib.sha256(ENTRY_SCRIPT.encode()).digest()).decode()
     csp = ("default-src 'self';img-src 'self' data: blob:;style-src 'self' 'unsafe-inline';connect-src 'self';"
@@ -171,6 +229,13 @@ def make_server(runs: dict) -> ThreadingHTTPServer:
             if rest == "landscape" and run:
                 tile = [int(q.get(k, 0)) for k in ("z", "tx", "ty")]
                 return self.reply(200, run.landscape(int(q["step"]), int(q.get("size", 256)), *tile), "image/png")
+            if rest == "stepstats" and isinstance(run, LongRun):
+                return self.reply(200, json.dumps(run.stepstats()), "application/json")
+            if rest == "alarms" and isinstance(run, LongRun):
+                return self.reply(200, json.dumps(run.alarms_body()), "application/json")
+            if rest in ("stepstats", "alarms", "layers") and run:
+                return self.reply(404, json.dumps({"error": "no step statistics for this synthetic run"}),
+                                  "application/json")
             if rest == "metrics" and run:
                 m = {"nn": 0.5, "boundary": 0.6, "ppr": 0.99, "ccr": 0.01, "temporal": 0.3, "trustworthiness": 0.95}
                 return self.reply(200, json.dumps({"run": run.name, "step": int(q["step"]), "train": m, "test": m}),
@@ -235,6 +300,63 @@ ZOOM_JS = """(factor) => new Promise((resolve) => {
 
 RESET_JS = """() => document.querySelector('[data-testid=map-canvas]').nextElementSibling.dispatchEvent(
   new MouseEvent('dblclick', {bubbles: true}))"""
+
+
+TIMEBAR_READY = "window.__dvi && __dvi.timeline && __dvi.timeline.steps > 0 && __dvi.overview.renders > 0"
+
+# From an action to the next frame after the store's reaction drew the time bar (the chrome renders in a microtask).
+NEXT_FRAME_JS = """(act) => new Promise((resolve) => {
+  const t0 = performance.now();
+  const before = __dvi.overview.renders;
+  if (act === 'slider') {
+    const slider = document.querySelector('[data-testid=step-slider]');
+    slider.value = String((Number(slider.value) + 37) % (Number(slider.max) + 1));
+    slider.dispatchEvent(new Event('input', {bubbles: true}));
+  } else {
+    const el = document.querySelector('[data-testid=overview]');
+    const r = el.getBoundingClientRect();
+    const at = (type, f) => el.dispatchEvent(new PointerEvent(type, {bubbles: true, pointerId: 1, button: 0,
+      clientX: r.left + f * r.width, clientY: r.top + r.height / 2}));
+    if (act === 'zoom') { at('pointerdown', 0.3); at('pointermove', 0.5); at('pointerup', 0.6); }
+    else el.dispatchEvent(new MouseEvent('dblclick', {bubbles: true}));
+  }
+  requestAnimationFrame(() => resolve({ms: performance.now() - t0, rendered: __dvi.overview.renders > before}));
+})"""
+
+
+def measure_timebar(browser, base: str, run: str, repeats: int = 12) -> dict:
+    """The 1,000-step time bar: first draw, redraws, zoom and un-zoom, slider moves (ms, to the next frame)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 860})
+    page.goto(f"{base}/data/plugin_entry.html?name=dvi&prefetch=0")
+    page.wait_for_function(TIMEBAR_READY, timeout=120000)
+    if page.evaluate("__dvi.run") != run:
+        page.select_option("[data-testid=run-select]", run)
+        page.wait_for_function(f"__dvi.run === {json.dumps(run)} && __dvi.timeline.run === {json.dumps(run)}",
+                               timeout=120000)
+    time.sleep(0.5)
+    first = page.evaluate("__dvi.overview")
+    redraw = [page.evaluate("__dvi.renderOverview()") for _ in range(repeats)]
+    zoom, unzoom, slider = [], [], []
+    for _ in range(repeats):
+        z = page.evaluate(NEXT_FRAME_JS, "zoom")
+        assert z["rendered"] and page.evaluate("__dvi.zoom") is not None, "the drag did not zoom the time bar"
+        zoom.append(z["ms"])
+        u = page.evaluate(NEXT_FRAME_JS, "unzoom")
+        assert u["rendered"] and page.evaluate("__dvi.zoom") is None, "the double-click did not show every step"
+        unzoom.append(u["ms"])
+        slider.append(page.evaluate(NEXT_FRAME_JS, "slider")["ms"])
+        time.sleep(0.05)
+    out = {"run": run, "steps": len(page.evaluate("__dvi.steps")), "alarms": page.evaluate("__dvi.timeline.alarms"),
+           "marks": page.evaluate("__dvi.overview.marks"), "columns": page.evaluate("__dvi.overview.columns"),
+           "strip_px": page.evaluate("document.querySelector('[data-testid=overview]').clientWidth"),
+           "tick_elements": page.evaluate("document.querySelectorAll('[data-testid=step-ticks] > span').length"),
+           "first_draw_ms": first["lastMs"], "redraw_ms_median": float(np.median(redraw)),
+           "redraw_ms_p95": float(np.percentile(redraw, 95)), "zoom_ms_median": float(np.median(zoom)),
+           "zoom_ms_p95": float(np.percentile(zoom, 95)), "unzoom_ms_median": float(np.median(unzoom)),
+           "unzoom_ms_p95": float(np.percentile(unzoom, 95)), "slider_ms_median": float(np.median(slider)),
+           "slider_ms_p95": float(np.percentile(slider, 95)), "repeats": repeats}
+    page.close()
+    return out
 
 
 def open_tab(browser, base: str, run: str, renderer: str, prefetch: bool = True):
@@ -303,20 +425,27 @@ def main() -> None:
     ap.add_argument("--renderers", nargs="+", default=["webgl", "canvas2d"])
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     ap.add_argument("--name", default="frontend", help="results file stem under benchmarks/results/")
+    ap.add_argument("--timebar-steps", type=int, default=1000, help="steps of the long-log time bar run (0: skip)")
+    ap.add_argument("--only-timebar", action="store_true",
+                    help="measure only the long-log time bar; the other results are kept from the results file")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     server = None
+    long_name = f"long{args.timebar_steps}"
     if args.url:
         base = args.url.rstrip("/")
         runs_to_measure = [json.loads(__import__("urllib.request").request.urlopen(
             base + "/data/plugin/dvi/runs").read())["runs"][0]["run"]]
     else:
-        runs = {f"n{n}": SyntheticRun(f"n{n}", n, args.steps, seed=i) for i, n in enumerate(args.points)}
+        points = [] if args.only_timebar else args.points
+        runs = {f"n{n}": SyntheticRun(f"n{n}", n, args.steps, seed=i) for i, n in enumerate(points)}
+        if args.timebar_steps:
+            runs[long_name] = LongRun(long_name, args.timebar_steps)
         server = make_server(runs)
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        runs_to_measure = list(runs)
-    results = []
+        runs_to_measure = [r for r in runs if r != long_name]
+    results, timebar = [], None
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
         version = browser.version
@@ -325,16 +454,44 @@ def main() -> None:
                 r = measure(browser, base, run, renderer, args.moves)
                 print(json.dumps(r))
                 results.append(r)
+        if server and args.timebar_steps:
+            timebar = measure_timebar(browser, base, long_name)
+            print(json.dumps(timebar))
         browser.close()
     if server:
         server.shutdown()
     env = {"chromium": version, "gpu": "none: --disable-gpu, WebGL on SwiftShader (software)",
            "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "viewport": "1400x860, device pixel ratio 1",
-           "data": "synthetic (http_api.md contract)" if server else base}
+           "data": "synthetic (http_api.md contract)" if server else base,
+           "load_average": [round(x, 2) for x in os.getloadavg()]}
+    write_results(args.name, env, results, timebar, keep_others=args.only_timebar)
+
+
+def write_results(name: str, env: dict, results: list, timebar: dict | None, keep_others: bool) -> None:
+    """Writes benchmarks/results/<name>.json and .md; with `keep_others`, the map results come from the old file."""
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, f"{args.name}.json"), "w") as f:
-        json.dump({"environment": env, "results": results}, f, indent=2)
+    path = os.path.join(RESULTS, f"{name}.json")
+    old = {}
+    if keep_others and os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        results = old.get("results", [])
+    body = {"environment": old.get("environment", env), "results": results}
+    if timebar is not None:
+        body["timebar"] = {"environment": env, **timebar}
+    elif old.get("timebar"):
+        body["timebar"] = old["timebar"]
+    with open(path, "w") as f:
+        json.dump(body, f, indent=2)
+    lines = map_table(body["environment"], results) + timebar_table(body.get("timebar"))
+    with open(os.path.join(RESULTS, f"{name}.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def map_table(env: dict, results: list) -> list[str]:
+    server = env["data"].startswith("synthetic")
     lines = ["# Frontend benchmark (headless Chromium)", "",
              f"Chromium {env['chromium']}, {env['gpu']}, {env['cpu_count']} CPUs, {env['viewport']}; data: "
              f"{env['data']}. Frame time is measured while playing (interpolation of positions, landscape "
@@ -357,9 +514,29 @@ def main() -> None:
                      f"{r['zoom4x_tile_sharpness_vs_overview'] or 0:.0f}x |")
     lines += ["", "Measured without a GPU: WebGL runs on Chromium's software rasterizer (SwiftShader), so these "
               "frame times are an upper bound; hardware WebGL was not measured here."]
-    with open(os.path.join(RESULTS, f"{args.name}.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return lines
+
+
+def timebar_table(t: dict | None) -> list[str]:
+    if not t:
+        return []
+    env = t["environment"]
+    load = ", ".join(f"{x:.1f}" for x in env.get("load_average", []))
+    return ["", f"## Long-log time bar ({t['steps']:,} logged steps)", "",
+            f"Chromium {env['chromium']}, {env['cpu_count']} CPUs (load average {load} while measuring), "
+            f"{env['viewport']}, {env['date']}; a synthetic run served over the `runs`, `stepstats` and `alarms` "
+            f"contract ({t['alarms']} alarms). The overview strip ({t['strip_px']} px wide) summarises the four series "
+            f"to one column per pixel ({t['columns']} columns drawn) with {t['marks']} alarm marks; the slider's "
+            f"readiness ticks take {t['tick_elements']} element(s) (merged segments). `first draw` and `redraw` time "
+            "the strip's own render "
+            "(series and marks); `zoom` (a drag across the strip), `every step` (a double-click) and `slider` (an "
+            f"`input` event) run from the event to the next animation frame, {t['repeats']} times each.", "",
+            "Target: the time bar of a 1,000-step run renders in <= 100 ms.", "",
+            "| first draw (ms) | redraw median / p95 (ms) | zoom median / p95 (ms) | every step median / p95 (ms) | "
+            "slider median / p95 (ms) |", "|---:|---:|---:|---:|---:|",
+            f"| {t['first_draw_ms']:.1f} | {t['redraw_ms_median']:.1f} / {t['redraw_ms_p95']:.1f} | "
+            f"{t['zoom_ms_median']:.1f} / {t['zoom_ms_p95']:.1f} | {t['unzoom_ms_median']:.1f} / "
+            f"{t['unzoom_ms_p95']:.1f} | {t['slider_ms_median']:.1f} / {t['slider_ms_p95']:.1f} |"]
 
 
 if __name__ == "__main__":
