@@ -484,8 +484,13 @@ def write_results(name: str, env: dict, results: list, timebar: dict | None, kee
         body["timebar"] = old["timebar"]
     with open(path, "w") as f:
         json.dump(body, f, indent=2)
-    lines = map_table(body["environment"], results) + timebar_table(body.get("timebar"))
-    with open(os.path.join(RESULTS, f"{name}.md"), "w") as f:
+    lines = map_table(body["environment"], results)
+    md = os.path.join(RESULTS, f"{name}.md")
+    if keep_others and os.path.exists(md):  # the map results' text as it was written with them
+        with open(md) as f:
+            lines = f.read().split("\n## Long-log time bar")[0].rstrip("\n").split("\n")
+    lines += timebar_table(body.get("timebar"))
+    with open(md, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
