@@ -235,7 +235,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     const tl = s.timeline && s.timeline.run === sel.primaryRun(s) ? s.timeline : null;
     timebar.update(tb, overviewOf(tl, tb.steps));
     alarmsCard.classList.toggle('dvi-hidden', !tl);
-    if (tl) alarmList.update({alarms: tl.alarms, pending: tl.pending, error: tl.error, current: s.step}); // the time bar's step
+    if (tl) alarmList.update({run: tl.run, alarms: tl.alarms, pending: tl.pending, error: tl.error, current: s.step}); // the time bar's step
     legend.update({classes: sel.classesOf(r0), colors: sel.colorsOf(r0), activeLabel: s.filter.label, hasHead: !!r0 && r0.has_head !== false});
     const m0 = runs.length ? sel.panelModel(s, runs[0]) : null;
     const flags = [...new Set(runs.flatMap((n) => sel.runInfo(s, n).flags || []))];

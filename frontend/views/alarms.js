@@ -117,24 +117,29 @@ export function createOverview({onStep, onZoom}) {
 /** The side bar's alarm list: one line per alarm, the current step's highlighted; a click moves to the step. */
 export function createAlarmList({onStep}) {
   const summary = h('div', {class: 'dvi-small dvi-muted', testid: 'alarms-summary'});
+  const links = h('div', {class: 'dvi-small dvi-alarm-links'});
   const list = h('ol', {class: 'dvi-alarm-list', testid: 'alarms-list'});
   const key0 = h('div', {class: 'dvi-overview-key dvi-small dvi-muted', testid: 'overview-key'}, 'Time bar: ',
     SERIES.map((s) => h('span', {class: 'dvi-key-item'}, h('span', {class: 'dvi-key-line', style: {background: s.color}}), s.label)),
     h('span', {class: 'dvi-key-item'}, h('span', {class: 'dvi-key-dot'}), 'alarm'));
-  const el = h('div', {class: 'dvi-alarms'}, summary, list, key0);
+  const el = h('div', {class: 'dvi-alarms'}, summary, list, key0, links);
   let key = null;
 
-  /** `m`: {alarms, pending, error, current (the shown step), classes}. */
+  /** `m`: {run, alarms, pending, error, current (the time bar's step)}. */
   function update(m) {
-    const k = JSON.stringify([m.alarms.length, m.alarms.length && m.alarms[m.alarms.length - 1].step, m.pending, m.error, m.current]);
+    const k = JSON.stringify([m.run, m.alarms.length, m.alarms.length && m.alarms[m.alarms.length - 1].step, m.pending, m.error, m.current]);
     if (k === key) return;
     key = k;
     const counts = {};
     for (const a of m.alarms) counts[a.kind] = (counts[a.kind] || 0) + 1;
     const more = m.pending ? ` (${m.pending} steps still being checked)` : '';
-    summary.textContent = m.error ? `No alarms: ${m.error}` : m.alarms.length
+    summary.textContent = `${m.run}: ${m.error ? `no alarms (${m.error})` : m.alarms.length
       ? `${Object.entries(counts).map(([kind, n]) => `${n} ${kindName(kind)}`).join(', ')}${more}. Click one to go to its step.`
-      : `No alarm so far${more}.`;
+      : `no alarm so far${more}.`}`;
+    const q = `run=${encodeURIComponent(m.run)}&format=csv`;
+    fill(links, m.error ? null : [
+      h('a', {href: `./alarms?${q}`, download: `${m.run}-alarms.csv`, testid: 'alarms-csv'}, 'alarms CSV'), ' · ',
+      h('a', {href: `./stepstats?${q}`, download: `${m.run}-stepstats.csv`, testid: 'stepstats-csv'}, 'step statistics CSV')]);
     clear(list);
     for (const a of m.alarms) {
       list.append(h('li', {
