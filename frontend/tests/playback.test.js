@@ -36,3 +36,13 @@ test('play from the last step starts over from the first; stop halts it', async 
   assert.deepEqual(visited, [0], 'restarted at the first step, then stopped before moving on');
   assert.equal(store.get().playing, false);
 });
+
+test('zoomed into a range, play walks that range only, from its start when the step is outside it', async () => {
+  const {store, visited, playback} = setup(0);
+  store.set({zoom: [1, 2]});
+  playback.start();
+  const t0 = Date.now();
+  while (store.get().playing && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(visited, [1, 2], 'step 0 is outside [1, 2]: play starts at 1 and stops at 2, not 3');
+  assert.equal(store.get().playing, false);
+});
