@@ -128,6 +128,7 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
         prev_train_features=None if prev_feats is None else prev_feats[train],
         prev_test_features=None if prev_feats is None or test.sum() <= settings.n_neighbors else prev_feats[test],
         k=settings.n_neighbors, train_embedding=xy[train], test_embedding=xy[test],
+        bounds=cache.map_bounds(xy),  # landscape agreement over the box the tab shows
     )
     return results.save(record, prev_record, data.ids, xy, _finite(scores), fitted.save)
 
