@@ -58,10 +58,46 @@ def _logits(model: StepProjection, head: torch.nn.Module, points: np.ndarray) ->
 
 
 def render(model: StepProjection, head: torch.nn.Module, bounds: tuple[float, float, float, float], size: int,
-           n_classes: int) -> np.ndarray:
-    """The landscape over ``bounds`` as uint8 [size, size, 3] (row 0 is the top, largest y)."""
+           n_classes: int, cell: int = 1) -> np.ndarray:
+    """The landscape over ``bounds`` as uint8 [size, size, 3] (row 0 is the top, largest y).
+
+    ``cell > 1`` renders adaptively: the head is evaluated on a grid every ``cell`` pixels, and exactly at every
+    pixel of a cell whose corners disagree in class or come near a decision boundary; inside the other cells the
+    logits are interpolated bilinearly. A zoomed tile at level z with ``cell <= 2**z`` thus loses nothing the
+    overview shows (its cells are no larger than one overview pixel) and is exact around every boundary.
+    """
     pts = landscape.grid_points(bounds, size)
-    return landscape.colorize(_logits(model, head, pts), n_classes).reshape(size, size, 3)
+    if cell <= 1 or size < 4 * cell:
+        return landscape.colorize(_logits(model, head, pts), n_classes).reshape(size, size, 3)
+    return landscape.colorize(_adaptive_logits(model, head, pts, size, cell), n_classes).reshape(size, size, 3)
+
+
+SAFE_MARGIN = landscape.WHITE_MARGIN + 0.05
+"""A cell is interpolated only when all its corners are this far from a tie (clear of the white band)."""
+
+
+def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarray, size: int,
+                     cell: int) -> torch.Tensor:
+    """Logits at every pixel: exact where class or boundary may change inside a cell, interpolated elsewhere."""
+    knots = np.unique(np.r_[np.arange(0, size, cell), size - 1])  # pixel rows/columns evaluated exactly
+    grid = pts.reshape(size, size, 2)
+    coarse = _logits(model, head, grid[np.ix_(knots, knots)].reshape(-1, 2)).reshape(len(knots), len(knots), -1)
+    cls = coarse.argmax(2).numpy()
+    safe = (boundary.normalized_gap(coarse.reshape(-1, coarse.shape[2])) >= SAFE_MARGIN).reshape(cls.shape).numpy()
+    uniform = ((cls[:-1, :-1] == cls[1:, :-1]) & (cls[:-1, :-1] == cls[:-1, 1:]) & (cls[:-1, :-1] == cls[1:, 1:])
+               & safe[:-1, :-1] & safe[1:, :-1] & safe[:-1, 1:] & safe[1:, 1:])
+    pos = np.arange(size)
+    k = np.clip(np.searchsorted(knots, pos, side="right") - 1, 0, len(knots) - 2)  # the cell of each pixel
+    t = torch.from_numpy(((pos - knots[k]) / (knots[k + 1] - knots[k])).astype(np.float32))
+    ki = torch.from_numpy(k)
+    ty, tx = t[:, None, None], t[None, :, None]
+    top = coarse[ki][:, ki] * (1 - tx) + coarse[ki][:, ki + 1] * tx
+    bottom = coarse[ki + 1][:, ki] * (1 - tx) + coarse[ki + 1][:, ki + 1] * tx
+    out = (top * (1 - ty) + bottom * ty).reshape(size * size, -1)
+    exact = ~torch.from_numpy(uniform)[ki][:, ki].reshape(-1).numpy()
+    if exact.any():
+        out[torch.from_numpy(exact)] = _logits(model, head, pts[exact])
+    return out
 
 
 def predict(model: StepProjection, head: torch.nn.Module, points: np.ndarray) -> np.ndarray:

@@ -221,8 +221,9 @@ class Views:
                     return data
             except OSError:
                 pass
+            cell = min(1 << tile[0], 8)  # zoomed tiles: exact near boundaries, interpolated inside uniform cells
             rgb = method.render(self.model(index, step, result), self.head(index, step),
-                                tile_bounds(result.bounds, tile), size, int(record["n_classes"]))
+                                tile_bounds(result.bounds, tile), size, int(record["n_classes"]), cell=cell)
             png = encode_png(rgb)
             fsio.atomic_write(index.store.writable(path), png)
             return png
