@@ -145,3 +145,12 @@ def test_evaluate_step_measures_the_landscape_over_the_given_bounds():
     assert far["landscape_agreement"] is None, "dots outside the served box were counted"
     near = metrics.evaluate_step(step, head, X, train_embedding=X)["train"]
     assert near["landscape_agreement"] > 0.95 and near["speckle"] == 0.0, f"{near}"
+
+
+def test_trustworthiness_estimate_on_many_points_is_close_to_the_exact_value():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 20)).astype(np.float32)
+    Y = X[:, :2] + 0.3 * rng.normal(size=(3000, 2)).astype(np.float32)  # a lossy projection: T well below 1
+    exact = metrics.trustworthiness(X, Y, 15, max_queries=None)
+    estimate = metrics.trustworthiness(X, Y, 15, max_queries=600)
+    assert exact < 0.95 and abs(estimate - exact) < 0.01, f"estimate {estimate} vs exact {exact}"
