@@ -44,12 +44,14 @@ setup(
         # hypothesis: property-based tests of every route's parameters (a well-kept library for generating
         # hostile inputs; hand-written generators would cover far less)
         "test": ["pytest>=7", "pytest-timeout>=2.1", "playwright>=1.40", "scikit-learn>=1.2", "ruff>=0.5",
-                 "hypothesis>=6.100", "lightning>=2.1", "tqdm>=4.60"],
-        "bench": ["umap-learn>=0.5.4", "scikit-learn>=1.2"],
+                 "hypothesis>=6.100", "lightning>=2.1", "tqdm>=4.60", "ray>=2.9"],
+        "bench": ["umap-learn>=0.5.4", "scikit-learn>=1.2", "py-spy>=0.3"],
         # dvi.dynamics.load(...) returns a pandas DataFrame when pandas is installed (numpy arrays otherwise)
         "notebook": ["pandas"],
         # tensorboard_plugin_dvi.lightning.DVICallback (lightning.pytorch); tqdm draws dvi.collect's progress bar
         "lightning": ["lightning>=2.1", "tqdm>=4.60"],
+        # dvi-project --ray ADDRESS: runs fanned out over an existing Ray cluster
+        "ray": ["ray>=2.9"],
     },
     entry_points={
         "tensorboard_plugins": ["dvi = tensorboard_plugin_dvi.loader:DviLoader"],
