@@ -3,10 +3,13 @@
 
     python docs/screenshots.py --logdir demo_logs
     python docs/screenshots.py --only-alarms --alarms-logdir continual_logs [--alarms-run continual]
+    python docs/screenshots.py --only-dynamics --skip-project --logdir demo_logs
 
 Projects the logdirs first if needed (`dvi-project`), starts a real `tensorboard`, drives Debian's Chromium
 with Playwright and writes docs/tab_single.png, docs/tab_compare.png and docs/tab_zoom.png, and docs/tab_alarms.png
-(the map at the first alarm, the time bar's alarm marks and the alarm list) and docs/tab_layers.png (the layers view).
+(the map at the first alarm, the time bar's alarm marks and the alarm list) and docs/tab_layers.png (the layers view),
+and docs/tab_dynamics.png (the "Training dynamics" view of the noisy run: correctness cube, per-class curves, suspects;
+it needs no projection, so `--only-dynamics --skip-project` makes it from freshly trained logs).
 """
 
 from __future__ import annotations
@@ -79,6 +82,21 @@ def shoot_alarms(browser, url: str, run: str) -> None:
     page.close()
 
 
+def shoot_dynamics(browser, url: str, run: str = "noisy") -> None:
+    """The "Map | Training dynamics" switch on `run`: the correctness cube, per-class curves and the suspects."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{url}/#dvi&p.dvi.run={run}")
+    frame = dvi_frame(page)
+    frame.wait_for_selector("[data-testid=view-dynamics]", timeout=120_000)
+    frame.locator("[data-testid=view-dynamics]").click()
+    frame.wait_for_selector("[data-testid=dyn-cube]", timeout=300_000)
+    frame.wait_for_selector("[data-testid=dyn-suspect]", timeout=60_000)
+    time.sleep(1.5)  # the suspects' thumbnails
+    page.mouse.move(0, 0)
+    page.screenshot(path=os.path.join(HERE, "tab_dynamics.png"))
+    page.close()
+
+
 def take_demo(browser, url: str, args) -> None:
     shoot(browser, url, f"#dvi&p.dvi.run=noisy&p.dvi.step={args.step}",
           os.path.join(HERE, "tab_single.png"), select=args.sample)
@@ -86,6 +104,7 @@ def take_demo(browser, url: str, args) -> None:
           os.path.join(HERE, "tab_compare.png"), select=args.sample)
     shoot(browser, url, f"#dvi&p.dvi.run=noisy&p.dvi.step={args.step}",
           os.path.join(HERE, "tab_zoom.png"), select=args.sample, zoom=6.0)
+    shoot_dynamics(browser, url, "noisy")
 
 
 def with_browser(logdir: str, take) -> None:
@@ -112,10 +131,17 @@ def main() -> None:
     parser.add_argument("--alarms-logdir", default=None, help="a logdir with a continual-learning run (alarms, layers)")
     parser.add_argument("--alarms-run", default="continual")
     parser.add_argument("--only-alarms", action="store_true", help="only docs/tab_alarms.png and docs/tab_layers.png")
+    parser.add_argument("--only-dynamics", action="store_true",
+                        help="only docs/tab_dynamics.png (from --logdir; needs no projection)")
     args = parser.parse_args()
     from tensorboard_plugin_dvi import cli, storage
 
-    if not args.only_alarms:
+    if args.only_dynamics:
+        if not args.skip_project:
+            cli.main(["--logdir", args.logdir, "--run", "noisy"])
+        with_browser(args.logdir, lambda browser, url: shoot_dynamics(browser, url, "noisy"))
+        print("wrote docs/tab_dynamics.png")
+    elif not args.only_alarms:
         if not args.skip_project:
             cli.main(["--logdir", args.logdir])
         if args.sample is None:
@@ -123,7 +149,7 @@ def main() -> None:
             flags = storage.RunStore(os.path.join(args.logdir, "noisy")).load_step(records[max(records)]).flags
             args.sample = int(flags["flipped"][0])
         with_browser(args.logdir, lambda browser, url: take_demo(browser, url, args))
-        print("wrote docs/tab_single.png, docs/tab_compare.png and docs/tab_zoom.png")
+        print("wrote docs/tab_single.png, docs/tab_compare.png, docs/tab_zoom.png and docs/tab_dynamics.png")
     if args.alarms_logdir:
         if not args.skip_project:
             cli.main(["--logdir", args.alarms_logdir, "--run", args.alarms_run])

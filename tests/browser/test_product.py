@@ -319,3 +319,75 @@ def test_training_dynamics_view_picks_a_sample_onto_the_map(tab):
     tab.wait(f"__dvi.selected === {sample_id}")
     assert tab.el("maps").is_visible(), "picking a sample goes back to the map"
     assert tab.el("inspect-id").inner_text() == f"#{sample_id}"
+
+
+def open_dynamics(tab: Tab, run: str = "noisy") -> None:
+    tab.open(f"#dvi&p.dvi.run={run}")
+    tab.el("view-dynamics").click()
+    tab.wait("document.querySelector('[data-testid=dyn-cube]') !== null", timeout=90)
+
+
+def test_training_dynamics_cube_cell_click_selects_its_sample_at_its_step(tab, server):
+    from tensorboard_plugin_dvi import cube as cube_mod
+
+    url = server[0]
+    open_dynamics(tab)
+    canvas = tab.el("dyn-cube")
+    width, height = int(canvas.get_attribute("width")), int(canvas.get_attribute("height"))
+    # The same request the view makes (rows = canvas height, cols = canvas width): its row -> ids, column -> steps.
+    status, blob = get(f"{url}/data/plugin/dvi/cube?run=noisy&rows={height}&cols={min(width, 1024)}")
+    assert status == 200, blob[:300]
+    header, arrays = cube_mod.decode(blob)
+    rows, cols = header["rows"], header["cols"]
+    assert cols == STEPS, f"one pixel column per step expected for {STEPS} steps, got {cols}"
+    step_now = tab.js("__dvi.step")
+    assert step_now == header["steps"][-1], "the tab opens at the last step"
+    col = 0  # the first step: a different step from the one shown
+    # A row in the middle of the second band that holds exactly one sample (so the cell is that one sample).
+    band = header["bands"][1]
+    candidates = [r for r in range(band["row"], band["row"] + band["rows"])
+                  if arrays["row_start"][r + 1] - arrays["row_start"][r] == 1]
+    assert candidates, f"no single-sample row in band {band}"
+    row = candidates[len(candidates) // 2]
+    sample = int(arrays["ids"][arrays["row_start"][row]])
+    step = header["steps"][arrays["col_start"][col]]
+    assert step != step_now
+    assert tab.js("__dvi.selected") != sample
+
+    box = canvas.bounding_box()
+    canvas.click(position={"x": (col + 0.5) * box["width"] / cols, "y": (row + 0.5) * box["height"] / rows})
+    tab.wait(f"__dvi.selected === {sample} && __dvi.step === {step}", timeout=60)
+    assert tab.el("maps").is_visible(), "picking a cell goes back to the map"
+    assert tab.el("inspect-id").inner_text() == f"#{sample}"
+    tab.wait(f"""(() => {{
+      const labels = [...document.querySelectorAll('[data-step-label]')].filter((e) => e.offsetParent !== null)
+        .map((e) => e.dataset.stepLabel).filter((v) => v !== '');
+      return labels.length > 0 && labels.every((v) => Number(v) === {step});
+    }})()""", timeout=60)  # every visible step label shows the cell's step
+
+
+def test_training_dynamics_suspects_csv_download_matches_the_route(tab, server):
+    import csv
+    import io
+
+    url = server[0]
+    open_dynamics(tab)
+    with tab.page.expect_download(timeout=30_000) as info:
+        tab.el("dyn-suspects-csv").click()
+    download = info.value
+    assert download.suggested_filename == "noisy-suspects.csv"
+    with open(download.path(), encoding="utf-8") as handle:
+        downloaded = list(csv.DictReader(handle))
+    status, body = get(f"{url}/data/plugin/dvi/suspects?run=noisy&k=100")
+    assert status == 200, body[:300]
+    expected = json.loads(body)["suspects"]
+    assert expected, "the noisy run has no suspects to compare"
+    assert [int(r["id"]) for r in downloaded] == [r["id"] for r in expected]
+    assert [int(r["rank"]) for r in downloaded] == list(range(1, len(expected) + 1))
+    assert [r["category"] for r in downloaded] == [r["category"] for r in expected]
+    assert [float(r["score"]) for r in downloaded] == pytest.approx([r["score"] for r in expected])
+    status, body = get(f"{url}/data/plugin/dvi/suspects?run=noisy&k=100&format=csv")
+    assert status == 200
+    assert list(csv.DictReader(io.StringIO(body.decode("utf-8")))) == downloaded, "the link's CSV is not the route's"
+    shown = [int(v) for v in tab.frame.locator("[data-testid=dyn-suspect] td:nth-child(2)").all_inner_texts()]
+    assert sorted(shown) == sorted(r["id"] for r in expected), "the table lists other samples than the CSV"
