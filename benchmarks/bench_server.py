@@ -89,6 +89,7 @@ def median_ms(fn, repeats: int = 7) -> float:
 
 
 def rss_mb(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak) of a process, in MB."""
     fields = {}
     with open(f"/proc/{pid}/status") as handle:
         for line in handle:

@@ -46,6 +46,7 @@ from helpers import start_tensorboard, stop  # noqa: E402 - the tests' way of st
 
 sys.path.insert(0, HERE)
 import results_io  # noqa: E402 - sibling module of this script
+from bench_server import rss_mb  # noqa: E402 - one reader of /proc/<pid>/status for every benchmark
 
 RUN = "big"
 DIM, CLASSES = 32, 10
@@ -147,17 +148,6 @@ def route(base: str, path: str, repeats: int = 7, warm_paths: list[str] | None =
     warm = [get_ms(base + paths[i % len(paths)])[0] for i in range(repeats)]
     return {"path": path, "first_ms": first, "warm_ms": statistics.median(warm), "warm_max_ms": max(warm),
             "bytes": size, "load_average": os.getloadavg()[0]}
-
-
-def rss_mb(pid: int) -> dict[str, float]:
-    """VmRSS (now) and VmHWM (peak) of a process, in MB."""
-    fields = {}
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                fields[key] = int(value.split()[0]) / 1024
-    return fields
 
 
 def wait_listed(base: str, steps: int, timeout: float = 600) -> float:

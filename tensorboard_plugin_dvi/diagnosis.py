@@ -78,14 +78,40 @@ def full_table(dyn: Dynamics) -> dict[str, np.ndarray]:
     return table
 
 
+class RunStates:
+    """Per-run incremental states, kept for the ``max_runs`` most recently used runs.
+
+    A state has ``keys``: the ``(step, hash)`` pairs folded into it so far. It is kept while those are a prefix of
+    the run's current steps (new steps are folded in by the caller) and started afresh when an earlier step changed.
+    Shared by the dynamics and the training (step statistics, alarms, layers) views.
+    """
+
+    def __init__(self, max_runs: int) -> None:
+        self._runs: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self._max_runs = max_runs
+        self._lock = threading.Lock()
+
+    def current(self, index: RunIndex, make: Callable[[dict[str, Any]], Any]) -> tuple[Any, list[tuple[int, str]]]:
+        """``(state, keys)``: the run's state (``make(latest record)`` when new or outdated) and its step keys."""
+        keys = step_keys(index)
+        if not keys:
+            raise errors.NotFoundError(f"Run {index.name!r} has no servable steps yet.")
+        with self._lock:
+            state = self._runs.get(index.directory)
+            if state is None or state.keys != keys[:len(state.keys)]:
+                state = self._runs[index.directory] = make(index.latest() or {})
+            self._runs.move_to_end(index.directory)
+            while len(self._runs) > self._max_runs:
+                self._runs.popitem(last=False)
+        return state, keys
+
+
 class Diagnosis:
     """In-memory, incremental training-dynamics answers for the plugin's runs."""
 
     def __init__(self, max_runs: int = _MAX_RUNS, positions: PositionSource | None = None) -> None:
         self._positions = positions
-        self._runs: collections.OrderedDict[str, _RunState] = collections.OrderedDict()
-        self._max_runs = max_runs
-        self._lock = threading.Lock()
+        self._runs = RunStates(max_runs)
 
     # -- state -----------------------------------------------------------------------------------------------------
 
@@ -96,18 +122,7 @@ class Diagnosis:
         folding a projected step in means the class of the map region under each of its samples (decoding every
         sample's position: about a second a step at 100,000 samples), which the cube and suspects never use.
         """
-        keys = step_keys(index)
-        if not keys:
-            raise errors.NotFoundError(f"Run {index.name!r} has no servable steps yet.")
-        latest = index.latest() or {}
-        with self._lock:
-            state = self._runs.get(index.directory)
-            if state is None or state.keys != keys[:len(state.keys)]:
-                state = _RunState(latest.get("n_classes"))
-                self._runs[index.directory] = state
-            self._runs.move_to_end(index.directory)
-            while len(self._runs) > self._max_runs:
-                self._runs.popitem(last=False)
+        state, keys = self._runs.current(index, lambda latest: _RunState(latest.get("n_classes")))
         with state.lock:
             for step, digest in keys[len(state.keys):]:
                 self._fold(index, state, step)

@@ -12,7 +12,6 @@ such data, 400 bad parameter).
 
 from __future__ import annotations
 
-import collections
 import csv
 import dataclasses
 import io
@@ -26,7 +25,7 @@ from tensorboard import errors
 
 from tensorboard_plugin_dvi import alarms, layers, storage
 from tensorboard_plugin_dvi.catalog import RunIndex
-from tensorboard_plugin_dvi.diagnosis import PositionSource, step_keys
+from tensorboard_plugin_dvi.diagnosis import PositionSource, RunStates
 from tensorboard_plugin_dvi.dynamics import StepInput
 from tensorboard_plugin_dvi.stepstats import StepStatistics
 
@@ -63,26 +62,14 @@ class TrainingViews:
         self._positions = positions
         self.rules = rules or alarms.Rules()
         self.budget_s = budget_s
-        self._runs: collections.OrderedDict[str, _RunState] = collections.OrderedDict()
-        self._max_runs = max_runs
-        self._lock = threading.Lock()
+        self._runs = RunStates(max_runs)
 
     # -- state -----------------------------------------------------------------------------------------------------
 
     def state(self, index: RunIndex) -> _RunState:
         """The run's statistics brought up to date with its servable steps (new steps only, when possible)."""
-        keys = step_keys(index)
-        if not keys:
-            raise errors.NotFoundError(f"Run {index.name!r} has no servable steps yet.")
-        latest = index.latest() or {}
-        with self._lock:
-            state = self._runs.get(index.directory)
-            if state is None or state.keys != keys[:len(state.keys)]:
-                state = _RunState(latest.get("n_classes"), _classes(latest), self.rules)
-                self._runs[index.directory] = state
-            self._runs.move_to_end(index.directory)
-            while len(self._runs) > self._max_runs:
-                self._runs.popitem(last=False)
+        state, keys = self._runs.current(
+            index, lambda latest: _RunState(latest.get("n_classes"), _classes(latest), self.rules))
         with state.lock:
             deadline = time.monotonic() + self.budget_s
             for step, digest in keys[len(state.keys):]:
