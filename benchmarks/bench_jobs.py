@@ -26,36 +26,18 @@ import time
 from typing import Any
 
 import numpy as np
-import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import results_io  # noqa: E402 - sibling module of this script
-
-MNIST = os.path.join(os.path.dirname(HERE), "examples", "data", "mnist10k.npz")
-
-
-def digit_features(dim: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray, torch.nn.Linear]:
-    """10k digits through a quickly trained 784 -> dim MLP: features, labels and the head."""
-    with np.load(MNIST) as data:
-        x = torch.from_numpy(data["images"]).float().div_(255).reshape(-1, 784)
-        y = torch.from_numpy(data["labels"].astype(np.int64))
-    torch.manual_seed(seed)
-    body, head = torch.nn.Sequential(torch.nn.Linear(784, dim), torch.nn.ReLU()), torch.nn.Linear(dim, 10)
-    opt = torch.optim.Adam([*body.parameters(), *head.parameters()], lr=3e-3)
-    for _ in range(40):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(head(body(x)), y).backward()
-        opt.step()
-    with torch.no_grad():
-        return body(x).numpy(), y.numpy(), head
+from bench_server import mnist_features  # noqa: E402 - sibling module of this script
 
 
 def write_runs(logdir: str, runs: int, steps: int, n: int) -> None:
     """``runs`` runs of ``steps`` steps, each a different slice of the digits whose features drift step by step."""
     import tensorboard_plugin_dvi as dvi
 
-    feats, labels, head = digit_features()
+    feats, labels, head = mnist_features(64, epochs=40, train_rows=None)
     rng = np.random.default_rng(0)
     split = np.arange(n) < int(0.8 * n)
     for r in range(runs):

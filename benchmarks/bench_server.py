@@ -39,17 +39,22 @@ import results_io  # noqa: E402 - sibling module of this script
 MNIST = os.path.join(os.path.dirname(HERE), "examples", "data", "mnist10k.npz")
 
 
-def mnist_features(dim: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray, torch.nn.Module]:
-    """Real 10k MNIST features from a quickly trained MLP, its labels and its linear head."""
+def mnist_features(dim: int = 256, seed: int = 0, *, epochs: int = 60,
+                   train_rows: int | None = 8000) -> tuple[np.ndarray, np.ndarray, torch.nn.Module]:
+    """Real 10k MNIST features from a quickly trained 784 -> ``dim`` MLP, its labels and its linear head.
+
+    The MLP is trained full-batch for ``epochs`` on the first ``train_rows`` digits (all when None).
+    """
     with np.load(MNIST) as data:
         x = torch.from_numpy(data["images"]).float().div_(255).reshape(-1, 784)
         y = torch.from_numpy(data["labels"].astype(np.int64))
     torch.manual_seed(seed)
     body, head = torch.nn.Sequential(torch.nn.Linear(784, dim), torch.nn.ReLU()), torch.nn.Linear(dim, 10)
     opt = torch.optim.Adam([*body.parameters(), *head.parameters()], lr=3e-3)
-    for _ in range(60):
+    rows = slice(None, train_rows)
+    for _ in range(epochs):
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(head(body(x[:8000])), y[:8000]).backward()
+        torch.nn.functional.cross_entropy(head(body(x[rows])), y[rows]).backward()
         opt.step()
     with torch.no_grad():
         return body(x).numpy(), y.numpy(), head
