@@ -8,6 +8,8 @@ than :data:`CHUNK` decoded points in memory at once.
 
 from __future__ import annotations
 
+import collections
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -46,9 +48,40 @@ def boundary_samples(head: torch.nn.Module, features: np.ndarray, **kwargs: Any)
     return boundary.boundary_samples(head, features, **kwargs)
 
 
+_FUSED_MAX = 8
+_fused: collections.OrderedDict[tuple[int, int], tuple[StepProjection, torch.nn.Module, Any]] = \
+    collections.OrderedDict()
+_fused_lock = threading.Lock()
+
+
+def _fused_head(model: StepProjection, head: torch.nn.Module) -> landscape.FusedHead | None:
+    """The fused evaluator of ``head`` on ``model`` (None: use the plain path), built once per loaded pair.
+
+    Loaded models and heads are never changed in place, so the pair's identity is a sound key; the entry holds both
+    objects, so an id is never reused for another object while its entry lives."""
+    key = (id(model), id(head))
+    with _fused_lock:
+        entry = _fused.get(key)
+        if entry is not None and entry[0] is model and entry[1] is head:
+            _fused.move_to_end(key)
+            return entry[2]
+    fused = landscape.FusedHead.build(model, head)
+    with _fused_lock:
+        _fused[key] = (model, head, fused)
+        while len(_fused) > _FUSED_MAX:
+            _fused.popitem(last=False)
+    return fused
+
+
 @torch.no_grad()
 def _logits(model: StepProjection, head: torch.nn.Module, points: np.ndarray) -> torch.Tensor:
-    """Head logits at 2-D points, decoded :data:`CHUNK` points at a time."""
+    """Head logits at 2-D points, decoded :data:`CHUNK` points at a time.
+
+    Heads that begin with a ``Linear`` layer go through ``landscape.FusedHead`` (the decoder's last linear maps
+    folded into that layer: the same logits at about a third of the cost); others decode the full features."""
+    fused = _fused_head(model, head)
+    if fused is not None:
+        return fused.logits(points).float() if len(points) else torch.zeros((0, 0))
     device = next((p.device for p in head.parameters()), torch.device("cpu"))
     out = []
     for start in range(0, len(points), CHUNK):
@@ -75,29 +108,73 @@ def render(model: StepProjection, head: torch.nn.Module, bounds: tuple[float, fl
 SAFE_MARGIN = landscape.WHITE_MARGIN + 0.05
 """A cell is interpolated only when all its corners are this far from a tie (clear of the white band)."""
 
+WHITE_SAFE_MARGIN = landscape.WHITE_MARGIN - 0.05
+"""... or when all its corners are this deep inside the white band (white whatever their classes)."""
+
 
 def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarray, size: int,
                      cell: int) -> torch.Tensor:
-    """Logits at every pixel: exact where class or boundary may change inside a cell, interpolated elsewhere."""
-    knots = np.unique(np.r_[np.arange(0, size, cell), size - 1])  # pixel rows/columns evaluated exactly
+    """Logits at every pixel: exact where class or boundary may change inside a cell, interpolated elsewhere.
+
+    Refined as a quadtree: the pixel grid is evaluated every ``cell`` pixels; a cell whose four corners share a class
+    and are clear of the white band is interpolated bilinearly from them; any other cell is halved and its new
+    corners evaluated, down to single pixels (all exact). A boundary crossing a cell thus costs the pixels along it
+    rather than the whole cell, and no interpolated cell is ever larger than ``cell``."""
     grid = pts.reshape(size, size, 2)
-    coarse = _logits(model, head, grid[np.ix_(knots, knots)].reshape(-1, 2)).reshape(len(knots), len(knots), -1)
-    cls = coarse.argmax(2).numpy()
-    safe = (boundary.normalized_gap(coarse.reshape(-1, coarse.shape[2])) >= SAFE_MARGIN).reshape(cls.shape).numpy()
-    uniform = ((cls[:-1, :-1] == cls[1:, :-1]) & (cls[:-1, :-1] == cls[:-1, 1:]) & (cls[:-1, :-1] == cls[1:, 1:])
-               & safe[:-1, :-1] & safe[1:, :-1] & safe[:-1, 1:] & safe[1:, 1:])
+    have = np.zeros((size, size), bool)  # pixels evaluated exactly
+    out: torch.Tensor | None = None
+    region: np.ndarray | None = None  # cells of the current level still to decide (None: all of them)
     pos = np.arange(size)
-    k = np.clip(np.searchsorted(knots, pos, side="right") - 1, 0, len(knots) - 2)  # the cell of each pixel
-    t = torch.from_numpy(((pos - knots[k]) / (knots[k + 1] - knots[k])).astype(np.float32))
-    ki = torch.from_numpy(k)
-    ty, tx = t[:, None, None], t[None, :, None]
-    top = coarse[ki][:, ki] * (1 - tx) + coarse[ki][:, ki + 1] * tx
-    bottom = coarse[ki + 1][:, ki] * (1 - tx) + coarse[ki + 1][:, ki + 1] * tx
-    out = (top * (1 - ty) + bottom * ty).reshape(size * size, -1)
-    exact = ~torch.from_numpy(uniform)[ki][:, ki].reshape(-1).numpy()
-    if exact.any():
-        out[torch.from_numpy(exact)] = _logits(model, head, pts[exact])
-    return out
+    prev_knots: np.ndarray | None = None
+    step = cell
+    while True:
+        knots = np.unique(np.r_[np.arange(0, size, step), size - 1])  # pixel rows/columns of this level's corners
+        n = len(knots)
+        if region is None:
+            region = np.ones((n - 1, n - 1), bool)
+        else:  # a cell of this level lies in the region when its parent cell (one level up) was not uniform
+            parent = np.searchsorted(prev_knots, knots[:-1], side="right") - 1
+            region = region[np.ix_(parent, parent)]
+        corner = np.zeros((n, n), bool)
+        for di in (0, 1):
+            for dj in (0, 1):
+                corner[di:n - 1 + di, dj:n - 1 + dj] |= region
+        rows, cols = np.nonzero(corner & ~have[np.ix_(knots, knots)])
+        todo = np.c_[knots[rows], knots[cols]]
+        if len(todo):
+            values = _logits(model, head, grid[todo[:, 0], todo[:, 1]])
+            if out is None:
+                out = torch.empty((size, size, values.shape[1]), dtype=values.dtype)
+            out[torch.from_numpy(todo[:, 0]), torch.from_numpy(todo[:, 1])] = values
+            have[todo[:, 0], todo[:, 1]] = True
+        if step == 1 or not region.any():
+            break
+        assert out is not None
+        coarse = out[torch.from_numpy(knots)][:, torch.from_numpy(knots)]  # [n, n, C]; corners of region cells exact
+        cls = coarse.argmax(2).numpy()
+        gap = boundary.normalized_gap(coarse.reshape(n * n, -1)).reshape(n, n).numpy()
+        safe, white = gap >= SAFE_MARGIN, gap < WHITE_SAFE_MARGIN
+        uniform = region & (((cls[:-1, :-1] == cls[1:, :-1]) & (cls[:-1, :-1] == cls[:-1, 1:])
+                             & (cls[:-1, :-1] == cls[1:, 1:]) & safe[:-1, :-1] & safe[1:, :-1] & safe[:-1, 1:]
+                             & safe[1:, 1:])
+                            | (white[:-1, :-1] & white[1:, :-1] & white[:-1, 1:] & white[1:, 1:]))
+        if uniform.any():
+            k = np.clip(np.searchsorted(knots, pos, side="right") - 1, 0, n - 2)  # the cell of each pixel
+            fill = uniform[np.ix_(k, k)] & ~have
+            ys, xs = np.nonzero(fill)
+            ki, kj = k[ys], k[xs]
+            ty = torch.from_numpy(((ys - knots[ki]) / (knots[ki + 1] - knots[ki])).astype(np.float32))[:, None]
+            tx = torch.from_numpy(((xs - knots[kj]) / (knots[kj + 1] - knots[kj])).astype(np.float32))[:, None]
+            ki, kj = torch.from_numpy(ki), torch.from_numpy(kj)
+            top = coarse[ki, kj] * (1 - tx) + coarse[ki, kj + 1] * tx
+            bottom = coarse[ki + 1, kj] * (1 - tx) + coarse[ki + 1, kj + 1] * tx
+            out[torch.from_numpy(ys), torch.from_numpy(xs)] = top * (1 - ty) + bottom * ty
+        region = region & ~uniform
+        if not region.any():
+            break
+        prev_knots, step = knots, max(1, step // 2)
+    assert out is not None
+    return out.reshape(size * size, -1)
 
 
 def predict(model: StepProjection, head: torch.nn.Module, points: np.ndarray) -> np.ndarray:
