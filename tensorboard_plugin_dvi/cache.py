@@ -32,22 +32,40 @@ CACHE_VERSION = 2
 SIZE_BUCKETS = (128, 256, 512, 1024)
 """Landscape sizes rendered and cached; other requested sizes are resized from the next bucket up."""
 _PARTS = (".json", ".npz", ".model.npz")
+MAX_PRERENDER_DEPTH = 5
+"""Deepest tile pyramid rendered ahead: 1,364 tiles of 256 px a step (levels 1..5); deeper levels only on demand."""
+
+
+PRERENDER_DEPTH = 3
+"""Default depth of the landscape tile pyramid rendered ahead for a viewed step: levels 1..3, i.e. every tile a view
+zoomed in up to 4x past where the overview stops being sharp asks for (4 + 16 + 64 = 84 tiles of 256 px a step)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Everything that changes a projection's result (the device does not)."""
+    """Everything that changes a projection's result (the device does not), and how much is rendered ahead.
+
+    ``prerender_depth``: levels 1..depth of a step's landscape tile pyramid are rendered in the background, at lower
+    priority than projecting steps and their overviews, for the steps the tab has asked for (the viewed step first),
+    so that zooming in draws cached tiles; 0 renders no tiles ahead. It changes only when work is done, never a
+    result, so it is not part of :meth:`key`."""
 
     variant: str = "dvi"
     seed: int = 0
     n_neighbors: int = 15
+    prerender_depth: int = dataclasses.field(default=PRERENDER_DEPTH, compare=False, metadata={"key": False})
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.prerender_depth <= MAX_PRERENDER_DEPTH:
+            raise ValueError(f"prerender_depth must be between 0 and {MAX_PRERENDER_DEPTH}. "
+                             f"Got {self.prerender_depth} instead.")
 
     def key(self) -> str:
-        """Short stable folder name for these settings."""
+        """Short stable folder name for the settings that change results."""
         from tensorboard_plugin_dvi import method
 
-        blob = json.dumps({"v": CACHE_VERSION, "method": method.version(), **dataclasses.asdict(self)},
-                          sort_keys=True).encode()
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("key", True)}
+        blob = json.dumps({"v": CACHE_VERSION, "method": method.version(), **fields}, sort_keys=True).encode()
         return f"{self.variant}-{hashlib.sha256(blob).hexdigest()[:12]}"
 
 

@@ -1,6 +1,7 @@
 """``dvi-project``: precompute a logdir's projections offline (e.g. on a GPU machine) into the plugin's cache.
 
     dvi-project --logdir runs [--run NAME ...] [--device cuda] [--variant dvi] [--jobs N | --ray [ADDRESS]]
+                [--prerender-depth N] [--prerender-all-steps]
 
 Runs are found the way the plugin finds them (:mod:`discovery`: the same names, the same symlink policy), including
 runs written by torch's ``add_embedding`` (converted first, as the plugin does). Steps are read from their on-disk
@@ -9,6 +10,12 @@ index records, which are the same records the event files carry, so TensorBoard 
 By default runs are projected one after another in this process. ``--jobs N`` projects N runs at once in local
 worker processes; ``--ray [ADDRESS]`` sends every run, as a chain of step tasks, to an existing Ray cluster whose
 nodes share the logdir's filesystem (``pip install tensorboard-plugin-dvi[ray]``). See :mod:`cluster`.
+
+Then, as the plugin's background job does, each projected step's landscape overviews are rendered into the cache, so
+TensorBoard draws every step at once, and the tile pyramid (levels 1..``--prerender-depth``, default
+:data:`cache.PRERENDER_DEPTH`; 0 for none) of the newest step, the one the tab opens on, so zooming in draws cached
+tiles too (``--prerender-all-steps``: of every step; about 84 tiles, some 10 s a step on one core, at depth 3). The
+plugin renders the other steps' pyramids when a user looks at them.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import os
 import sys
 import time
 
-from tensorboard_plugin_dvi import cache, cluster, discovery, method, storage
+from tensorboard_plugin_dvi import cache, cluster, discovery, method, storage, views
 
 open_store = cluster.open_store
 
@@ -68,6 +75,29 @@ def project_run(run: str, store: storage.RunStore, settings: cache.Settings, dev
     return failures
 
 
+def prerender_run(run: str, store: storage.RunStore, settings: cache.Settings, all_steps: bool = False,
+                  quiet: bool = False) -> int:
+    """Render the landscapes the tab asks for first into the cache of one projected run: every step's overviews,
+    and the tile pyramid (``settings.prerender_depth`` levels) of the newest step, or of every step with
+    ``all_steps``. Returns the number of steps whose landscapes failed (reported; they render when first asked)."""
+    records, _ = store.read_run()
+    results = cache.ResultCache(store, settings)
+    steps, failures, rendered, started = sorted(records), 0, 0, time.time()
+    for pos, step in enumerate(steps):
+        depth = settings.prerender_depth if all_steps or step == steps[-1] else 0
+        if not quiet:
+            _bar(pos, len(steps), 0.0, f"{run} landscapes")
+        try:
+            rendered += views.prerender_step(store, results, records[step], depth)
+        except Exception as err:  # noqa: BLE001 - a landscape not rendered ahead is rendered when first asked
+            failures += 1
+            print(f"\n{run}: landscapes of step {step} failed: {type(err).__name__}: {err}", file=sys.stderr)
+    if not quiet:
+        _bar(len(steps), len(steps), 0.0, f"{run} landscapes")
+        sys.stderr.write(f"  ({rendered} images, {time.time() - started:.1f} s)\n")
+    return failures
+
+
 def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     """The command line, checked for what can be refused before any work starts."""
     parser = argparse.ArgumentParser(prog="dvi-project", description=__doc__,
@@ -85,12 +115,20 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
                         help="project over an existing Ray cluster (default address 'auto': RAY_ADDRESS or the "
                              "cluster started with 'ray start' here); every node must see the logdir at the same "
                              "path. Needs: pip install 'tensorboard-plugin-dvi[ray]'")
+    parser.add_argument("--prerender-depth", type=int, default=cache.PRERENDER_DEPTH, metavar="N",
+                        help="landscape tile levels 1..N rendered ahead for the newest step of each run (default "
+                             f"{cache.PRERENDER_DEPTH}: zooming in 4x draws cached tiles; 0: overviews only)")
+    parser.add_argument("--prerender-all-steps", action="store_true",
+                        help="render the tile pyramid of every step, not only the newest (about 10 s a step at "
+                             "depth 3 on one core)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.logdir):
         parser.error(f"--logdir {args.logdir!r} is not a directory")
     if args.jobs < 1 or (args.threads is not None and args.threads < 1):
         parser.error("--jobs and --threads must be at least 1")
+    if not 0 <= args.prerender_depth <= cache.MAX_PRERENDER_DEPTH:
+        parser.error(f"--prerender-depth must be between 0 and {cache.MAX_PRERENDER_DEPTH}")
     if args.ray is not None and args.jobs > 1:
         parser.error("--jobs and --ray are alternatives: the Ray cluster decides how many steps run at once")
     if args.ray is not None:
@@ -151,14 +189,19 @@ def main(argv: list[str] | None = None) -> int:
         except (ConnectionError, RuntimeError, ValueError) as err:
             print(f"dvi-project: could not connect to the Ray cluster at {args.ray!r}: {err}", file=sys.stderr)
             return 2
-    if args.jobs > 1 or args.ray is not None:
-        return 1 if run_parallel(args, list(runs), root) else 0
     import torch
 
+    settings = cache.Settings(variant=args.variant, prerender_depth=args.prerender_depth)
+    if args.jobs > 1 or args.ray is not None:
+        failures = run_parallel(args, list(runs), root)
+    else:
+        torch.set_num_threads(max(1, args.threads or os.cpu_count() or 1))
+        failures = sum(project_run(name, open_store(loc, root), settings, args.device, args.quiet)
+                       for name, loc in runs.items())
     torch.set_num_threads(max(1, args.threads or os.cpu_count() or 1))
-    settings = cache.Settings(variant=args.variant)
-    failures = sum(project_run(name, open_store(loc, root), settings, args.device, args.quiet)
-                   for name, loc in runs.items())
+    for name, loc in runs.items():  # imported runs have no classifier head, hence no landscape
+        if loc.kind != discovery.PROJECTOR:
+            prerender_run(name, open_store(loc, root), settings, args.prerender_all_steps, args.quiet)
     return 1 if failures else 0
 
 

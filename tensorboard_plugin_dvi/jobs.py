@@ -7,16 +7,23 @@ steps spread over the run, so the whole run can be browsed early; then the rest 
 A run is in the queue at most once; more requests for it merge into its pending steps. The worker projects a run's
 pending steps in order, reports progress, records failures per step and carries on with the next step and the next
 run: one bad run never stops the others. Results land in the on-disk cache, so a restart serves them at once.
+
+When no step waits for projection, the same worker renders landscape tile pyramids ahead (the ``pyramid`` callback,
+which the route logic installs): for the steps the tab asked to draw, a step whose tiles were asked for (the user is
+zooming into it) first, then the others in the order the tab first asked for them. It yields between tiles to any
+projection request, to a step that became more urgent, and for :data:`PYRAMID_IDLE_S` after any on-demand landscape
+request (and after the service starts), so rendering ahead never delays what a user waits for.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tensorboard import errors
@@ -29,6 +36,14 @@ logger = logging.getLogger(__name__)
 
 LONG_LOG = 50
 STRIDE_STEPS = 20
+PYRAMID_STEPS = 32
+"""At most this many steps wait for their tile pyramid to be rendered ahead; later requests beyond are dropped."""
+PYRAMID_IDLE_S = 0.5
+"""Rendering ahead waits this long after the last on-demand landscape request (the user's requests go first)."""
+
+PyramidRenderer = Callable[[RunIndex, int, Callable[[], bool]], bool]
+"""``pyramid(index, step, should_stop)``: render the step's tiles ahead, one at a time, checking ``should_stop()``
+between tiles; True when every tile is cached, False when it stopped early (it is called again later)."""
 
 
 class QueueFullError(errors.PublicError):
@@ -57,9 +72,12 @@ class ProjectionService:
 
     def __init__(self, settings: cache.Settings | cache.ResultIndex, *, device: str = "cpu",
                  max_queued_runs: int = 64, threads: int = 1,
-                 after_step: Callable[[RunIndex, int], None] | None = None) -> None:
+                 after_step: Callable[[RunIndex, int], None] | None = None,
+                 ahead_idle_s: float = PYRAMID_IDLE_S) -> None:
         """``after_step(index, step)`` runs on the worker after each projected step (e.g. pre-rendering the step's
-        landscape overview so the first visit draws at once); its failures are logged, never fatal."""
+        landscape overview so the first visit draws at once); its failures are logged, never fatal.
+        ``ahead_idle_s``: rendering tiles ahead waits this long after the service starts and after each on-demand
+        landscape request (see :meth:`set_ahead_idle`)."""
         self.index = settings if isinstance(settings, cache.ResultIndex) else cache.ResultIndex(settings)
         self.settings = self.index.settings
         self.after_step = after_step
@@ -71,6 +89,13 @@ class ProjectionService:
         self._runs: dict[str, _RunState] = {}
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self.pyramid: PyramidRenderer | None = None  # installed by the route logic (views.Views)
+        self._pyramids: collections.OrderedDict[tuple[str, int], RunIndex] = collections.OrderedDict()
+        self._pyramid_running: tuple[str, int] | None = None
+        self.ahead_idle_s = ahead_idle_s
+        self._last_demand = time.monotonic()  # when the last on-demand landscape request ended (or the start)
+        self._demanding = 0  # on-demand landscape requests being answered now
+        self.pyramids_done = 0  # pyramids finished (tests and benchmarks)
 
     # -- queries ---------------------------------------------------------------------------------------------------
 
@@ -122,7 +147,15 @@ class ProjectionService:
         return {"state": name, "ready": ready, "queued": queued, "running": running, "progress": progress,
                 "eta_s": eta, "error": error if failed else None,
                 "failed": [{"step": s, "error": e} for s, e in sorted(failed.items())],
-                "recomputing": recomputing}
+                "recomputing": recomputing, "tiles_ahead": self._tiles_ahead(index)}
+
+    def _tiles_ahead(self, index: RunIndex) -> dict[str, Any]:
+        """This run's steps waiting for their tile pyramid (next first), the one rendering, and the depth."""
+        with self._cond:
+            steps = [step for directory, step in self._pyramids if directory == index.directory]
+            running = self._pyramid_running
+        now = running[1] if running is not None and running[0] == index.directory else None
+        return {"depth": self.settings.prerender_depth, "queued": [s for s in steps if s != now], "running": now}
 
     # -- requests --------------------------------------------------------------------------------------------------
 
@@ -194,6 +227,70 @@ class ProjectionService:
                 for step in steps:
                     state.failed.pop(step, None)
 
+    def want_pyramid(self, index: RunIndex, step: int, *, zooming: bool = False) -> None:
+        """Queue ``step``'s landscape tile pyramid for rendering ahead (no-op with ``prerender_depth`` 0).
+
+        ``zooming``: the user asked for the step's tiles, so it goes to the front; otherwise (the tab drew or prefetched
+        the step's overview) it keeps its place, or joins the back the first time."""
+        if self.settings.prerender_depth <= 0 or self.pyramid is None:
+            return
+        key = (index.directory, step)
+        with self._cond:
+            if zooming:
+                self._pyramids[key] = index
+                self._pyramids.move_to_end(key, last=False)
+            elif key in self._pyramids:
+                self._pyramids[key] = index  # the newest index, keeping the place
+            elif len(self._pyramids) < PYRAMID_STEPS:
+                self._pyramids[key] = index
+            else:
+                return
+            while len(self._pyramids) > PYRAMID_STEPS:
+                self._pyramids.popitem(last=True)
+            self._ensure_worker()
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def on_demand(self) -> Iterator[None]:
+        """Around answering a user's landscape request: rendering ahead pauses until ``ahead_idle_s`` after the last
+        such request has been answered, so tiles a user waits for never share the CPU with tiles rendered ahead."""
+        with self._cond:
+            self._demanding += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._demanding -= 1
+                self._last_demand = time.monotonic()
+                self._cond.notify_all()
+
+    def _ahead_wait(self) -> float:
+        """Seconds rendering ahead must still wait for on-demand requests (with the lock held)."""
+        if self._demanding:
+            return self.ahead_idle_s or 0.05
+        return self._last_demand + self.ahead_idle_s - time.monotonic()
+
+    def set_ahead_idle(self, seconds: float) -> None:
+        """Change how long rendering ahead waits after on-demand requests (a long wait holds it, e.g. while a test
+        or a batch queues steps; 0 lets it start at once)."""
+        with self._cond:
+            self.ahead_idle_s = float(seconds)
+            self._cond.notify_all()
+
+    def pyramid_status(self) -> dict[str, Any]:
+        """Which steps wait for their tile pyramid (``[run directory, step]``, next first) and which one renders."""
+        with self._cond:
+            return {"queued": [list(k) for k in self._pyramids if k != self._pyramid_running],
+                    "running": list(self._pyramid_running) if self._pyramid_running else None,
+                    "done": self.pyramids_done}
+
+    def wait_pyramids(self, timeout: float) -> bool:
+        """Block until no projection and no tile pyramid is waiting (tests and benchmarks); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: not self._queue and not self._pyramids and self._pyramid_running is None
+                and all(s.running is None for s in self._runs.values()), timeout)
+
     def _ensure_worker(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._work, name="dvi-projection", daemon=True)
@@ -224,9 +321,23 @@ class ProjectionService:
         torch.set_num_threads(max(1, self.threads))
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._queue or self._stopped)
+                self._cond.wait_for(lambda: self._queue or self._pyramids or self._stopped)
                 if self._stopped:
                     return
+                ahead: tuple[tuple[str, int], RunIndex] | None = None
+                if not self._queue:  # nothing to project: render tiles ahead, once on-demand requests settle
+                    wait = self._ahead_wait()
+                    if wait > 0:
+                        self._cond.wait(wait)
+                        continue
+                    ahead = next(iter(self._pyramids.items()))
+                    self._pyramid_running = ahead[0]
+            if ahead is not None:
+                self._render_pyramid(*ahead)
+                continue
+            with self._cond:
+                if not self._queue:
+                    continue
                 directory = self._queue[0]
                 state = self._runs[directory]
                 if not state.pending:
@@ -251,6 +362,27 @@ class ProjectionService:
                     if state.pending:
                         self._queue.append(directory)
                 self._cond.notify_all()
+
+    def _render_pyramid(self, key: tuple[str, int], index: RunIndex) -> None:
+        """Render one queued step's tiles ahead until done or until something more urgent comes (see module doc)."""
+
+        def should_stop() -> bool:
+            with self._cond:
+                return bool(self._stopped or self._queue or next(iter(self._pyramids), None) != key
+                            or self._ahead_wait() > 0)
+
+        done = True
+        try:
+            assert self.pyramid is not None
+            done = bool(self.pyramid(index, key[1], should_stop))
+        except Exception:  # noqa: BLE001 - tiles not rendered ahead are rendered when asked
+            logger.warning("DVI: rendering tiles ahead for %s step %d", index.name, key[1], exc_info=True)
+        with self._cond:
+            self._pyramid_running = None
+            if done:
+                self._pyramids.pop(key, None)
+                self.pyramids_done += 1
+            self._cond.notify_all()
 
     def _project(self, index: RunIndex, step: int, state: _RunState) -> str | None:
         """Project one step; return an error message instead of raising."""

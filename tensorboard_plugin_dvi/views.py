@@ -29,6 +29,9 @@ from tensorboard_plugin_dvi.jobs import ProjectionService
 
 MAX_ZOOM = 8
 TILE_SIZES = (256, 512)
+"""Overview sizes rendered ahead for each projected step (the tab's first request and its double-density one)."""
+PYRAMID_TILE_SIZE = 256
+"""The size of the tiles the tab asks for (its ``TILE_SIZE`` in ``frontend/state/tiles.js``): rendered ahead."""
 
 
 class LRU:
@@ -89,6 +92,7 @@ class Views:
         self.autoproject = autoproject
         self.on_broken = on_broken
         self.flights = flight.Flights(workers)
+        service.pyramid = self.render_pyramid  # the worker renders tiles ahead through this, when it is idle
         self._light = LRU(256)  # per-step labels/pred/conf/split/ids/flags (small)
         self._models = LRU(16)  # StepProjection objects
         self._heads = LRU(16)
@@ -203,39 +207,68 @@ class Views:
         """PNG of the classification landscape: the step's whole map, or one tile (zoom z, column x, row y from the
         top) of it; rendered at a cached size bucket and resized when ``size`` is not one."""
         self.require_head(index, "landscape")
-        result = self.ready_result(index, step)
-        bucket = cache.size_bucket(size)
-        png = self._landscape_png(index, step, result, bucket, tile)
+        with self.service.on_demand():  # rendering ahead waits while a user's landscapes are answered
+            result = self.ready_result(index, step)
+            bucket = cache.size_bucket(size)
+            png = self._landscape_png(index, step, result, bucket, tile)
+        # the tab drew (or prefetched) this step: render its tile pyramid ahead; asked for its tiles: zooming, first
+        self.service.want_pyramid(index, step, zooming=tile[0] > 0)
         return png if bucket == size else resize_png(png, size)
 
     def _landscape_png(self, index: RunIndex, step: int, result: cache.StepResult, size: int,
                        tile: tuple[int, int, int]) -> bytes:
-        record = index.records[step]
-        path = self.results.results(index.store).landscape_path(record, size, result.bounds, tile)
+        path = self.results.results(index.store).landscape_path(index.records[step], size, result.bounds, tile)
+        return self._pngs.get((path,), lambda: self._landscape_file(index, step, result, size, tile, path))
+
+    def _landscape_file(self, index: RunIndex, step: int, result: cache.StepResult, size: int,
+                        tile: tuple[int, int, int], path: str) -> bytes:
+        """The PNG cached at ``path``, rendered and written first when missing (one render per path at a time)."""
 
         def render() -> bytes:
-            try:
-                with open(path, "rb") as handle:
-                    data = handle.read()
-                if data.startswith(b"\x89PNG"):
-                    return data
-            except OSError:
-                pass
-            cell = min(1 << tile[0], 8)  # zoomed tiles: exact near boundaries, interpolated inside uniform cells
-            rgb = method.render(self.model(index, step, result), self.head(index, step),
-                                tile_bounds(result.bounds, tile), size, int(record["n_classes"]), cell=cell)
-            png = encode_png(rgb)
+            data = read_png(path)
+            if data is not None:
+                return data
+            png = render_landscape(self.model(index, step, result), self.head(index, step), result.bounds,
+                                   int(index.records[step]["n_classes"]), size, tile)
             fsio.atomic_write(index.store.writable(path), png)
             return png
 
-        return self._pngs.get((path,), lambda: self.flights.run(("landscape", path), render))
+        return self.flights.run(("landscape", path), render)
 
     def prerender(self, index: RunIndex, step: int) -> None:
         """Render and cache the step's overview at the sizes the tab asks first (the job calls this)."""
         if index.source == "projector" or step not in index.records:
             return
-        for size in TILE_SIZES:
-            self.landscape(index, step, size)
+        self.require_head(index, "landscape")
+        result = self.ready_result(index, step)
+        for size in TILE_SIZES:  # not through landscape(): no user asked, so no tile pyramid is queued
+            self._landscape_png(index, step, result, cache.size_bucket(size), (0, 0, 0))
+
+    def render_pyramid(self, index: RunIndex, step: int, should_stop: Callable[[], bool]) -> bool:
+        """Render the step's tile pyramid ahead (levels 1..``prerender_depth`` at the tab's tile size, each level
+        nearest the map's centre first) into the disk cache, one tile at a time; False when ``should_stop()`` said
+        to yield before the last tile, True when every tile is cached (or the step has none to render)."""
+        depth = self.service.settings.prerender_depth
+        if index.source == "projector" or step not in index.records or depth <= 0:
+            return True
+        try:
+            result = self.results.result(index.store, index.records[step], None, index.earlier_names(step))
+        except storage.StepError:
+            return True  # broken: the routes report it when asked
+        if result is None:
+            return True  # not projected (or re-logged meanwhile): queued again when the tab asks for it
+        cache_of = self.results.results(index.store)
+        for tile in pyramid_tiles(depth):
+            path = cache_of.landscape_path(index.records[step], PYRAMID_TILE_SIZE, result.bounds, tile)
+            if os.path.exists(path):
+                continue
+            if should_stop():
+                return False
+            try:
+                self._landscape_file(index, step, result, PYRAMID_TILE_SIZE, tile, path)
+            except (NotReady, errors.PublicError):
+                return True  # the model or head became unreadable: reported when a route asks
+        return True
 
     def predict(self, index: RunIndex, step: int, points: list[list[float]]) -> dict[str, Any]:
         """Class probabilities at 2-D points (inverse projection, then the head)."""
@@ -314,6 +347,59 @@ class Views:
             raise errors.NotFoundError(f"Run {index.name!r} has no thumbnail for sample {sample_id}.")
         image = thumbs[int(pos[0])]
         return encode_png(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image)
+
+
+def pyramid_tiles(depth: int) -> list[tuple[int, int, int]]:
+    """Tiles (z, x, y) of levels 1..``depth``, level by level, each level's nearest the map's centre first (where a
+    zoom into the middle of the map lands), ties in row-major order."""
+    out = []
+    for z in range(1, depth + 1):
+        n = 1 << z
+        out += sorted(((z, x, y) for y in range(n) for x in range(n)),
+                      key=lambda t: ((t[1] + 0.5 - n / 2) ** 2 + (t[2] + 0.5 - n / 2) ** 2, t[2], t[1]))
+    return out
+
+
+def render_landscape(model: Any, head: Any, bounds: tuple[float, float, float, float], n_classes: int, size: int,
+                     tile: tuple[int, int, int] = (0, 0, 0)) -> bytes:
+    """PNG of the landscape of tile (z, x, y) of the map's ``bounds`` (z = 0: the whole map) at ``size`` px.
+
+    Zoomed tiles are rendered adaptively (cells of ``min(2**z, 8)`` pixels: exact near boundaries, interpolated in
+    uniform cells), so a tile shows everything the overview does at no more than one overview pixel per cell."""
+    cell = min(1 << tile[0], 8)
+    return encode_png(method.render(model, head, tile_bounds(bounds, tile), size, n_classes, cell=cell))
+
+
+def read_png(path: str) -> bytes | None:
+    """A cached PNG's bytes, or None when it is missing or not a PNG (an interrupted write, say)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    return data if data.startswith(b"\x89PNG") else None
+
+
+def prerender_step(store: storage.RunStore, results: cache.ResultCache, record: dict[str, Any],
+                   depth: int, sizes: tuple[int, ...] = TILE_SIZES) -> int:
+    """Render a projected step's overviews (``sizes``) and tile pyramid (levels 1..``depth``) into its cache, as
+    the plugin's background job does, skipping those already there; the number rendered (0 when not projected).
+
+    For offline use (``dvi-project``), without a running plugin: the PNGs land where the routes look for them."""
+    result = results.load(record)
+    if result is None:
+        return 0
+    wanted = [(cache.size_bucket(size), (0, 0, 0)) for size in sizes]
+    wanted += [(PYRAMID_TILE_SIZE, tile) for tile in pyramid_tiles(depth)]
+    paths = [(size, tile, results.landscape_path(record, size, result.bounds, tile)) for size, tile in wanted]
+    todo = [(size, tile, path) for size, tile, path in paths if read_png(path) is None]
+    if not todo:
+        return 0
+    model, head = method.load_model(result.model_path), store.load_head(record)
+    for size, tile, path in todo:
+        png = render_landscape(model, head, result.bounds, int(record["n_classes"]), size, tile)
+        fsio.atomic_write(store.writable(path), png)
+    return len(todo)
 
 
 def tile_bounds(bounds: tuple[float, float, float, float], tile: tuple[int, int, int]) -> tuple[float, ...]:
