@@ -42,23 +42,23 @@ Public API::
     and the metric functions nn_preservation, boundary_preservation, ppr, ccr, temporal_correlation,
     trustworthiness, neighbor_preserving_rate, landscape_agreement, speckle.
 
-Variants: ``"dvi"`` (default) lays out samples and boundary points with a fast non-parametric UMAP
-optimiser (spectral init on the first step; afterwards warm-started from step t-1's layout, where a sample
-moves in proportion to the share of its 15 neighbours it lost and one that kept 14 or 15 stays put, so the
-map moves where the model changed; the boundary complexes weighted 0.5). Its encoder is non-parametric
-(``placement.LayoutEncoder``): the step's samples and boundary points map exactly onto the layout; a new
-point is placed as umap-learn's ``transform`` does (membership-weighted mean of its k nearest references in a
-64-d PCA frame, then a few deterministic epochs against the fixed layout) and, when its position would decode
-to another class than its own, moved the least way (plus one step) towards its nearest reference of its
-class. The decoder is smooth: a small MLP in the same frame (trained from the layout plus jitter back to the
-features with reconstruction + a prediction-preserving KL term + the temporal term) blended with a Gaussian
-kernel average of the nearby samples' features (``model.KnnMemory``, width about the dot spacing, 16
-neighbours), so the landscape between dots is their neighbourhood's, without per-dot spikes or holes.
-Training dots that would then sit on another class's colour (misclassified or ambiguous samples) are moved
-the least way onto their class's region (``settle``), next to the boundary they crossed.
-The saved file grows with N (about N x (P + 2 + 1 + 2) floats plus the kNN graph).
-``"faithful"`` is the paper's recipe: parametric-UMAP cross-entropy on weight-sampled complex edges +
-reconstruction + 0.3 * mean(NPR) * sum ||theta_t - theta_{t-1}||^2, warm-started from step t-1.
+Variants: ``"dvi"`` (default) lays out the samples with a fast non-parametric UMAP optimiser (spectral init on
+the first step, 400 epochs; afterwards 160 epochs warm-started from step t-1's layout, where a sample moves in
+proportion to the share of its 15 neighbours it lost and one that kept 14 or 15 stays put, so the map moves
+where the model changed; 200 / 80 epochs above 20,000 samples), then the boundary points alone against the fixed
+samples (their edges would otherwise pull samples out of their neighbourhoods). Its encoder is non-parametric
+(``placement.LayoutEncoder``): the step's samples and boundary points map exactly onto the layout; a new point
+is placed as umap-learn's ``transform`` does (membership-weighted mean of its k nearest references in a 64-d PCA
+frame, then 100 deterministic epochs against the fixed layout) and, when its position would decode to another
+class than its own, moved the least way (plus one step) towards its nearest reference of its class. The decoder
+is smooth: a small MLP in the same frame (trained from the layout plus jitter back to the features with
+reconstruction + a prediction-preserving KL term + the temporal term) blended with a Gaussian kernel average of
+the nearby samples' features (``model.KnnMemory``, width about the dot spacing, 16 neighbours), so the landscape
+between dots is their neighbourhood's, without per-dot spikes or holes. Training dots that would then sit on
+another class's colour (misclassified or ambiguous samples) are moved the least way onto their class's region
+(``settle``), next to the boundary they crossed. The saved file grows with N (about N x (P + 2 + 1 + 2) floats
+plus the kNN graph). ``"faithful"`` is the paper's recipe: parametric-UMAP cross-entropy on weight-sampled
+complex edges + reconstruction + 0.3 * mean(NPR) * sum ||theta_t - theta_{t-1}||^2, warm-started from step t-1.
 
 Metrics are fractions in [0, 1] (CCR: mean absolute confidence change, lower is better) except the
 temporal correlation, a Spearman correlation in [-1, 1] (None on the first step).
@@ -69,7 +69,7 @@ D = 2 is allowed (the map is still learned, which is handy for toy data); D < 2 
 from . import boundary, landscape, metrics
 from .projector import DVIProjector, StepProjection
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 """Version of the method: part of the plugin's cache key, so results of another version are never served."""
 
 __all__ = ["__version__", "DVIProjector", "StepProjection", "boundary", "landscape", "metrics"]

@@ -21,18 +21,19 @@ class Edges:
     weight: np.ndarray
 
 
-def smooth_knn_memberships(dist: np.ndarray, n_iter: int = 64) -> np.ndarray:
+def smooth_knn_memberships(dist: np.ndarray, n_iter: int = 64, *, local_connectivity: bool = True) -> np.ndarray:
     """Per-row fuzzy memberships exp(-(d - rho) / sigma) with sum = log2(k) (UMAP's smooth kNN).
 
-    ``dist`` is [N, k] sorted ascending, self excluded. rho is the distance to the nearest neighbour;
-    sigma is found by vectorised bisection. Returns float32 [N, k] in (0, 1].
+    ``dist`` is [N, k] sorted ascending, self excluded. rho is the distance to the nearest neighbour (0 without
+    ``local_connectivity``, as umap-learn uses for new points in ``transform``); sigma is found by vectorised
+    bisection. Returns float32 [N, k] in (0, 1].
     """
     dist = np.asarray(dist, dtype=np.float64)
     k = dist.shape[1]
     target = np.log2(k)
     pos = np.where(dist > 0, dist, np.inf)
     rho = pos.min(axis=1)
-    rho = np.where(np.isfinite(rho), rho, 0.0)
+    rho = np.where(np.isfinite(rho) & local_connectivity, rho, 0.0)
     excess = np.maximum(dist - rho[:, None], 0.0)
     lo = np.zeros(len(dist))
     hi = np.full(len(dist), np.inf)

@@ -4,7 +4,9 @@ UMAP's stochastic gradient optimisation, vectorised per epoch: every edge is app
 probability weight / max_weight (sampling in proportion to weight), with 5 random
 negative vertices per applied edge and gradients clipped at 4, learning rate decaying linearly.
 Warm-started from the previous step's layout, samples whose neighbourhoods did not change stay put (they act
-as anchors for the others, which is what the temporal edges of TimeVis achieve, at no cost).
+as anchors for the others, which is what the temporal edges of TimeVis achieve, at no cost). The projector lays
+out the samples alone and then the boundary points against them (two calls, the second with the samples'
+mobility 0); each epoch costs O(edges), i.e. linear in the number of samples.
 """
 
 from __future__ import annotations
