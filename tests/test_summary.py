@@ -103,6 +103,31 @@ def test_inputs_become_thumbnails_once(tmp_path, mnist):
     assert np.abs(thumbs[..., 0].astype(int) - images.astype(int)).max() <= 1
 
 
+def test_later_steps_reuse_stored_thumbnails_but_still_validate_inputs(tmp_path, mnist, monkeypatch):
+    """Thumbnails are made once per run: a later step with the same ids makes none, a new id extends the file,
+    and bad inputs are still rejected on later steps (nothing written)."""
+    images = mnist["images"][:30]
+    feats, labels, head = make_step_data(n=30, c=10)
+    dvi.summary.snapshot(str(tmp_path), 0, feats, labels, head, inputs=images)
+    made = []
+    real = dvi.summary.validation.to_thumbnails
+    monkeypatch.setattr(dvi.summary.validation, "to_thumbnails", lambda x, n: made.append(n) or real(x, n))
+    record = dvi.summary.snapshot(str(tmp_path), 1, feats, labels, head, inputs=images)
+    assert record["has_inputs"] and made == [1], made  # only the one-image shape check
+    bad = images.astype(np.float32)
+    bad[3, 0, 0] = np.nan
+    before = _files(str(tmp_path))
+    with pytest.raises(ValueError, match="'inputs'.*finite"):
+        dvi.summary.snapshot(str(tmp_path), 2, feats, labels, head, inputs=bad)
+    with pytest.raises(ValueError, match="'inputs'.*N=30"):
+        dvi.summary.snapshot(str(tmp_path), 2, feats, labels, head, inputs=images[:5])
+    assert _files(str(tmp_path)) == before
+    dvi.summary.snapshot(str(tmp_path), 2, feats, labels, head, inputs=images, sample_ids=np.arange(30) + 10)
+    ids, thumbs = storage.RunStore(str(tmp_path)).load_inputs()
+    assert sorted(ids) == list(range(40)) and len(thumbs) == 40
+    assert np.array_equal(thumbs[list(ids).index(35), ..., 0], images[25])
+
+
 def test_large_inputs_are_downscaled_nchw(tmp_path):
     feats, labels, head = make_step_data(n=4)
     images = np.random.default_rng(0).random((4, 3, 128, 96)).astype(np.float32)
