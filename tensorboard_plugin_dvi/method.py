@@ -73,36 +73,54 @@ def _fused_head(model: StepProjection, head: torch.nn.Module) -> landscape.Fused
     return fused
 
 
+class RenderStopped(Exception):
+    """A render given ``stop`` was told to stop before it finished: nothing is returned (or cached)."""
+
+
+STOP_CHUNK = 4096
+"""Points evaluated between two ``stop()`` checks (some 10-30 ms on one core), when a render may be stopped."""
+
+
 @torch.no_grad()
-def _logits(model: StepProjection, head: torch.nn.Module, points: np.ndarray) -> torch.Tensor:
+def _logits(model: StepProjection, head: torch.nn.Module, points: np.ndarray,
+            stop: Callable[[], bool] | None = None) -> torch.Tensor:
     """Head logits at 2-D points, decoded :data:`CHUNK` points at a time.
 
     Heads that begin with a ``Linear`` layer go through ``landscape.FusedHead`` (the decoder's last linear maps
-    folded into that layer: the same logits at about a third of the cost); others decode the full features."""
+    folded into that layer: the same logits at about a third of the cost); others decode the full features.
+    ``stop``: checked every :data:`STOP_CHUNK` points; :class:`RenderStopped` when it says so."""
     fused = _fused_head(model, head)
-    if fused is not None:
-        return fused.logits(points).float() if len(points) else torch.zeros((0, 0))
+    chunk = CHUNK if stop is None else STOP_CHUNK
     device = next((p.device for p in head.parameters()), torch.device("cpu"))
     out = []
-    for start in range(0, len(points), CHUNK):
-        feats = model.inverse_transform(points[start:start + CHUNK])
+    for start in range(0, len(points), chunk):
+        if stop is not None and stop():
+            raise RenderStopped
+        if fused is not None:
+            out.append(fused.logits(points[start:start + chunk]).float())
+            continue
+        feats = model.inverse_transform(points[start:start + chunk])
         out.append(head(torch.from_numpy(feats).to(device)).float().cpu())
     return torch.cat(out) if out else torch.zeros((0, 0))
 
 
 def render(model: StepProjection, head: torch.nn.Module, bounds: tuple[float, float, float, float], size: int,
-           n_classes: int, cell: int = 1) -> np.ndarray:
+           n_classes: int, cell: int = 1, stop: Callable[[], bool] | None = None) -> np.ndarray:
     """The landscape over ``bounds`` as uint8 [size, size, 3] (row 0 is the top, largest y).
 
     ``cell > 1`` renders adaptively: the head is evaluated on a grid every ``cell`` pixels, and exactly at every
     pixel of a cell whose corners disagree in class or come near a decision boundary; inside the other cells the
     logits are interpolated bilinearly. A zoomed tile at level z with ``cell <= 2**z`` thus loses nothing the
     overview shows (its cells are no larger than one overview pixel) and is exact around every boundary.
+
+    ``stop``: a render done ahead of need checks it every few thousand points and raises :class:`RenderStopped`
+    when it says so (a user's request is waiting for the CPU).
     """
     pts = landscape.grid_points(bounds, size)
     if cell <= 1 or size < 4 * cell:
-        return landscape.colorize(_logits(model, head, pts), n_classes).reshape(size, size, 3)
-    return landscape.colorize(_adaptive_logits(model, head, pts, size, cell), n_classes).reshape(size, size, 3)
+        return landscape.colorize(_logits(model, head, pts, stop), n_classes).reshape(size, size, 3)
+    return landscape.colorize(_adaptive_logits(model, head, pts, size, cell, stop),
+                              n_classes).reshape(size, size, 3)
 
 
 SAFE_MARGIN = landscape.WHITE_MARGIN + 0.05
@@ -113,7 +131,7 @@ WHITE_SAFE_MARGIN = landscape.WHITE_MARGIN - 0.05
 
 
 def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarray, size: int,
-                     cell: int) -> torch.Tensor:
+                     cell: int, stop: Callable[[], bool] | None = None) -> torch.Tensor:
     """Logits at every pixel: exact where class or boundary may change inside a cell, interpolated elsewhere.
 
     Refined as a quadtree: the pixel grid is evaluated every ``cell`` pixels; a cell whose four corners share a class
@@ -142,7 +160,7 @@ def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarr
         rows, cols = np.nonzero(corner & ~have[np.ix_(knots, knots)])
         todo = np.c_[knots[rows], knots[cols]]
         if len(todo):
-            values = _logits(model, head, grid[todo[:, 0], todo[:, 1]])
+            values = _logits(model, head, grid[todo[:, 0], todo[:, 1]], stop)
             if out is None:
                 out = torch.empty((size, size, values.shape[1]), dtype=values.dtype)
             out[torch.from_numpy(todo[:, 0]), torch.from_numpy(todo[:, 1])] = values

@@ -221,19 +221,27 @@ class Views:
         return self._pngs.get((path,), lambda: self._landscape_file(index, step, result, size, tile, path))
 
     def _landscape_file(self, index: RunIndex, step: int, result: cache.StepResult, size: int,
-                        tile: tuple[int, int, int], path: str) -> bytes:
-        """The PNG cached at ``path``, rendered and written first when missing (one render per path at a time)."""
+                        tile: tuple[int, int, int], path: str, stop: Callable[[], bool] | None = None) -> bytes:
+        """The PNG cached at ``path``, rendered and written first when missing (one render per path at a time).
+
+        ``stop``: a render ahead of need, abandoned (:class:`method.RenderStopped`) when it says so; a user's request
+        that joined such a render and saw it stopped renders the tile itself."""
 
         def render() -> bytes:
             data = read_png(path)
             if data is not None:
                 return data
             png = render_landscape(self.model(index, step, result), self.head(index, step), result.bounds,
-                                   int(index.records[step]["n_classes"]), size, tile)
+                                   int(index.records[step]["n_classes"]), size, tile, stop)
             fsio.atomic_write(index.store.writable(path), png)
             return png
 
-        return self.flights.run(("landscape", path), render)
+        try:
+            return self.flights.run(("landscape", path), render)
+        except method.RenderStopped:
+            if stop is not None:
+                raise
+            return self.flights.run(("landscape", path), render)  # the render ahead we joined was stopped
 
     def prerender(self, index: RunIndex, step: int) -> None:
         """Render and cache the step's overview at the sizes the tab asks first (the job calls this)."""
@@ -265,7 +273,9 @@ class Views:
             if should_stop():
                 return False
             try:
-                self._landscape_file(index, step, result, PYRAMID_TILE_SIZE, tile, path)
+                self._landscape_file(index, step, result, PYRAMID_TILE_SIZE, tile, path, should_stop)
+            except method.RenderStopped:
+                return False  # stopped mid-tile: a user's request goes first; this tile is rendered again later
             except (NotReady, errors.PublicError):
                 return True  # the model or head became unreadable: reported when a route asks
         return True
@@ -361,13 +371,14 @@ def pyramid_tiles(depth: int) -> list[tuple[int, int, int]]:
 
 
 def render_landscape(model: Any, head: Any, bounds: tuple[float, float, float, float], n_classes: int, size: int,
-                     tile: tuple[int, int, int] = (0, 0, 0)) -> bytes:
+                     tile: tuple[int, int, int] = (0, 0, 0), stop: Callable[[], bool] | None = None) -> bytes:
     """PNG of the landscape of tile (z, x, y) of the map's ``bounds`` (z = 0: the whole map) at ``size`` px.
 
     Zoomed tiles are rendered adaptively (cells of ``min(2**z, 8)`` pixels: exact near boundaries, interpolated in
-    uniform cells), so a tile shows everything the overview does at no more than one overview pixel per cell."""
+    uniform cells), so a tile shows everything the overview does at no more than one overview pixel per cell.
+    ``stop``: see :func:`method.render`."""
     cell = min(1 << tile[0], 8)
-    return encode_png(method.render(model, head, tile_bounds(bounds, tile), size, n_classes, cell=cell))
+    return encode_png(method.render(model, head, tile_bounds(bounds, tile), size, n_classes, cell=cell, stop=stop))
 
 
 def read_png(path: str) -> bytes | None:

@@ -208,3 +208,21 @@ def test_adaptive_tiles_match_an_exact_render(step, trained, tmp_path):
         off = np.abs(tile.astype(int) - exact.astype(int)).max(1)
         assert (off > 8).mean() < 0.005, f"{(off > 8).mean():.4f} of tile {tx},{ty} differs from the exact render"
         assert (off > 60).mean() < 0.001, "a class or boundary differs from the exact render"
+
+
+def test_a_render_ahead_stops_when_told_and_is_unchanged_otherwise(step, trained):
+    head = trained["mlp"]
+    box = step.bounds_
+    calls = []
+
+    def stop_after(n: int):
+        def stop() -> bool:
+            calls.append(1)
+            return len(calls) > n
+        return stop
+
+    with pytest.raises(method.RenderStopped):
+        method.render(step, head, box, 128, 10, cell=4, stop=stop_after(2))
+    assert len(calls) == 3, "stop() must be asked between chunks, and the render end at the first yes"
+    never = method.render(step, head, box, 128, 10, cell=4, stop=lambda: False)
+    assert np.array_equal(never, method.render(step, head, box, 128, 10, cell=4))

@@ -129,6 +129,26 @@ def test_projecting_goes_before_rendering_ahead(copy):
     assert projected <= min(os.stat(p).st_mtime_ns for p in tiles.values())
 
 
+def test_a_pyramid_stopped_mid_tile_writes_nothing_partial_and_resumes(copy):
+    service, v, index = _service(copy, depth=1)
+    asked = []
+
+    def stop_on_third() -> bool:  # asked before each tile and every few thousand points inside one
+        asked.append(1)
+        return len(asked) >= 3
+
+    try:
+        assert v.render_pyramid(index, 1, stop_on_third) is False
+        first = set(_tiles(copy))
+        assert len(first) <= 1, "at most the tile finished before the stop"
+        assert v.render_pyramid(index, 1, lambda: False) is True
+    finally:
+        service.close()
+    assert set(_tiles(copy)) == {(1, 1, x, y) for x in (0, 1) for y in (0, 1)}
+    for path in _tiles(copy).values():
+        assert views.read_png(path) is not None
+
+
 def test_depth_zero_renders_no_tiles_ahead(copy):
     service, v, index = _service(copy, depth=0)
     try:
