@@ -75,6 +75,36 @@ def test_warm_start_moves_unchanged_samples_less(digits, fitted):
     assert still > 0.9, f"only {still:.0%} of the samples that kept their neighbourhood stayed exactly in place"
 
 
+def test_boundary_points_do_not_pull_the_samples_layout(digits):
+    """The samples are laid out on their own complex and the boundary points after them, against the fixed samples:
+    two different boundary sets leave the samples' layout exactly the same, and the boundary points end up near the
+    samples they are nearest to in feature space."""
+    from dvi_core import boundary
+    from dvi_core.projector import _recipe
+
+    proj = DVIProjector(seed=0, **FAST)
+    X = digits.train
+    recipe = _recipe(proj, X.shape[1], warm=False, n_samples=len(X))
+    assert recipe.boundary_epochs > 0
+    layouts = []
+    for seed in (1, 2):
+        B = boundary.boundary_samples(digits.head, X, seed=seed)
+        edges, idx_xb, G, _, sample_edges = proj._complex(X, B, recipe.boundary_weight)
+        Y = proj._layout(X, B, idx_xb, edges, sample_edges, G, None, None, recipe, lambda f: None)
+        layouts.append(Y)
+        near = np.linalg.norm(Y[len(X):] - Y[idx_xb[:, 0]], axis=1)
+        spread = np.linalg.norm(Y[: len(X)] - Y[: len(X)].mean(0), axis=1).mean()
+        assert np.median(near) < 0.5 * spread, "boundary points are not laid out near their nearest samples"
+    np.testing.assert_array_equal(layouts[0][: len(X)], layouts[1][: len(X)])
+
+
+def test_layout_schedule_is_longer_for_small_steps():
+    from dvi_core.projector import LONG_LAYOUT_MAX_N, _layout_epochs
+
+    assert _layout_epochs(LONG_LAYOUT_MAX_N, warm=False) > _layout_epochs(LONG_LAYOUT_MAX_N + 1, warm=False)
+    assert _layout_epochs(100, warm=True) < _layout_epochs(100, warm=False)
+
+
 def test_faithful_variant_and_progress(digits):
     seen: list[float] = []
     st = DVIProjector(variant="faithful", n_iter=40, seed=0).fit_step(digits.train, digits.head, progress=seen.append)
