@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import csv
 import io
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -49,6 +50,21 @@ class PositionSource(Protocol):
 
     def load(self, index: RunIndex, step: int) -> Positions:
         """The step's positions (called only for projected steps not folded in yet)."""
+
+
+QuantitySource = Callable[[RunIndex, int], "tuple[StepInput, dict[str, np.ndarray], int] | None"]
+"""``(index, step) -> (item, quantities, n_classes)``: a step's ids, labels and split (``item``, its logits unused)
+and per-sample ``pred``, ``margin``, ``p_label``, ``p_pred``; None to read the step's logits instead."""
+
+
+class Checkpoints(Protocol):
+    """Where a run's folded dynamics are saved, so that a restarted TensorBoard does not fold every step again."""
+
+    def load(self, index: RunIndex) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        """The last saved ``(meta, arrays)`` of the run, or None."""
+
+    def save(self, index: RunIndex, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Save (may return before the files are written)."""
 
 
 class _RunState:
@@ -109,8 +125,14 @@ class RunStates:
 class Diagnosis:
     """In-memory, incremental training-dynamics answers for the plugin's runs."""
 
-    def __init__(self, max_runs: int = _MAX_RUNS, positions: PositionSource | None = None) -> None:
+    def __init__(self, max_runs: int = _MAX_RUNS, positions: PositionSource | None = None,
+                 quantities: QuantitySource | None = None, checkpoints: Checkpoints | None = None) -> None:
+        """``quantities``, when given, supplies each step's per-sample quantities ready-made (from the step's
+        digest) instead of their being computed from the logged logits; ``checkpoints`` saves a run's statistics
+        whenever steps were folded in and restores them when the run is first asked for."""
         self._positions = positions
+        self._quantities = quantities
+        self._checkpoints = checkpoints
         self._runs = RunStates(max_runs)
 
     # -- state -----------------------------------------------------------------------------------------------------
@@ -124,12 +146,38 @@ class Diagnosis:
         """
         state, keys = self._runs.current(index, lambda latest: _RunState(latest.get("n_classes")))
         with state.lock:
+            if self._checkpoints is not None and not state.keys and not state.position_keys:
+                self._restore(index, state, keys)
+            before = (len(state.keys), list(state.position_keys))
             for step, digest in keys[len(state.keys):]:
                 self._fold(index, state, step)
                 state.keys.append((step, digest))
             if positions and self._positions is not None:
                 self._fold_positions(index, state)
+            if self._checkpoints is not None and before != (len(state.keys), state.position_keys):
+                meta = {"keys": state.keys, "position_keys": state.position_keys, "skipped": state.skipped}
+                self._checkpoints.save(index, json.loads(json.dumps(meta)), state.dynamics.to_arrays(copy=True))
         return state
+
+    def _restore(self, index: RunIndex, state: _RunState, keys: list[tuple[int, str]]) -> None:
+        """Start from the run's saved statistics when they cover a prefix of its current steps."""
+        try:
+            saved = self._checkpoints.load(index)
+            if saved is None:
+                return
+            meta, arrays = saved
+            done = [(int(s), str(d)) for s, d in meta["keys"]]
+            if not done or done != keys[:len(done)]:
+                return
+            dyn = Dynamics.from_arrays(arrays)
+            position_keys = [(int(s), str(k)) for s, k in meta["position_keys"]]
+            skipped = [{"step": int(p["step"]), "error": str(p["error"])} for p in meta["skipped"]]
+        except (KeyError, TypeError, ValueError) as err:  # a damaged or foreign save: fold from the steps instead
+            logger.info("DVI: saved dynamics of %s not used: %s", index.name, err)
+            return
+        if dyn.projected_steps != [s for s, _ in position_keys]:
+            return
+        state.dynamics, state.keys, state.position_keys, state.skipped = dyn, done, position_keys, skipped
 
     def _fold_positions(self, index: RunIndex, state: _RunState) -> None:
         """Fold newly projected steps into the trajectories; start over when an earlier step changed."""
@@ -146,9 +194,21 @@ class Diagnosis:
                 return  # the next request tries again from here
             state.position_keys.append((step, key))
 
-    @staticmethod
-    def _fold(index: RunIndex, state: _RunState, step: int) -> None:
+    def _fold(self, index: RunIndex, state: _RunState, step: int) -> None:
         """Add one step; a step whose files cannot be read or hold malformed arrays is skipped and reported."""
+        if self._quantities is not None:
+            try:
+                found = self._quantities(index, step)
+            except (errors.PublicError, storage.StepError) as err:
+                state.skipped.append({"step": step, "error": str(err)})
+                return
+            if found is not None:
+                item, q, n_classes = found
+                try:
+                    state.dynamics.add_quantities(item, q, n_classes)
+                except ValueError as err:
+                    state.skipped.append({"step": step, "error": str(err)})
+                return
         try:
             arrays = index.store.load_arrays(index.records[step], features=False)
         except storage.StepError as err:

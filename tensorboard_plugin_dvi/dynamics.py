@@ -246,18 +246,81 @@ class Dynamics:
         """Samples seen at any step so far."""
         return self._cols.size
 
+    # -- saving and restoring (a run's statistics survive a restart without folding every step again) --------------
+
+    def to_arrays(self, copy: bool = False) -> dict[str, np.ndarray]:
+        """Everything the statistics hold, as plain numeric arrays (for an ``.npz``; see :meth:`from_arrays`);
+        ``copy`` detaches them from the running state (to write them while more steps are folded in)."""
+        size, c = self._cols.size, self.n_classes or 0
+        take = np.array if copy else np.ascontiguousarray
+        out = {f"col_{name}": take(self._cols[name]) for name in _SPECS}
+        out.update(steps=np.asarray(self.steps, np.int64), projected_steps=np.asarray(self.projected_steps, np.int64),
+                   n_classes=np.asarray([c], np.int64), exact_mode=np.asarray([self._exact_mode], np.uint8),
+                   correct_hist=take(self._correct_hist.view(size)), pred_hist=take(self.pred_matrix()),
+                   curves=self.class_curves().astype(np.float64))
+        if self._counts is not None:
+            out["counts"] = take(self._counts[:size])
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Dynamics:
+        """The statistics :meth:`to_arrays` saved. Raises ``ValueError`` for arrays that are not such a save (the file
+        may have been written or altered by someone else): missing, of the wrong kind or of inconsistent sizes."""
+        try:
+            c = int(arrays["n_classes"][0])
+            steps = [int(s) for s in arrays["steps"]]
+            size = len(arrays["col_id"])
+            t = len(steps)
+            correct, pred, curves = arrays["correct_hist"], arrays["pred_hist"], arrays["curves"]
+        except (KeyError, IndexError, TypeError) as err:
+            raise ValueError(f"not a saved dynamics state ({err})") from None
+        if c < 1 or correct.shape != (t, size) or correct.dtype != np.int8 or pred.shape != (t, size) \
+                or pred.dtype.kind != "i" or curves.shape != (t, 2, c) or steps != sorted(set(steps)):
+            raise ValueError("saved dynamics arrays have inconsistent shapes")
+        dyn = cls(c)
+        dyn.steps, dyn.projected_steps = steps, [int(s) for s in arrays.get("projected_steps", [])]
+        dyn._cols.grow(size)
+        for name, (dtype, _) in _SPECS.items():
+            column = arrays.get(f"col_{name}")
+            if column is None or column.shape != (size,) or column.dtype != np.dtype(dtype):
+                raise ValueError(f"saved dynamics column {name} is missing or malformed")
+            dyn._cols[name][:] = column
+        ids = dyn._cols["id"]
+        if len(np.unique(ids)) != size:
+            raise ValueError("saved dynamics ids are not unique")
+        dyn._row_of = dict(zip(ids.tolist(), range(size), strict=True))
+        dyn._exact_mode = bool(arrays["exact_mode"][0]) if "exact_mode" in arrays else False
+        counts = arrays.get("counts")
+        if dyn._exact_mode:
+            if counts is None or counts.shape != (size, c) or counts.dtype != np.uint16:
+                raise ValueError("saved dynamics counts are missing or malformed")
+            dyn._counts = np.array(counts)
+        dyn._correct_hist.data, dyn._correct_hist.steps = np.array(correct), t
+        dyn._pred_hist = _History(pred.dtype)
+        dyn._pred_hist.data, dyn._pred_hist.steps = np.array(pred), t
+        dyn._curves = list(np.array(curves))
+        return dyn
+
     def add_step(self, item: StepInput) -> None:
         """Fold one step into the running statistics (O(N) in the step's samples)."""
         if self.steps and item.step <= self.steps[-1]:
             raise ValueError(f"Steps must be added in increasing order: got {item.step} after {self.steps[-1]}.")
         logits = np.asarray(item.logits)
-        c = logits.shape[1]
+        self.add_quantities(item, step_quantities(logits, item.labels), logits.shape[1])
+
+    def add_quantities(self, item: StepInput, q: dict[str, np.ndarray], n_classes: int) -> None:
+        """Fold one step whose per-sample quantities (``pred``, ``margin``, ``p_label``, ``p_pred``, as
+        :func:`step_quantities` gives them) were computed before, e.g. read from a step's digest; ``item.logits``
+        is not used. Same order rule as :meth:`add_step`."""
+        if self.steps and item.step <= self.steps[-1]:
+            raise ValueError(f"Steps must be added in increasing order: got {item.step} after {self.steps[-1]}.")
+        c = int(n_classes)
         if self.n_classes is None:
             self.n_classes = c
         if c != self.n_classes:
             raise ValueError(f"Step {item.step} has {c} classes; earlier steps had {self.n_classes}.")
+        q = {**q, "correct": np.asarray(q["pred"]) == np.asarray(item.labels)}
         rows = self._rows_for(np.asarray(item.ids, dtype=np.int64))
-        q = step_quantities(logits, item.labels)
         self._update(rows, item, q)
         self._record_history(rows, item, q)
         self.steps.append(item.step)

@@ -25,7 +25,18 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from tensorboard_plugin_dvi import cache, catalog, diagnosis, jobs, metadata, method, params, training_views, views
+from tensorboard_plugin_dvi import (
+    cache,
+    catalog,
+    diagnosis,
+    jobs,
+    metadata,
+    method,
+    params,
+    training_views,
+    trajectory,
+    views,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +109,10 @@ class DviPlugin(base_plugin.TBPlugin):
                                               after_step=self._prerender)
         self._autoproject = getattr(flags, "dvi_autoproject", "on_demand")
         self.views = views.Views(self.service, autoproject=self._autoproject, on_broken=self._catalog.mark_broken)
-        positions = diagnosis.ServicePositions(self.service, region=self.views.region_classes)
-        self.diagnosis = diagnosis.Diagnosis(positions=positions)
+        positions = trajectory.DigestPositions(self.views)
+        self.diagnosis = diagnosis.Diagnosis(
+            positions=positions, quantities=lambda index, step: trajectory.quantities_of(self.views, index, step),
+            checkpoints=trajectory.DynamicsCheckpoints(self.views))
         self.training = training_views.TrainingViews(positions=positions)
         self._default_size = int(getattr(flags, "dvi_resolution", 256))
         self._active_checked, self._active = float("-inf"), False
@@ -126,7 +139,10 @@ class DviPlugin(base_plugin.TBPlugin):
                 logger.debug("DVI: autoproject watcher round failed", exc_info=True)
 
     def _prerender(self, index: catalog.RunIndex, step: int) -> None:
+        """After the job projects a step: what the routes read of it (its digest with the region class under every
+        sample, the run's dynamics folded up to it) and its landscape overview, so no first request computes them."""
         with contextlib.suppress(views.NotReady):  # re-logged meanwhile: its new data is projected next
+            trajectory.after_projection(self.views, self.diagnosis, index, step)
             self.views.prerender(index, step)
 
     # -- TBPlugin --------------------------------------------------------------------------------------------------
@@ -232,8 +248,9 @@ class DviPlugin(base_plugin.TBPlugin):
     @route()
     def _serve_projection(self, request: wrappers.Request) -> Answer:
         index, step = self._index_step(request)
-        fmt = params.choice(request.args, "format", ("json", "binary"), default="json")
-        return self.views.projection(index, step, fmt)
+        fmt = params.choice(request.args, "format", ("json", "binary", "compact"), default="json")
+        base = params.integer(request.args, "base", lo=0) if request.args.get("base") else None
+        return self.views.projection(index, step, fmt, base)
 
     @route()
     def _serve_landscape(self, request: wrappers.Request) -> Answer:

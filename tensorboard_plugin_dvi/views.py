@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tensorboard import errors
 
-from tensorboard_plugin_dvi import binary, cache, flight, fsio, method, storage
+from tensorboard_plugin_dvi import cache, flight, fsio, method, storage, trajectory, transfer
 from tensorboard_plugin_dvi.catalog import RunIndex
 from tensorboard_plugin_dvi.jobs import ProjectionService
 
@@ -97,6 +97,7 @@ class Views:
         self._models = LRU(16)  # StepProjection objects
         self._heads = LRU(16)
         self._pngs = LRU(64)
+        self._digests = LRU(1024)  # open per-step digests (memory maps: pages are read on demand)
 
     # -- shared loading --------------------------------------------------------------------------------------------
 
@@ -127,6 +128,16 @@ class Views:
 
         try:
             return self._light.get((index.directory, cache.result_name(record)), make)
+        except storage.StepError as err:
+            raise self._broken(index, step, err) from None
+
+    def digest(self, index: RunIndex, step: int, need_region: bool = False, full: bool = False,
+               build_missing: bool = True) -> trajectory.Digest | None:
+        """The step's digest (see :mod:`trajectory`), built from its files when missing or outdated (unless
+        ``build_missing`` is false); None for runs whose flags do not fit a digest (their routes read the arrays)."""
+        record = self.step_record(index, step)
+        try:
+            return trajectory.digest_of(self, index, step, record, need_region, full, build_missing)
         except storage.StepError as err:
             raise self._broken(index, step, err) from None
 
@@ -175,9 +186,14 @@ class Views:
 
     # -- routes ----------------------------------------------------------------------------------------------------
 
-    def projection(self, index: RunIndex, step: int, fmt: str) -> tuple[bytes | dict[str, Any], str]:
-        """The step's map: coordinates and per-sample facts, as JSON or the binary form."""
+    def projection(self, index: RunIndex, step: int, fmt: str,
+                   base: int | None = None) -> tuple[bytes | dict[str, Any], str]:
+        """The step's map: coordinates and per-sample facts, as JSON, the binary form, or the compact form
+        (``fmt="compact"``: quantised coordinates and, given the ``base`` step the client holds, only what changed)."""
         result = self.ready_result(index, step)
+        digest = self.digest(index, step, full=True)
+        if digest is not None and digest.has_positions:
+            return transfer.projection_answer(self, index, step, result, digest, fmt, base)
         light = self.light(index, step)
         if not np.array_equal(result.ids, light["ids"]):
             self.results.discard(index.store, result, "its sample ids do not match the step's data")
@@ -188,12 +204,7 @@ class Views:
                   "flags": {k[5:]: light[k].tolist() for k in light if k.startswith("flag_")}}
         arrays = {"ids": light["ids"], "x": result.xy[:, 0], "y": result.xy[:, 1], "labels": light["labels"],
                   "pred": light["pred"], "conf": light["conf"], "split": light["split"]}
-        if fmt == "binary":
-            dtypes = binary.dtypes_for(int(record["n_classes"]))
-            return binary.encode(header, arrays, dtypes), "application/octet-stream"
-        body = {**header, **{k: np.round(v.astype(np.float64), 5).tolist() if v.dtype.kind == "f" else v.tolist()
-                             for k, v in arrays.items()}}
-        return body, "application/json"
+        return transfer.answer(header, arrays, int(record["n_classes"]), fmt, None)
 
     @staticmethod
     def require_head(index: RunIndex, what: str) -> None:
@@ -297,12 +308,20 @@ class Views:
                 "pred": probs.argmax(1).tolist()}
 
     def region_classes(self, index: RunIndex, step: int, result: cache.StepResult) -> np.ndarray | None:
-        """The class of the landscape under each sample of a projected step (None for runs without a head)."""
+        """The class of the landscape under each sample of a projected step (None for runs without a head), read
+        from the step's digest (computed once, when the step is projected)."""
         if index.source == "projector":
             return None
-        model, head = self.model(index, step, result), self.head(index, step)
+        digest = self.digest(index, step, need_region=True, full=True)
+        if digest is not None and digest.has_region and digest.meta["positions"]["result"] == result.name:
+            return digest.column("region")
         key = ("region", result.model_path, result.name)
-        return self.flights.run(key, lambda: method.predict(model, head, result.xy).argmax(1).astype(np.int32))
+        return self.flights.run(key, lambda: self.region_classes_decoded(index, step, result))
+
+    def region_classes_decoded(self, index: RunIndex, step: int, result: cache.StepResult) -> np.ndarray:
+        """The region classes computed: every sample's position decoded and classified by the step's head."""
+        model, head = self.model(index, step, result), self.head(index, step)
+        return method.predict(model, head, result.xy).argmax(1).astype(np.int32)
 
     def metrics(self, index: RunIndex, step: int) -> dict[str, Any]:
         """The step's quality metrics (fractions; temporal is a correlation)."""
@@ -310,34 +329,10 @@ class Views:
         return {"run": index.name, "step": step, **result.metrics}
 
     def sample(self, index: RunIndex, sample_id: int) -> dict[str, Any]:
-        """One sample across every step: label, split, flags, and per step its position, prediction, confidence."""
-        steps, xs, ys, preds, confs = [], [], [], [], []
-        label = split = None
-        flags: list[str] = []
-        for step in index.steps:
-            light = self.light(index, step)
-            pos = np.flatnonzero(light["ids"] == sample_id)
-            if not pos.size:
-                continue
-            i = int(pos[0])
-            label, split = int(light["labels"][i]), int(light["split"][i])
-            flags = [k[5:] for k in light if k.startswith("flag_") and sample_id in light[k]]
-            try:
-                result = self.results.result(index.store, index.records[step], None, index.earlier_names(step))
-            except storage.StepError:
-                result = None
-            ok = result is not None and i < len(result.ids) and result.ids[i] == sample_id
-            steps.append(step)
-            xs.append(round(float(result.xy[i, 0]), 5) if ok else None)
-            ys.append(round(float(result.xy[i, 1]), 5) if ok else None)
-            preds.append(int(light["pred"][i]))
-            confs.append(round(float(light["conf"][i]), 5))
-        if not steps:
-            raise errors.NotFoundError(f"Run {index.name!r} has no sample with id {sample_id}.")
-        inputs = self._inputs(index)
-        has_thumb = inputs is not None and bool(np.isin(sample_id, inputs[0]))
-        return {"run": index.name, "id": sample_id, "label": label, "split": split, "flags": flags,
-                "has_thumbnail": has_thumb, "steps": steps, "x": xs, "y": ys, "pred": preds, "conf": confs}
+        """One sample across every step: label, split, flags, and per step its position, prediction, confidence.
+
+        Each step's answer is one record of its digest (see :mod:`trajectory`), not the step's arrays."""
+        return trajectory.sample_answer(self, index, sample_id)
 
     @staticmethod
     def _inputs(index: RunIndex) -> tuple[np.ndarray, np.ndarray] | None:
