@@ -41,7 +41,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     case = bench_scale.write_case(os.path.join(logdir, bench_scale.RUN), n_train, n_test, args.dim, args.steps)
     print(f"case written in {case['build_s']:.0f} s", flush=True)
-    steps, peak_mb = bench_scale.project_steps(logdir, args.threads, "cuda", None, os.path.join(workdir, "unused"))
+    projected = bench_scale.project_steps(logdir, args.threads, "cuda", profile_dir=None, deadline_s=None)
+    steps, peak_mb = projected["steps"], projected["peak_rss_mb"]
     shutil.rmtree(workdir, ignore_errors=True)
     return {"case": case, "gpu": torch.cuda.get_device_name(0), "threads": args.threads, "steps": steps,
             "first_step_s": steps[0]["seconds"],

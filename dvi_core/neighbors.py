@@ -1,19 +1,45 @@
-"""Nearest-neighbour search: exact (chunked torch) for small N, pynndescent for large N.
+"""Nearest-neighbour search: exact (chunked torch) for small N, pynndescent for large N, k-d trees in 2-D.
 
-Why two backends: exact search over 8k x 512 takes well under a second with a matrix product, is
-deterministic and needs no numba compilation, while pynndescent scales to 50k+ points.
+Why several backends: exact search over 8k x 512 takes well under a second with a matrix product, is
+deterministic and needs no numba compilation, while pynndescent scales to 50k+ points. Low-dimensional points
+(a 2-D map) are searched exactly with a k-d tree at any size: at 60,000 points that takes about a second, where
+pynndescent approximates and pays its numba compilation.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
+from collections.abc import Iterator
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
-#: Above this many reference points ``knn`` switches from exact search to pynndescent.
+#: Above this many reference points ``knn`` switches from exact search to pynndescent (or a k-d tree in low dims).
 EXACT_MAX_N = 20000
+#: Points with at most this many dimensions are searched with a k-d tree above ``EXACT_MAX_N``.
+TREE_MAX_DIM = 3
 _CHUNK = 1024
+
+_warm_graph: contextvars.ContextVar[np.ndarray | None] = contextvars.ContextVar("dvi_warm_graph", default=None)
+
+
+@contextlib.contextmanager
+def warm_start(graph: np.ndarray | None) -> Iterator[None]:
+    """Within this block, :func:`knn` starts pynndescent from ``graph`` [N, k] when it searches N points.
+
+    For callers that do not pass ``knn``'s ``init_graph`` themselves: projecting a training step, the previous
+    step's graph of the same samples is nearly right (most neighbourhoods change little from one epoch to the
+    next), and NN-descent from it needs a few rounds instead of a random-projection forest and a dozen rounds.
+    The result is still NN-descent's own search, only from a better start. Per thread/task (a context variable).
+    """
+    token = _warm_graph.set(graph)
+    try:
+        yield
+    finally:
+        _warm_graph.reset(token)
 
 
 def _as_tensor(X: np.ndarray | torch.Tensor, device: str | torch.device) -> torch.Tensor:
@@ -55,24 +81,97 @@ def exact_query(
     return torch.cat(out_i).cpu().numpy(), torch.cat(out_d).cpu().numpy().astype(np.float32)
 
 
+def cross_query(
+    A: np.ndarray | torch.Tensor, B: np.ndarray | torch.Tensor, k_ab: int, k_ba: int, *,
+    device: str | torch.device = "cpu",
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Both directions of an exact search between two sets in one pass over their distances.
+
+    Returns ``((indices, distances) of each row of A among B's k_ab nearest, (indices, distances) of each row of B
+    among A's k_ba nearest)``, as ``exact_query(B, A, k_ab)`` and ``exact_query(A, B, k_ba)`` would (up to the order
+    of exact ties). Why: a training step needs the samples' nearest boundary points and the boundary points' nearest
+    samples; both come from the same |A| x |B| distances, the costly part at 60,000 x 6,000 x 512.
+    """
+    At, Bt = _as_tensor(A, device), _as_tensor(B, device)
+    a2, b2 = (At * At).sum(1, keepdim=True), (Bt * Bt).sum(1)[None, :]
+    ka, kb = min(k_ab, Bt.shape[0]), min(k_ba, At.shape[0])
+    out_i, out_d = [], []
+    best_d = torch.full((kb, Bt.shape[0]), float("inf"), device=At.device)
+    best_i = torch.zeros((kb, Bt.shape[0]), dtype=torch.int64, device=At.device)
+    for s in range(0, At.shape[0], _CHUNK):
+        d2 = torch.addmm(b2, At[s : s + _CHUNK], Bt.T, alpha=-2.0).add_(a2[s : s + _CHUNK]).clamp_min_(0)
+        d, i = torch.topk(d2, ka, dim=1, largest=False)
+        out_i.append(i)
+        out_d.append(d.sqrt())
+        cd, ci = torch.topk(d2, min(kb, d2.shape[0]), dim=0, largest=False)  # this chunk's best rows per B
+        merged_d, pick = torch.topk(torch.cat([best_d, cd]), kb, dim=0, largest=False)
+        best_i = torch.cat([best_i, ci + s]).gather(0, pick)
+        best_d = merged_d
+    ab = (torch.cat(out_i).cpu().numpy(), torch.cat(out_d).cpu().numpy().astype(np.float32))
+    ba = (best_i.T.contiguous().cpu().numpy(), best_d.T.sqrt().cpu().numpy().astype(np.float32))
+    return ab, ba
+
+
+def _drop_self(idx: np.ndarray, dist: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """From k + 1 neighbours per query row, the k that are not the row itself (the last one when self is absent,
+    which happens when more than k + 1 points share the row's position)."""
+    drop = idx == rows[:, None]
+    drop[~drop.any(1), -1] = True
+    keep = np.argsort(drop, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(idx, keep, 1), np.take_along_axis(dist, keep, 1)
+
+
+def knn_rows(
+    X: np.ndarray, rows: np.ndarray, k: int, *, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours within all of ``X`` of the rows ``rows`` of ``X``, each row itself excluded.
+
+    What an evaluation on a subsample needs: the neighbours of a few points among all of them, without the whole
+    graph. A k-d tree for low-dimensional ``X`` (at most ``TREE_MAX_DIM`` columns), a matrix product otherwise.
+    Returns ``(indices int64 [len(rows), k], distances float32 [len(rows), k])`` sorted by distance.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    rows = np.asarray(rows, dtype=np.int64)
+    kk = min(k + 1, len(X))
+    if X.shape[1] <= TREE_MAX_DIM:
+        dist, idx = cKDTree(X).query(X[rows], k=kk)
+        dist, idx = dist.reshape(len(rows), kk), idx.reshape(len(rows), kk)
+    else:
+        idx, dist = exact_query(X, X[rows], kk, device=device)
+    idx, dist = _drop_self(idx.astype(np.int64), dist.astype(np.float32), rows, min(k, len(X) - 1))
+    return idx, dist
+
+
 def knn(
-    X: np.ndarray, k: int, *, seed: int = 0, device: str | torch.device = "cpu", method: str = "auto"
+    X: np.ndarray, k: int, *, seed: int = 0, device: str | torch.device = "cpu", method: str = "auto",
+    init_graph: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours of every row of ``X`` within ``X``, self excluded.
 
-    ``method`` is ``"exact"``, ``"pynndescent"`` or ``"auto"`` (exact up to ``EXACT_MAX_N`` points).
+    ``method`` is ``"exact"``, ``"pynndescent"``, ``"tree"`` or ``"auto"`` (exact up to ``EXACT_MAX_N`` points;
+    above it a k-d tree for at most ``TREE_MAX_DIM`` dimensions, pynndescent otherwise). ``init_graph`` [N, >= 1]:
+    neighbour indices to start pynndescent from (e.g. the previous training step's graph of the same samples;
+    it converges in fewer rounds from a nearly right graph); ignored by the exact methods.
     """
-    if method == "auto":
-        method = "exact" if X.shape[0] <= EXACT_MAX_N else "pynndescent"
+    if method == "auto" and X.shape[0] <= EXACT_MAX_N:
+        method = "exact"
+    elif method == "auto":
+        method = "tree" if X.shape[1] <= TREE_MAX_DIM else "pynndescent"
     if method == "exact":
         return exact_query(X, X, k, exclude_self=True, device=device)
+    if method == "tree":
+        return knn_rows(X, np.arange(len(X)), k)
     from pynndescent import NNDescent
 
-    index = NNDescent(
-        np.asarray(X, dtype=np.float32), n_neighbors=k + 1, random_state=seed, n_jobs=1
-    )
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    init_graph = _warm_graph.get() if init_graph is None else init_graph
+    init = None
+    if init_graph is not None and init_graph.shape[0] == len(X32):
+        # pynndescent wants each point's own index first in its initial graph, as in the graphs it builds
+        init = np.concatenate([np.arange(len(X32))[:, None], np.asarray(init_graph)[:, :k]], 1).astype(np.int32)
+    index = NNDescent(X32, n_neighbors=k + 1, random_state=seed, n_jobs=1, init_graph=init)
     idx, dist = index.neighbor_graph
-    return idx[:, 1:].astype(np.int64), dist[:, 1:].astype(np.float32)
+    return _drop_self(idx.astype(np.int64), dist.astype(np.float32), np.arange(len(X32)), k)
 
 
 def features_digest(X: np.ndarray) -> str:

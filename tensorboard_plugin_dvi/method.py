@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import dvi_core
-from dvi_core import DVIProjector, StepProjection, boundary, landscape, metrics
+from dvi_core import DVIProjector, StepProjection, boundary, landscape, metrics, neighbors
 from dvi_core.projector import square_bounds
 from tensorboard_plugin_dvi import cache, storage
 
@@ -227,7 +227,7 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
     if train.sum() <= settings.n_neighbors:
         train = np.ones_like(train)  # too few training samples: fit on everything rather than fail
     feats = data.features.astype(np.float32)
-    prev, prev_feats = None, None
+    prev, prev_feats, prev_data, prev_result = None, None, None, None
     if prev_record is not None:
         prev_result = results.load(prev_record)
         if prev_result is not None:
@@ -235,7 +235,8 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
                 prev = StepProjection.load(prev_result.model_path, device=device)
             except ValueError:
                 prev = None  # an unreadable previous model: this step starts cold rather than fails
-            prev_feats = _aligned_prev(store.load_step(prev_record), data)
+            prev_data = store.load_step(prev_record)
+            prev_feats = _aligned_prev(prev_data, data)
             if prev_feats is None:
                 prev = None
     b_train, b_test = data.boundary, data.boundary_test
@@ -244,24 +245,52 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
                            for i in (0, 1))
     projector = DVIProjector(n_neighbors=settings.n_neighbors, variant=settings.variant, device=device,
                              seed=settings.seed)
-    fitted = projector.fit_step(
-        feats[train], head, boundary=b_train, prev=prev,
-        prev_features=None if prev_feats is None else prev_feats[train], progress=progress,
-    )
+    with neighbors.warm_start(_prev_graph(prev, prev_data, data)):
+        fitted = projector.fit_step(
+            feats[train], head, boundary=b_train, prev=prev,
+            prev_features=None if prev_feats is None else prev_feats[train], progress=progress,
+        )
     test = ~train
     xy = np.empty((len(feats), 2), np.float32)
     xy[train] = fitted.embedding_  # the layout itself (what transform gives them, without the search)
     if test.any():
         xy[test] = fitted.transform(feats[test])
+    # step t-1's positions of these samples: what prev.transform of their previous features gives, stored
+    prev_xy = None if prev is None else _aligned_prev_xy(prev_result, data.ids)
+    has_test = test.sum() > settings.n_neighbors
     scores = metrics.evaluate_step(
-        fitted, head, feats[train], test_features=feats[test] if test.sum() > settings.n_neighbors else None,
+        fitted, head, feats[train], test_features=feats[test] if has_test else None,
         boundary=b_train, test_boundary=b_test, prev=prev,
         prev_train_features=None if prev_feats is None else prev_feats[train],
-        prev_test_features=None if prev_feats is None or test.sum() <= settings.n_neighbors else prev_feats[test],
+        prev_test_features=None if prev_feats is None or not has_test else prev_feats[test],
         k=settings.n_neighbors, train_embedding=xy[train], test_embedding=xy[test],
+        prev_train_embedding=None if prev_xy is None else prev_xy[train],
+        prev_test_embedding=None if prev_xy is None or not has_test else prev_xy[test],
         bounds=cache.map_bounds(xy),  # landscape agreement over the box the tab shows
     )
     return results.save(record, prev_record, data.ids, xy, _finite(scores), fitted.save)
+
+
+def _aligned_prev_xy(prev_result: cache.StepResult | None, ids: np.ndarray) -> np.ndarray | None:
+    """Step t-1's stored positions of ``ids`` in that order, or None when a sample is missing there."""
+    if prev_result is None:
+        return None
+    if np.array_equal(prev_result.ids, ids):
+        return prev_result.xy
+    order = {int(i): k for k, i in enumerate(prev_result.ids)}
+    if not all(int(i) in order for i in ids):
+        return None
+    return prev_result.xy[[order[int(i)] for i in ids]]
+
+
+def _prev_graph(prev: StepProjection | None, prev_data: storage.StepData | None,
+                data: storage.StepData) -> np.ndarray | None:
+    """Step t-1's kNN graph of the training samples, to warm-start this step's search, when it indexes the same
+    samples in the same order (same ids, same split); None otherwise (the search then starts from scratch)."""
+    if prev is None or prev_data is None or prev.knn_ is None:
+        return None
+    same = np.array_equal(prev_data.ids, data.ids) and np.array_equal(prev_data.split, data.split)
+    return prev.knn_ if same and len(prev.knn_) == int(data.split.astype(bool).sum()) else None
 
 
 def _finite(scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:

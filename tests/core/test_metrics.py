@@ -154,3 +154,49 @@ def test_trustworthiness_estimate_on_many_points_is_close_to_the_exact_value():
     exact = metrics.trustworthiness(X, Y, 15, max_queries=None)
     estimate = metrics.trustworthiness(X, Y, 15, max_queries=600)
     assert exact < 0.95 and abs(estimate - exact) < 0.01, f"estimate {estimate} vs exact {exact}"
+
+
+def test_trustworthiness_on_given_rows_is_the_mean_over_those_rows():
+    """rows=all gives the exact value; the rank counting's two paths (few / many distances below the largest
+    threshold) agree with a plain count."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(700, 12)).astype(np.float32)
+    for noise in (0.05, 3.0):  # a good map (few candidates per row) and a poor one (most of the row)
+        Y = X[:, :2] + noise * rng.normal(size=(700, 2)).astype(np.float32)
+        exact = sk_trustworthiness(X, Y, n_neighbors=15)
+        assert metrics.trustworthiness(X, Y, 15, rows=np.arange(700)) == pytest.approx(exact, abs=1e-9)
+    d2 = torch.as_tensor(rng.normal(size=(6, 50)))
+    dn = d2[:, :4].sort(1).values
+    plain = sum(float(((d2 < dn[:, j : j + 1]).sum(1) - 2).clamp_min(0).sum()) for j in range(4))
+    assert metrics._rank_penalty(d2, dn, 2) == plain
+    sparse = torch.cat([d2, torch.full((6, 5000), 99.0, dtype=d2.dtype)], 1)  # few below: the row-wise path
+    assert metrics._rank_penalty(sparse, dn, 2) == plain
+
+
+def test_evaluate_step_subsamples_large_splits_and_gives_full_values_on_request(digits, fitted):
+    """Above max_samples the per-sample metrics are means over a fixed subsample (close to the full values);
+    max_samples=None is the full computation, and given previous positions equal prev.transform's."""
+    from core_budget import FAST
+
+    from dvi_core import DVIProjector
+
+    X2 = digits.train + np.random.default_rng(3).normal(0, 0.3, digits.train.shape).astype(np.float32)
+    warm = DVIProjector(seed=0, **FAST).fit_step(X2, digits.head, prev=fitted, prev_features=digits.train)
+    kw = dict(prev=fitted, prev_train_features=digits.train)
+    full = metrics.evaluate_step(warm, digits.head, X2, max_samples=None, **kw)["train"]
+    assert full == metrics.evaluate_step(warm, digits.head, X2, **kw)["train"], "600 samples were subsampled"
+    given = metrics.evaluate_step(warm, digits.head, X2, max_samples=None,
+                                  prev_train_embedding=fitted.transform(digits.train), **kw)["train"]
+    assert given == full
+    old = metrics.EVAL_SAMPLES
+    try:
+        metrics.EVAL_SAMPLES = 300
+        sub = metrics.evaluate_step(warm, digits.head, X2, max_samples=400, **kw)["train"]
+        again = metrics.evaluate_step(warm, digits.head, X2, max_samples=400, **kw)["train"]
+    finally:
+        metrics.EVAL_SAMPLES = old
+    assert sub == again, "the subsample is not fixed"
+    for key in ("nn", "boundary", "ppr", "trustworthiness"):
+        assert sub[key] == pytest.approx(full[key], abs=0.05), key
+    assert sub["landscape_agreement"] == full["landscape_agreement"] and sub["speckle"] == full["speckle"]
+    assert sub != full, "nothing was subsampled"

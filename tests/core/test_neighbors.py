@@ -1,0 +1,68 @@
+"""Nearest-neighbour search: the row-wise and k-d tree searches against the exact graph, duplicates, warm starts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dvi_core import neighbors
+
+
+def _exact_sets(X: np.ndarray, k: int) -> list[set[int]]:
+    """Each row's k nearest others by brute force (float64)."""
+    d = ((X[:, None, :].astype(np.float64) - X[None].astype(np.float64)) ** 2).sum(2)
+    np.fill_diagonal(d, np.inf)
+    return [set(np.argsort(row, kind="stable")[:k].tolist()) for row in d]
+
+
+@pytest.mark.parametrize("dim", [2, 30])
+def test_knn_rows_are_the_exact_neighbours_of_those_rows(dim):
+    X = np.random.default_rng(dim).normal(size=(400, dim)).astype(np.float32)
+    rows = np.array([0, 7, 123, 399])
+    idx, dist = neighbors.knn_rows(X, rows, 10)
+    want = _exact_sets(X, 10)
+    assert idx.shape == (4, 10) and dist.shape == (4, 10)
+    for r, got in zip(rows, idx, strict=True):
+        assert set(got.tolist()) == want[r] and r not in got
+    assert (np.diff(dist, axis=1) >= -1e-6).all(), "not sorted by distance"
+    np.testing.assert_allclose(dist, np.linalg.norm(X[rows][:, None] - X[idx], axis=2), rtol=1e-4, atol=1e-4)
+
+
+def test_knn_rows_never_return_the_row_itself_among_duplicates():
+    X = np.zeros((30, 2), np.float32)  # every point at the same place: self may come anywhere in the tie
+    X[20:] = 5.0
+    idx, _ = neighbors.knn_rows(X, np.arange(30), 5)
+    assert all(r not in row for r, row in enumerate(idx))
+    assert (idx[:20] < 20).all() and (idx[20:] >= 20).all()
+
+
+def test_tree_knn_of_a_2d_map_equals_the_exact_graph():
+    Y = np.random.default_rng(1).normal(size=(500, 2)).astype(np.float32)
+    tree, _ = neighbors.knn(Y, 15, method="tree")
+    exact, _ = neighbors.knn(Y, 15, method="exact")
+    assert [set(r) for r in tree.tolist()] == [set(r) for r in exact.tolist()]
+
+
+def test_pynndescent_from_the_exact_graph_keeps_it_and_warm_start_is_scoped():
+    X = np.random.default_rng(2).normal(size=(600, 16)).astype(np.float32)
+    exact, _ = neighbors.knn(X, 10, method="exact")
+    with neighbors.warm_start(exact):
+        warm, dist = neighbors.knn(X, 10, method="pynndescent")
+    assert neighbors._warm_graph.get() is None, "the warm start leaked out of its block"
+    assert warm.shape == (600, 10) and not (warm == np.arange(600)[:, None]).any()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(warm.tolist(), exact.tolist(), strict=True)])
+    assert recall > 0.99, f"recall {recall} from the exact graph"
+    np.testing.assert_allclose(dist, np.linalg.norm(X[:, None] - X[warm], axis=2), rtol=1e-4, atol=1e-4)
+
+
+def test_cross_query_gives_both_exact_searches():
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(2500, 20)).astype(np.float32)  # more than one chunk of rows
+    B = rng.normal(size=(300, 20)).astype(np.float32)
+    (ab_i, ab_d), (ba_i, ba_d) = neighbors.cross_query(A, B, 7, 9)
+    want_ab, want_ab_d = neighbors.exact_query(B, A, 7)
+    want_ba, want_ba_d = neighbors.exact_query(A, B, 9)
+    np.testing.assert_array_equal(ab_i, want_ab)
+    np.testing.assert_array_equal(ba_i, want_ba)
+    np.testing.assert_allclose(ab_d, want_ab_d, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ba_d, want_ba_d, rtol=1e-4, atol=1e-4)
