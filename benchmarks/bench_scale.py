@@ -124,8 +124,55 @@ def write_case(run_dir: str, n_train: int, n_test: int, dim: int, steps: int, se
 # -- the child processes -----------------------------------------------------------------------------------------------
 
 
-def child_project(logdir: str, threads: int, device: str) -> None:
-    """Project every step of the run in this process, printing ``start STEP`` and ``end STEP {json}`` lines."""
+PARTS = (  # (module, attribute, label): the parts of a step whose inclusive seconds are recorded
+    ("dvi_core.projector", "DVIProjector.fit_step", "fit_step"),
+    ("dvi_core.projector", "DVIProjector._complex", "fit: kNN + complexes"),
+    ("dvi_core.projector", "knn", "fit: kNN + complexes: kNN graph"),
+    ("dvi_core.projector", "exact_query", "fit: exact searches (boundary points)"),
+    ("dvi_core.projector", "DVIProjector._layout", "fit: layout"),
+    ("dvi_core.projector", "DVIProjector._init_models", "fit: decoder init (frame)"),
+    ("dvi_core.projector", "train_models", "fit: decoder training"),
+    ("dvi_core.projector", "settle", "fit: settle"),
+    ("dvi_core.projector", "DVIProjector._placement_encoder", "fit: placement encoder"),
+    ("tensorboard_plugin_dvi.method", "boundary.boundary_samples", "boundary samples (representation space)"),
+    ("dvi_core.projector", "StepProjection.transform", "transform (test split, boundary points)"),
+    ("tensorboard_plugin_dvi.method", "metrics.evaluate_step", "evaluate_step"),
+    ("dvi_core.metrics", "trustworthiness", "evaluate: trustworthiness"),
+    ("dvi_core.landscape", "class_grid", "evaluate: landscape grid"),
+    ("tensorboard_plugin_dvi.cache", "ResultCache.save", "cache write"),
+)
+
+
+def time_parts() -> dict[str, float]:
+    """Wrap the :data:`PARTS` so each call adds its wall time to the returned dict (inclusive; nested parts are
+    counted in their parents too). Instrumentation only: the functions still run as they are."""
+    import functools
+    import importlib
+
+    totals: dict[str, float] = collections.defaultdict(float)
+    for module, attr, label in PARTS:
+        owner: Any = importlib.import_module(module)
+        *path, name = attr.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        fn = getattr(owner, name)
+
+        def timed(*args: Any, _fn: Callable[..., Any] = fn, _label: str = label, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                totals[_label] += time.perf_counter() - started
+
+        setattr(owner, name, functools.wraps(fn)(timed))
+    return totals
+
+
+def child_project(logdir: str, threads: int, device: str, from_step: int | None = None) -> None:
+    """Project the steps of the run in this process, printing ``start STEP`` and ``end STEP {json}`` lines.
+
+    With ``from_step``, the earlier steps are not timed: their cached results are used (projected first, untimed,
+    when the cache lacks them), so one steady step can be measured and profiled again without the first one."""
     from tensorboard_plugin_dvi import cache, method, storage
 
     torch.set_num_threads(threads)
@@ -133,8 +180,14 @@ def child_project(logdir: str, threads: int, device: str) -> None:
     records, _ = store.read_run()
     results = cache.ResultCache(store, cache.Settings())
     steps = sorted(records)
+    parts = time_parts()
     for pos, step in enumerate(steps):
         prev = records[steps[pos - 1]] if pos else None
+        if from_step is not None and step < from_step:
+            if not results.has(records[step], prev):
+                method.project_step(store, results, records[step], prev, device=device)
+            continue
+        parts.clear()
         print(f"start {step}", flush=True)
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
@@ -142,9 +195,10 @@ def child_project(logdir: str, threads: int, device: str) -> None:
         result = method.project_step(store, results, records[step], prev, device=device)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        info = {"step": step, "seconds": time.perf_counter() - started, "n": len(result.ids),
+        info = {"step": step, "warm": pos > 0, "seconds": time.perf_counter() - started, "n": len(result.ids),
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "load_average": os.getloadavg()[0], "metrics": result.metrics}
+                "load_average": os.getloadavg()[0], "metrics": result.metrics,
+                "parts": {k: round(v, 2) for k, v in parts.items()}}
         if device.startswith("cuda"):
             info["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
         print("end " + json.dumps(info), flush=True)
@@ -215,11 +269,12 @@ class Deadline:
 
 
 def project_steps(logdir: str, threads: int, device: str, profile_dir: str | None, deadline_s: float | None,
-                  on_step: Callable[[list[dict[str, Any]]], None] = lambda steps: None) -> dict[str, Any]:
+                  on_step: Callable[[list[dict[str, Any]]], None] = lambda steps: None,
+                  from_step: int | None = None) -> dict[str, Any]:
     """Run :func:`child_project`: every finished step's measurements, the child's peak resident memory (MB), and
     whether the deadline cut it short. Each step is profiled into ``profile_dir/profile_<step>.txt``."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child-project", "--logdir", logdir, "--threads",
-           str(threads), "--device", device]
+           str(threads), "--device", device] + ([] if from_step is None else ["--from-step", str(from_step)])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_child_env(threads))
     limit, steps = Deadline(proc, deadline_s), []
     assert proc.stdout is not None
@@ -300,17 +355,29 @@ def measure(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) ->
     still leaves what it measured)."""
     n_train, n_test = (6_000, 1_000) if args.quick else (args.train, args.test)
     started = time.time()
-    workdir = tempfile.mkdtemp(prefix="dvi-bench-scale-")
+    workdir = args.keep or tempfile.mkdtemp(prefix="dvi-bench-scale-")
+    os.makedirs(workdir, exist_ok=True)
+    for name in os.listdir(workdir):  # a kept folder's profiles are of an earlier run
+        if name.startswith("profile_"):
+            os.remove(os.path.join(workdir, name))
     logdir = os.path.join(workdir, "logs")
     torch.set_num_threads(args.threads)
     report: dict[str, Any] = {"threads": args.threads, "device": args.device, "machine": platform.machine(),
                               "cpus": os.cpu_count(), "method": _method_version(), "steps": [], "umap": None,
                               "load_average": [os.getloadavg()[0], None], "complete": False,
                               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    report["case"] = write_case(os.path.join(logdir, RUN), n_train, n_test, args.dim, args.steps)
+    case_file = os.path.join(workdir, "case.json")
+    if args.keep and os.path.exists(case_file):  # the kept case: built by an earlier run with the same --keep
+        with open(case_file) as handle:
+            report["case"] = json.load(handle)
+        report["case"]["reused"] = True
+    else:
+        report["case"] = write_case(os.path.join(logdir, RUN), n_train, n_test, args.dim, args.steps)
+        with open(case_file, "w") as handle:
+            json.dump(report["case"], handle)
     print(f"case written in {report['case']['build_s']:.0f} s: {n_train} + {n_test} x {args.dim}, {args.steps} steps",
           flush=True)
-    if not args.no_umap:  # first: it is shorter and certain to finish; the ratio needs it
+    if not args.no_umap and args.from_step is None:  # first: it is shorter and certain to finish; the ratio needs it
         report["umap"] = fit_umap(logdir, args.steps - 1, args.threads)
         print(f"umap-learn: {report['umap']['seconds']:.1f} s", flush=True)
         save(report)
@@ -320,11 +387,13 @@ def measure(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) ->
         save(finish(report, workdir))
 
     deadline = args.deadline_min * 60 - (time.time() - started) if args.deadline_min else None
-    projected = project_steps(logdir, args.threads, args.device, workdir, deadline, on_step)
+    projected = project_steps(logdir, args.threads, args.device, workdir if args.profile else None, deadline,
+                              on_step, args.from_step)
     report.update(steps=projected["steps"], peak_rss_mb=projected["peak_rss_mb"], cut_short=projected["cut_short"],
                   complete=not projected["cut_short"])
     save(finish(report, workdir))
-    shutil.rmtree(workdir, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
     return report
 
 
@@ -332,8 +401,10 @@ def finish(report: dict[str, Any], workdir: str) -> dict[str, Any]:
     """Derived numbers and profiles from what has been measured so far."""
     steps = report["steps"]
     report["load_average"][1] = os.getloadavg()[0]
-    report["first_step_s"] = steps[0]["seconds"] if steps else None
-    report["steady_step_s"] = float(np.mean([s["seconds"] for s in steps[1:]])) if len(steps) > 1 else None
+    first = [s["seconds"] for s in steps if not s.get("warm", s is steps[0])]
+    warm = [s["seconds"] for s in steps if s.get("warm", s is not steps[0])]
+    report["first_step_s"] = first[0] if first else None
+    report["steady_step_s"] = float(np.mean(warm)) if warm else None
     report.setdefault("peak_rss_mb", None)
     if steps:
         report["peak_rss_mb"] = max(report["peak_rss_mb"] or 0, max(s["peak_rss_mb"] for s in steps))
@@ -373,6 +444,7 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", "| step | seconds | load average | peak RSS so far (MB) |", "|---:|---:|---:|---:|"]
     lines += [f"| {s['step']} | {s['seconds']:.1f} | {s['load_average']:.1f} | {s['peak_rss_mb']:.0f} |"
               for s in r["steps"]]
+    lines += parts_markdown(r["steps"])
     lines += ["", "| measure | value | target | met |", "|---|---:|---:|---|"]
     if r.get("first_step_s") is not None:
         lines.append(f"| first step (s) | {r['first_step_s']:.1f} | | |")
@@ -395,8 +467,22 @@ def markdown(r: dict[str, Any]) -> str:
         finished = any(s["step"] == int(step) for s in r["steps"])
         lines += profile_markdown(int(step), profile, finished)
     if not r.get("profiles"):
-        lines += ["", "No profile (py-spy is not installed: `pip install py-spy`)."]
+        lines += ["", "No profile (run with --no-profile, or py-spy is not installed: `pip install py-spy`)."]
     return "\n".join(lines) + "\n"
+
+
+def parts_markdown(steps: list[dict[str, Any]]) -> list[str]:
+    """Seconds per part of each step (inclusive: a part's nested parts are in its time too)."""
+    labels = [label for _, _, label in PARTS if any(label in s.get("parts", {}) for s in steps)]
+    if not labels:
+        return []
+    lines = ["", "Seconds per part (wall time, inclusive; the rest of a step is loading, copying and the glue):", "",
+             "| part | " + " | ".join(f"step {s['step']}" for s in steps) + " |",
+             "|---|" + "---:|" * len(steps)]
+    for label in labels:
+        cells = [f"{s['parts'][label]:.1f}" if label in s.get("parts", {}) else "" for s in steps]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def profile_markdown(step: int, p: dict[str, Any], finished: bool) -> list[str]:
@@ -428,16 +514,23 @@ def main() -> None:
     parser.add_argument("--no-umap", action="store_true", help="skip the umap-learn comparison")
     parser.add_argument("--deadline-min", type=float, default=None,
                         help="stop projecting after this many minutes from the start and record what finished")
+    parser.add_argument("--keep", metavar="DIR", default=None,
+                        help="build the case in DIR and keep it (with the projected steps' cached results); a later "
+                             "run with the same DIR reuses the case instead of training the network again")
+    parser.add_argument("--from-step", type=int, default=None,
+                        help="time (and profile) only the steps from this one on; earlier steps come from the cache "
+                             "of --keep DIR (projected untimed when missing). Skips umap-learn; writes scale_partial.*")
+    parser.add_argument("--no-profile", dest="profile", action="store_false", help="do not run py-spy")
     parser.add_argument("--child-project", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-umap", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--logdir", help=argparse.SUPPRESS)
     parser.add_argument("--step", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_project:
-        return child_project(args.logdir, args.threads, args.device)
+        return child_project(args.logdir, args.threads, args.device, args.from_step)
     if args.child_umap:
         return child_umap(args.logdir, args.step)
-    name = "scale_quick" if args.quick else "scale"
+    name = "scale_quick" if args.quick else "scale_partial" if args.from_step is not None else "scale"
     measure(args, lambda report: results_io.save(name, report, markdown(report)))
 
 

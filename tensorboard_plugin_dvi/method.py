@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import dvi_core
-from dvi_core import DVIProjector, StepProjection, boundary, landscape, metrics, neighbors
+from dvi_core import DVIProjector, StepProjection, boundary, landscape, metrics
 from dvi_core.projector import square_bounds
 from tensorboard_plugin_dvi import cache, storage
 
@@ -226,8 +226,9 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
     train = data.split.astype(bool)
     if train.sum() <= settings.n_neighbors:
         train = np.ones_like(train)  # too few training samples: fit on everything rather than fail
-    feats = data.features.astype(np.float32)
-    prev, prev_feats, prev_data, prev_result = None, None, None, None
+    feats = data.features.astype(np.float32, copy=False)
+    feats_train = feats[train]  # one copy, shared by the steps below
+    prev, prev_feats, prev_result = None, None, None
     if prev_record is not None:
         prev_result = results.load(prev_record)
         if prev_result is not None:
@@ -235,21 +236,19 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
                 prev = StepProjection.load(prev_result.model_path, device=device)
             except ValueError:
                 prev = None  # an unreadable previous model: this step starts cold rather than fails
-            prev_data = store.load_step(prev_record)
-            prev_feats = _aligned_prev(prev_data, data)
+            prev_feats = _aligned_prev(store.load_step(prev_record), data)
             if prev_feats is None:
                 prev = None
     b_train, b_test = data.boundary, data.boundary_test
     if b_train is None:  # no input-space boundary samples logged: make them in representation space
-        b_train, b_test = (boundary.boundary_samples(head, feats[train], seed=settings.seed + i, device=device)
+        b_train, b_test = (boundary.boundary_samples(head, feats_train, seed=settings.seed + i, device=device)
                            for i in (0, 1))
     projector = DVIProjector(n_neighbors=settings.n_neighbors, variant=settings.variant, device=device,
                              seed=settings.seed)
-    with neighbors.warm_start(_prev_graph(prev, prev_data, data)):
-        fitted = projector.fit_step(
-            feats[train], head, boundary=b_train, prev=prev,
-            prev_features=None if prev_feats is None else prev_feats[train], progress=progress,
-        )
+    fitted = projector.fit_step(
+        feats_train, head, boundary=b_train, prev=prev,
+        prev_features=None if prev_feats is None else prev_feats[train], progress=progress,
+    )
     test = ~train
     xy = np.empty((len(feats), 2), np.float32)
     xy[train] = fitted.embedding_  # the layout itself (what transform gives them, without the search)
@@ -259,7 +258,7 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
     prev_xy = None if prev is None else _aligned_prev_xy(prev_result, data.ids)
     has_test = test.sum() > settings.n_neighbors
     scores = metrics.evaluate_step(
-        fitted, head, feats[train], test_features=feats[test] if has_test else None,
+        fitted, head, feats_train, test_features=feats[test] if has_test else None,
         boundary=b_train, test_boundary=b_test, prev=prev,
         prev_train_features=None if prev_feats is None else prev_feats[train],
         prev_test_features=None if prev_feats is None or not has_test else prev_feats[test],
@@ -281,16 +280,6 @@ def _aligned_prev_xy(prev_result: cache.StepResult | None, ids: np.ndarray) -> n
     if not all(int(i) in order for i in ids):
         return None
     return prev_result.xy[[order[int(i)] for i in ids]]
-
-
-def _prev_graph(prev: StepProjection | None, prev_data: storage.StepData | None,
-                data: storage.StepData) -> np.ndarray | None:
-    """Step t-1's kNN graph of the training samples, to warm-start this step's search, when it indexes the same
-    samples in the same order (same ids, same split); None otherwise (the search then starts from scratch)."""
-    if prev is None or prev_data is None or prev.knn_ is None:
-        return None
-    same = np.array_equal(prev_data.ids, data.ids) and np.array_equal(prev_data.split, data.split)
-    return prev.knn_ if same and len(prev.knn_) == int(data.split.astype(bool).sum()) else None
 
 
 def _finite(scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:

@@ -1,4 +1,4 @@
-"""Nearest-neighbour search: the row-wise and k-d tree searches against the exact graph, duplicates, warm starts."""
+"""Nearest-neighbour search: the row-wise, k-d tree, cross and approximate searches against exact ones."""
 
 from __future__ import annotations
 
@@ -43,16 +43,14 @@ def test_tree_knn_of_a_2d_map_equals_the_exact_graph():
     assert [set(r) for r in tree.tolist()] == [set(r) for r in exact.tolist()]
 
 
-def test_pynndescent_from_the_exact_graph_keeps_it_and_warm_start_is_scoped():
+def test_pynndescent_graph_excludes_self_and_reports_true_distances():
     X = np.random.default_rng(2).normal(size=(600, 16)).astype(np.float32)
     exact, _ = neighbors.knn(X, 10, method="exact")
-    with neighbors.warm_start(exact):
-        warm, dist = neighbors.knn(X, 10, method="pynndescent")
-    assert neighbors._warm_graph.get() is None, "the warm start leaked out of its block"
-    assert warm.shape == (600, 10) and not (warm == np.arange(600)[:, None]).any()
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(warm.tolist(), exact.tolist(), strict=True)])
-    assert recall > 0.99, f"recall {recall} from the exact graph"
-    np.testing.assert_allclose(dist, np.linalg.norm(X[:, None] - X[warm], axis=2), rtol=1e-4, atol=1e-4)
+    approx, dist = neighbors.knn(X, 10, method="pynndescent")
+    assert approx.shape == (600, 10) and not (approx == np.arange(600)[:, None]).any()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx.tolist(), exact.tolist(), strict=True)])
+    assert recall > 0.95, f"recall {recall}"
+    np.testing.assert_allclose(dist, np.linalg.norm(X[:, None] - X[approx], axis=2), rtol=1e-4, atol=1e-4)
 
 
 def test_cross_query_gives_both_exact_searches():
