@@ -99,6 +99,8 @@ class FusedHead:
             raise TypeError("the decoder is not an MLP prior blended with a k-nearest-neighbour memory")
         if first.weight.dtype != torch.float32 or dec.axes.dtype != torch.float32:
             raise TypeError("only float32 heads and decoders are folded")
+        if first.weight.device != dec.axes.device:
+            raise TypeError("the head and the decoder are on different devices")
         self.device = first.weight.device
         with torch.no_grad():
             w1 = first.weight.detach().to(self.device)  # [H, D]
@@ -107,7 +109,7 @@ class FusedHead:
             fold = scale * axes @ w1.T  # [P, H]: frame coordinates -> the head's first layer
             shift = mean @ w1.T + b1  # [H]
             last = net[-1]
-            self.hidden = net[:-1].to(self.device)
+            self.hidden = net[:-1]  # the decoder's own layers, shared (on the head's device, checked above)
             self.blend_in_head = fold.shape[1] <= fold.shape[0]  # blend in the narrower space
             lw, lb = last.weight.detach().to(self.device), last.bias.detach().to(self.device)  # [P, h], [P]
             values = memory.values.detach().to(self.device)
