@@ -1,10 +1,13 @@
 // Data access for the DVI tab. Every URL is relative (resolved against the iframe's <base href="plugin/dvi/">),
 // so the tab works under --path_prefix and /experiment/<id>/. Projections are fetched once per (run, step) in
-// the compact binary form and cached; answers that arrive after a newer request for the same slot are ignored.
+// the compact form (quantised coordinates, and only what changed since a step already loaded) and cached; answers
+// that arrive after a newer request for the same slot are ignored.
 
 const DTYPES = {
   float32: Float32Array,
+  float64: Float64Array,
   int32: Int32Array,
+  uint16: Uint16Array,
   uint8: Uint8Array,
   float16: null,
 };
@@ -16,6 +19,9 @@ export class ApiError extends Error {
     this.status = status;
   }
 }
+
+/** A binary answer that is not what it says (truncated, wrong lengths, unknown types): status 0. */
+const malformed = (why) => new ApiError(0, `malformed projection: ${why}`);
 
 function query(params) {
   return Object.entries(params)
@@ -42,29 +48,107 @@ async function getJson(path, params) {
   return resp.json();
 }
 
-/** Parses the `DVI1` binary projection (see http_api.md) into typed arrays. */
-export function parseBinaryProjection(buffer) {
+/**
+ * Reads the plugin's binary container (`DVI1`, uint32 header length, JSON header with an `arrays` table, arrays;
+ * see http_api.md): `{header, arrays}` with every array copied into its typed array. Throws ApiError (status 0) for
+ * anything that does not fit: a short buffer, a header that is not JSON, an array outside the buffer.
+ */
+export function readContainer(buffer) {
+  if (!(buffer instanceof ArrayBuffer) || buffer.byteLength < 8) throw malformed('shorter than its 8-byte preamble');
   const bytes = new Uint8Array(buffer);
   const magic = String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]);
-  if (magic !== 'DVI1') throw new ApiError(500, `bad projection magic ${JSON.stringify(magic)}`);
+  if (magic !== 'DVI1') throw malformed(`bad magic ${JSON.stringify(magic)}`);
   const headerLength = new DataView(buffer).getUint32(4, true);
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
-  const base = 8 + headerLength;
-  const out = {...header};
-  delete out.arrays;
-  for (const a of header.arrays) {
-    const Ctor = DTYPES[a.dtype];
-    const start = base + a.offset;
-    if (Ctor) {
-      // Copy: the array section is not guaranteed to be aligned to the element size within the buffer.
-      out[a.name] = new Ctor(buffer.slice(start, start + a.length * Ctor.BYTES_PER_ELEMENT));
-    } else if (a.dtype === 'float16') {
-      out[a.name] = halfToFloat(new Uint16Array(buffer.slice(start, start + a.length * 2)));
-    } else {
-      throw new ApiError(500, `unsupported dtype ${a.dtype} for ${a.name}`);
-    }
+  if (headerLength > buffer.byteLength - 8) throw malformed('header longer than the answer');
+  let header;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  } catch (e) {
+    throw malformed(`header is not JSON (${e.message})`);
   }
+  if (!header || typeof header !== 'object' || !Array.isArray(header.arrays)) throw malformed('header has no array table');
+  const base = 8 + headerLength;
+  const arrays = {};
+  for (const a of header.arrays) {
+    if (!a || typeof a.name !== 'string' || !(a.dtype in DTYPES)) throw malformed(`array ${a && a.name} of unknown type ${a && a.dtype}`);
+    if (!Number.isSafeInteger(a.offset) || !Number.isSafeInteger(a.length) || a.offset < 0 || a.length < 0) throw malformed(`array ${a.name} has a bad place`);
+    const size = a.dtype === 'float16' ? 2 : DTYPES[a.dtype].BYTES_PER_ELEMENT;
+    const start = base + a.offset;
+    if (start + a.length * size > buffer.byteLength) throw malformed(`array ${a.name} runs past the end`);
+    // Copy: the array section is not guaranteed to be aligned to the element size within the buffer.
+    const copy = buffer.slice(start, start + a.length * size);
+    arrays[a.name] = a.dtype === 'float16' ? halfToFloat(new Uint16Array(copy)) : new DTYPES[a.dtype](copy);
+  }
+  return {header, arrays};
+}
+
+/** Parses the `DVI1` binary projection (see http_api.md) into typed arrays. */
+export function parseBinaryProjection(buffer) {
+  const {header, arrays} = readContainer(buffer);
+  const out = {...header, ...arrays};
+  delete out.arrays;
   return out;
+}
+
+const QMAX = 65535;
+
+/**
+ * Parses the compact projection (`format=compact`, header `encoding: "compact1"`; see http_api.md) into the same
+ * object as parseBinaryProjection. Coordinates are uint16 steps over the header's `box`, confidence uint8 steps of
+ * 1/255. An answer relative to a base step (`header.base` not null) needs that step's parsed projection as `base`:
+ * ids, labels, splits and flags are the base's (shared, not copied) and only the changed predictions travel.
+ */
+export function parseCompactProjection(buffer, base = null) {
+  const {header, arrays} = readContainer(buffer);
+  if (header.encoding !== 'compact1') throw malformed(`encoding ${JSON.stringify(header.encoding)} is not compact1`);
+  const n = header.n;
+  const box = header.box;
+  if (!Number.isSafeInteger(n) || n < 0) throw malformed('bad sample count');
+  if (!Array.isArray(box) || box.length !== 4 || !box.every(Number.isFinite)) throw malformed('bad box');
+  const relative = header.base !== null && header.base !== undefined;
+  const need = ['xq', 'yq', 'confq', ...(relative ? ['changed', 'changed_pred'] : ['labels', 'split', 'pred'])];
+  if (!relative && !header.ids_range) need.push('ids');
+  for (const k of need) if (!arrays[k]) throw malformed(`no ${k} array`);
+  for (const [k, v] of Object.entries(arrays)) if (k !== 'changed' && k !== 'changed_pred' && v.length !== n) throw malformed(`${k} has ${v.length} values, not ${n}`);
+  const [x0, y0, x1, y1] = box;
+  const sx = (x1 - x0) / QMAX;
+  const sy = (y1 - y0) / QMAX;
+  const x = new Float32Array(n);
+  const y = new Float32Array(n);
+  const conf = new Float32Array(n);
+  const {xq, yq, confq} = arrays;
+  for (let i = 0; i < n; i++) {
+    x[i] = x0 + xq[i] * sx;
+    y[i] = y0 + yq[i] * sy;
+    conf[i] = confq[i] / 255;
+  }
+  const out = {...header, x, y, conf};
+  delete out.arrays;
+  delete out.box;
+  if (!relative) {
+    let ids = arrays.ids;
+    if (header.ids_range) {
+      ids = new Int32Array(n);
+      for (let i = 0; i < n; i++) ids[i] = i;
+    }
+    return {...out, ids, labels: arrays.labels, split: arrays.split, pred: arrays.pred};
+  }
+  if (!base || base.step !== header.base || !base.ids || base.ids.length !== n) throw malformed(`relative to step ${header.base}, which is not the base given`);
+  const {changed, changed_pred: changedPred} = arrays;
+  if (changed.length !== changedPred.length) throw malformed('changed rows and predictions differ in length');
+  const pred = new base.pred.constructor(base.pred);
+  for (let j = 0; j < changed.length; j++) {
+    const i = changed[j];
+    if (!(i >= 0 && i < n)) throw malformed(`changed row ${i} outside the step`);
+    pred[i] = changedPred[j];
+  }
+  return {...out, ids: base.ids, labels: base.labels, split: base.split, flags: base.flags, pred};
+}
+
+/** Either binary projection form, told apart by its header. */
+export function parseProjection(buffer, base = null) {
+  const {header} = readContainer(buffer);
+  return header.encoding === 'compact1' ? parseCompactProjection(buffer, base) : parseBinaryProjection(buffer);
 }
 
 function halfToFloat(h) {
@@ -116,7 +200,8 @@ export function createApi({landscapeSize = 512, maxTiles = 600} = {}) {
   const landscapes = new Map(); // key -> Promise<HTMLImageElement>
   const tiles = new Map(); // key -> Promise<HTMLImageElement | null>, least recently used first
   const latest = new Map(); // slot -> token
-  const stats = {projectionFetches: 0, landscapeFetches: 0, tileFetches: 0};
+  const loaded = new Map(); // run -> parsed projections (bases for compact answers)
+  const stats = {projectionFetches: 0, projectionBytes: 0, lastProjectionBytes: 0, landscapeFetches: 0, tileFetches: 0};
 
   const key = (run, step) => `${run}\u0000${step}`;
 
@@ -132,18 +217,37 @@ export function createApi({landscapeSize = 512, maxTiles = 600} = {}) {
     return body.runs || [];
   }
 
-  /** Resolves to a projection, or `{pending: true, progress}` while the step is being computed (not cached). */
+  /** The loaded projection of `run` nearest to `step` (the base a compact answer is relative to), or null. */
+  function nearestLoaded(run, step) {
+    let best = null;
+    for (const p of loaded.get(run) || []) if (p.step !== step && (!best || Math.abs(p.step - step) < Math.abs(best.step - step))) best = p;
+    return best;
+  }
+
+  /**
+   * Resolves to a projection, or `{pending: true, progress}` while the step is being computed (not cached). Asks for
+   * the compact form relative to the nearest step already loaded (only what changed travels); parses whichever form
+   * the server answers with.
+   */
   function projection(run, step) {
     const k = key(run, step);
     if (projections.has(k)) return projections.get(k);
     stats.projectionFetches++;
+    const base = nearestLoaded(run, step);
     const p = (async () => {
-      const resp = await fetch(`./projection?${query({run, step, format: 'binary'})}`, {credentials: 'same-origin'});
+      const params = {run, step, format: 'compact', base: base ? base.step : null};
+      const resp = await fetch(`./projection?${query(params)}`, {credentials: 'same-origin'});
       if (resp.status === 202) return {pending: true, ...(await resp.json())};
       if (!resp.ok) throw await failure(resp);
       const type = resp.headers.get('Content-Type') || '';
       if (type.includes('json')) return fromJsonProjection(await resp.json());
-      return parseBinaryProjection(await resp.arrayBuffer());
+      const buffer = await resp.arrayBuffer();
+      stats.projectionBytes += buffer.byteLength;
+      stats.lastProjectionBytes = buffer.byteLength;
+      const parsed = parseProjection(buffer, base);
+      if (!loaded.has(run)) loaded.set(run, []);
+      loaded.get(run).push(parsed);
+      return parsed;
     })();
     projections.set(k, p);
     // Only finished projections stay cached; pending or failed ones are asked again next time.

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from helpers import STEPS, WsgiApp, get, poll, start_tensorboard, stop
 
-from tensorboard_plugin_dvi import binary, transfer, trajectory
+from tensorboard_plugin_dvi import binary, trajectory, transfer
 
 
 @pytest.fixture()

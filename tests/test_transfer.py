@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -107,3 +110,40 @@ def test_wrong_lengths_and_foreign_blobs_raise_value_error():
     blob = transfer.encode_compact({"n": len(x), **parts["header"]}, parts["arrays"], 10)
     with pytest.raises(ValueError, match="changed"):
         transfer.decode_compact(blob, base)
+
+
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "frontend", "tests", "data")
+
+
+def frontend_fixtures() -> dict[str, bytes]:
+    """The compact answers the JavaScript decoder's tests read (``frontend/tests/transfer.test.js``): a full answer
+    of step 3 and step 4 against it, and what Python decodes them to."""
+    x, y = np.array([0.0, 1.0, 0.25, -2.0, 3.5], np.float32), np.array([5.0, 4.0, 4.5, 6.0, 5.25], np.float32)
+    cols = {"ids": np.arange(5), "labels": np.array([0, 1, 2, 1, 0]), "split": np.array([1, 1, 0, 1, 0], np.uint8),
+            "pred": np.array([0, 2, 2, 1, 1]), "conf": np.array([0.9, 0.5, 0.75, 1.0, 0.3]),
+            "flags": np.zeros(5, np.uint32)}
+    parts = transfer.compact_parts(x, y, cols, None, None)
+    full = transfer.encode_compact({"run": "r", "step": 3, "n": 5, "bounds": [-3, 2, 4, 9], "flags": {"flipped": [1]},
+                                    **parts["header"]}, parts["arrays"], 3)
+    cols4 = dict(cols, pred=np.array([0, 1, 2, 1, 0]))
+    parts = transfer.compact_parts(x + 1, y - 1, cols4, cols, 3)
+    step4 = transfer.encode_compact({"run": "r", "step": 4, "n": 5, "bounds": [-2, 1, 5, 8], **parts["header"]},
+                                    parts["arrays"], 3)
+    _, a = transfer.decode_compact(full)
+    _, b = transfer.decode_compact(step4, a)
+    expected = {"full": {k: np.asarray(v).tolist() for k, v in a.items()},
+                "step4": {k: np.asarray(v).tolist() for k, v in b.items()}}
+    return {"compact_full.bin": full, "compact_step4_base3.bin": step4,
+            "compact_expected.json": json.dumps(expected).encode()}
+
+
+def test_frontend_fixtures_are_what_the_server_writes():
+    for name, data in frontend_fixtures().items():
+        with open(os.path.join(FIXTURES, name), "rb") as handle:
+            assert handle.read() == data, f"frontend/tests/data/{name} is stale: rewrite it from frontend_fixtures()"
+
+
+if __name__ == "__main__":  # python tests/test_transfer.py rewrites the JavaScript tests' fixtures
+    for fixture_name, fixture_data in frontend_fixtures().items():
+        with open(os.path.join(FIXTURES, fixture_name), "wb") as out:
+            out.write(fixture_data)
