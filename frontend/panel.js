@@ -161,7 +161,8 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     const land = {a: overviewLayer(cur), b: overviewLayer(next)};
     // Many points: animate at a lower canvas resolution (fewer pixels for software GL), sharp again at rest.
     const renderScale = next.data.n >= LOW_RES_POINTS ? ANIMATION_RENDER_SCALE : 1;
-    scatter.set({...base, from, to: next.data.pos, t: 0, landscapes: {...land, fade: 0}, bounds: {a: fromBounds, b: next.data.bounds}, renderScale});
+    // Moving: a density-aware subsample of the points is drawn (render/lod.js), everything again at rest.
+    scatter.set({...base, from, to: next.data.pos, t: 0, landscapes: {...land, fade: 0}, bounds: {a: fromBounds, b: next.data.bounds}, renderScale, moving: true});
     const t0 = performance.now();
     // A newer load does not freeze this animation half-way: only the next show (or destroy) stops it.
     return new Promise((resolve) => {
@@ -175,7 +176,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
           anim = requestAnimationFrame(frame);
           return;
         }
-        scatter.set({from: next.data.pos, t: 0, landscapes: {a: land.b, b: null}, bounds: {a: next.data.bounds, b: null}, renderScale: 1});
+        scatter.set({from: next.data.pos, t: 0, landscapes: {a: land.b, b: null}, bounds: {a: next.data.bounds, b: null}, renderScale: 1, moving: false});
         scatter.draw();
         stopAnimation();
         report({});
@@ -188,6 +189,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
   /** Ends the running animation (if any) where it is and resolves whoever waits for it. */
   function stopAnimation() {
     cancelAnimationFrame(anim);
+    if (anim) scatter.set({moving: false});
     anim = 0;
     const done = animDone;
     animDone = null;
@@ -346,7 +348,8 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
   function debugInfo() {
     const b = shown ? shown.data.bounds : null;
     return {
-      run, step: shown ? shown.step : null, pointsDrawn: shown ? scatter.count : 0, highlighted: shown ? scatter.highlighted : 0,
+      run, step: shown ? shown.step : null, pointsDrawn: shown ? scatter.count : 0, lastFrameDrawn: scatter.drawn, moving: scatter.moving,
+      highlighted: shown ? scatter.highlighted : 0,
       frames: scatter.frames, renderer: scatter.renderer, landscape: !!(shown && shown.overview), animating: !!anim,
       selected: store.get().selected === null ? -1 : aligner.indexOf(run, store.get().selected), trajectory: !!trajectorySample,
       tiles: {z: tiles.z, drawn: tiles.drawn, wanted: tiles.wanted, requested: tiles.requested,

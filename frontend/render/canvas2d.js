@@ -1,6 +1,7 @@
 // Canvas-2D back end of the map, with the WebGL renderer's interface, for browsers without WebGL.
 
-/** The canvas-2D renderer {kind, upload, render, destroy}. */
+/** The canvas-2D renderer {kind, upload, render, destroy}; like the WebGL one, it draws the level-of-detail
+ * subsample (upload 'lod') while `s.moving` and returns how many points it drew. */
 export function create2dRenderer(canvas) {
   const ctx = canvas.getContext('2d');
   const data = {};
@@ -17,8 +18,9 @@ export function create2dRenderer(canvas) {
     }
   }
 
-  function drawPass(s, pass, toX, toY) {
+  function drawPass(s, pass, toX, toY, order) {
     const {aPosA: a, aPosB: b, aLabel: lab, aPred: pred, aHigh: high} = data;
+    const count = order ? order.length : s.n;
     const t = s.t;
     const colors = s.paletteCss;
     const sz = pass ? s.pointSize * s.dpr : s.pointSize * s.dpr * 0.8;
@@ -26,7 +28,8 @@ export function create2dRenderer(canvas) {
     ctx.globalAlpha = pass ? 1 : s.dimAlpha;
     for (let c = 0; c < colors.length; c++) {
       ctx.beginPath();
-      for (let i = 0; i < s.n; i++) {
+      for (let j = 0; j < count; j++) {
+        const i = order ? order[j] : j;
         if ((high[i] > 0.5 ? 1 : 0) !== pass || lab[i] !== c || lab[i] !== pred[i]) continue;
         const [x, y] = at(i);
         ctx.moveTo(x + sz / 2, y);
@@ -36,7 +39,8 @@ export function create2dRenderer(canvas) {
       ctx.fill();
     }
     ctx.lineWidth = Math.max(1, sz * 0.3);
-    for (let i = 0; i < s.n; i++) {
+    for (let j = 0; j < count; j++) {
+      const i = order ? order[j] : j;
       if ((high[i] > 0.5 ? 1 : 0) !== pass || lab[i] === pred[i]) continue;
       const [x, y] = at(i);
       ctx.beginPath();
@@ -61,8 +65,10 @@ export function create2dRenderer(canvas) {
     ctx.fillStyle = `rgb(${s.background.map((c) => Math.round(c * 255)).join(',')})`;
     ctx.fillRect(0, 0, w, h);
     drawLayers(s, toX, toY);
-    if (s.n) for (const pass of [0, 1]) drawPass(s, pass, toX, toY);
+    const order = s.moving && data.lod && data.lod.length < s.n ? data.lod : null;
+    if (s.n) for (const pass of [0, 1]) drawPass(s, pass, toX, toY, order);
     ctx.globalAlpha = 1;
+    return order ? order.length : s.n;
   }
 
   return {kind: 'canvas2d', upload: (name, arr) => (data[name] = arr), render, destroy() {}};

@@ -28,7 +28,10 @@ function compile(gl, vs, fs) {
   return {prog, loc};
 }
 
-/** The WebGL renderer {kind, upload, render, destroy}, or null when WebGL (or its shaders) is unavailable. */
+/**
+ * The WebGL renderer {kind, upload, render, destroy}, or null when WebGL (or its shaders) is unavailable. `render`
+ * returns how many points it drew: the level-of-detail subsample (upload 'lod') while `s.moving`, else all.
+ */
 export function createGlRenderer(canvas) {
   let gl = null;
   try {
@@ -58,6 +61,10 @@ export function createGlRenderer(canvas) {
   gl.bindBuffer(gl.ARRAY_BUFFER, corners);
   gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([0, 0, 1, 0, 0, 1, 1, 1]), gl.STATIC_DRAW);
   const textures = new Map(); // image -> texture, least recently used first
+  // Level of detail: the indices of the points drawn while the map moves (32-bit indices need this extension).
+  const uintIndex = gl.getExtension('OES_element_index_uint');
+  const lodBuffer = gl.createBuffer();
+  let lodCount = 0;
 
   function bufferData(name, data) {
     gl.bindBuffer(gl.ARRAY_BUFFER, buffers[name]);
@@ -66,6 +73,13 @@ export function createGlRenderer(canvas) {
 
   /** Positions and the highlight go straight to the GPU; labels and predictions become per-point colours. */
   function upload(name, data) {
+    if (name === 'lod') {
+      lodCount = data && uintIndex ? data.length : 0;
+      if (!lodCount) return;
+      gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, lodBuffer);
+      gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, data, gl.DYNAMIC_DRAW);
+      return;
+    }
     if (name === 'aLabel') classes.label = data;
     else if (name === 'aPred') classes.pred = data;
     else return bufferData(name, data);
@@ -185,9 +199,16 @@ export function createGlRenderer(canvas) {
       gl.enable(gl.DEPTH_TEST);
       gl.depthFunc(gl.LEQUAL);
     }
-    gl.drawArrays(gl.POINTS, 0, s.n);
+    const lod = s.moving && lodCount > 0 && lodCount < s.n;
+    if (lod) {
+      gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, lodBuffer);
+      gl.drawElements(gl.POINTS, lodCount, gl.UNSIGNED_INT, 0);
+    } else {
+      gl.drawArrays(gl.POINTS, 0, s.n);
+    }
     if (depth) gl.disable(gl.DEPTH_TEST);
     for (const n of names) if (points.loc[n] >= 0) gl.disableVertexAttribArray(points.loc[n]);
+    return lod ? lodCount : s.n;
   }
 
   function render(s, view) {
@@ -199,7 +220,7 @@ export function createGlRenderer(canvas) {
     gl.enable(gl.BLEND);
     gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
     drawLayers(s, view);
-    if (s.n) drawPoints(s, view);
+    return s.n ? drawPoints(s, view) : 0;
   }
 
   function destroy() {

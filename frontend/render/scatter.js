@@ -10,12 +10,15 @@ import {create2dRenderer} from './canvas2d.js';
 import {MAX_PALETTE} from './shaders/points.js';
 import {drawTrajectory, drawRing, pickTrajectory} from './overlay.js';
 import {DEFAULT_CAMERA, viewOf, zoomAt, panBy} from '../state/camera.js';
+import {lodSubset, LOD_BUDGET} from './lod.js';
 
 export const DEFAULT_POINT_SIZE = 5;
 export const DEFAULT_DIM_ALPHA = 0.13;
 export const DEFAULT_BACKGROUND = [1, 1, 1];
 /** A click on empty map waits this long for a second click (a double-click resets the camera, not the selection). */
 export const CLICK_DELAY_MS = 260;
+/** After the last wheel event, the map counts as moving (drawn at its level of detail) this much longer. */
+export const WHEEL_REST_MS = 160;
 
 export function hexToRgb(hex) {
   const h = hex.replace('#', '');
@@ -53,7 +56,10 @@ export function createScatter(canvas, options = {}) {
     pointSize: opts.pointSize, dimAlpha: opts.dimAlpha, background: DEFAULT_BACKGROUND,
     dpr: window.devicePixelRatio || 1, overlayDpr: window.devicePixelRatio || 1, renderScale: 1,
     selected: -1, trajectory: null, hover: null,
+    moving: false, lodDirty: true, lodBudget: opts.lodBudget ?? LOD_BUDGET,
   };
+  let drawn = 0; // points drawn by the last frame (fewer than n while moving: the level-of-detail subsample)
+  const interaction = {dragging: false, wheel: false, animating: false, wheelTimer: 0};
   let frames = 0;
   let raf = 0;
   let destroyed = false;
@@ -129,7 +135,12 @@ export function createScatter(canvas, options = {}) {
     resize();
     const v = getView();
     const {w, h} = size();
-    backend.render(state, new Float32Array([v.cx, v.cy, (2 * v.scale) / w, (2 * v.scale) / h]));
+    if (state.moving && state.lodDirty) {
+      // The subsample of where the points are going (the step shown at rest), computed once per new positions.
+      backend.upload('lod', lodSubset(state.posB, state.n, state.lodBudget));
+      state.lodDirty = false;
+    }
+    drawn = backend.render(state, new Float32Array([v.cx, v.cy, (2 * v.scale) / w, (2 * v.scale) / h]));
     drawOverlay();
     frames++;
   }
@@ -139,6 +150,7 @@ export function createScatter(canvas, options = {}) {
   }
 
   function setPositions(props) {
+    if (props.from || props.to) state.lodDirty = true;
     if (props.from) {
       state.posA = props.from;
       state.n = props.from.length / 2;
@@ -176,7 +188,9 @@ export function createScatter(canvas, options = {}) {
    * Updates any of: from / to (interleaved xy), t, labels, pred, highlight (Uint8Array, or null: all), palette
    * (hex strings), landscapes {a: layers, b: layers, fade} (a layer is {image, bounds}), bounds {a, b} (the
    * camera's frame at t = 0 and t = 1), camera, selected (index), trajectory, pointSize, landscapeOpacity,
-   * renderScale (the map canvas's resolution relative to the screen's; below 1 while animating many points).
+   * renderScale (the map canvas's resolution relative to the screen's; below 1 while animating many points),
+   * moving (an animation runs: draw the level-of-detail subsample of at most lodBudget points; dragging and wheeling
+   * count as moving by themselves), lodBudget.
    */
   function set(props) {
     setPositions(props);
@@ -196,8 +210,20 @@ export function createScatter(canvas, options = {}) {
       state.boundsA = props.bounds.a || null;
       state.boundsB = props.bounds.b || null;
     }
-    for (const k of ['camera', 'selected', 'trajectory', 'pointSize', 'landscapeOpacity', 'renderScale']) if (k in props) state[k] = props[k];
+    for (const k of ['camera', 'selected', 'trajectory', 'pointSize', 'landscapeOpacity', 'renderScale', 'lodBudget']) if (k in props) state[k] = props[k];
+    if ('lodBudget' in props) state.lodDirty = true;
+    if ('moving' in props) interaction.animating = !!props.moving;
+    updateMoving();
     schedule();
+  }
+
+  /** The map moves while it animates between steps, is dragged, or was wheeled within WHEEL_REST_MS. */
+  function updateMoving() {
+    const moving = interaction.animating || interaction.dragging || interaction.wheel;
+    if (moving !== state.moving) {
+      state.moving = moving;
+      schedule(); // at rest again: everything is drawn
+    }
   }
 
   /** Index of the drawn point nearest to CSS pixel (px, py) within `radius`, or -1. */
@@ -252,6 +278,8 @@ export function createScatter(canvas, options = {}) {
         if (drag) {
           if (Math.abs(px - drag.px) + Math.abs(py - drag.py) > 3) drag.moved = true;
           if (drag.moved && b) {
+            interaction.dragging = true;
+            updateMoving();
             const {w, h} = size();
             overlay.style.cursor = 'grabbing';
             emitCamera(panBy(drag.camera, b, w, h, px - drag.px, py - drag.py));
@@ -270,6 +298,8 @@ export function createScatter(canvas, options = {}) {
         if (!drag) return;
         const moved = drag.moved;
         drag = null;
+        interaction.dragging = false;
+        updateMoving();
         overlay.style.cursor = 'crosshair';
         if (moved || !opts.onClick) return;
         const index = pick(...rel(e));
@@ -290,6 +320,13 @@ export function createScatter(canvas, options = {}) {
         if (!b) return;
         const [px, py] = rel(e);
         const {w, h} = size();
+        interaction.wheel = true;
+        updateMoving();
+        clearTimeout(interaction.wheelTimer);
+        interaction.wheelTimer = setTimeout(() => {
+          interaction.wheel = false;
+          updateMoving();
+        }, WHEEL_REST_MS);
         const factor = Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015));
         emitCamera(zoomAt(state.camera, b, w, h, px, py, factor));
       },
@@ -307,6 +344,7 @@ export function createScatter(canvas, options = {}) {
     if (ro) ro.observe(canvas);
     return () => {
       clearTimeout(clickTimer);
+      clearTimeout(interaction.wheelTimer);
       if (ro) ro.disconnect();
     };
   }
@@ -329,6 +367,13 @@ export function createScatter(canvas, options = {}) {
     },
     get count() {
       return state.n;
+    },
+    /** Points drawn by the last frame: the level-of-detail subsample while moving, else every point. */
+    get drawn() {
+      return drawn;
+    },
+    get moving() {
+      return state.moving;
     },
     get highlighted() {
       return state.highlightCount;
