@@ -77,6 +77,8 @@ class _RunState:
         self.dynamics = Dynamics(n_classes)
         self.skipped: list[dict[str, Any]] = []
         self.cubes: dict[tuple[int, int, int, str | None], bytes] = {}  # answers for the current steps only
+        # dynamics answers by format for the current version (100,000 samples are megabytes to encode)
+        self.tables: dict[str, tuple[tuple, Any, str]] = {}
 
 
 def step_keys(index: RunIndex) -> list[tuple[int, str]]:
@@ -239,12 +241,20 @@ class Diagnosis:
         _choice("format", fmt, ("json", "csv", "binary"))
         state = self.state(index)
         with state.lock:
+            version = (tuple(state.keys), tuple(state.position_keys), len(state.skipped))
+            cached = state.tables.get(fmt)
+            if cached is not None and cached[0] == version:
+                return cached[1], cached[2]
             table, header = full_table(state.dynamics), self._header(index, state)
-        if fmt == "csv":
-            return table_csv(table, header["classes"]), "text/csv; charset=utf-8"
-        if fmt == "binary":
-            return table_binary(table, header), "application/octet-stream"
-        return {**header, "columns": {name: _json_list(table[name]) for name in COLUMNS}}, "application/json"
+            if fmt == "csv":
+                answer = table_csv(table, header["classes"]), "text/csv; charset=utf-8"
+            elif fmt == "binary":
+                answer = table_binary(table, header), "application/octet-stream"
+            else:
+                answer = {**header, "columns": {name: _json_list(table[name]) for name in COLUMNS}}, "application/json"
+            state.tables = {k: v for k, v in state.tables.items() if v[0] == version}
+            state.tables[fmt] = (version, *answer)
+            return answer
 
     def suspects(self, index: RunIndex, k: int = 100, fmt: str = "json") -> tuple[dict[str, Any] | bytes, str]:
         """The top ``k`` suspects with category, score and reason, as JSON or CSV."""
