@@ -279,25 +279,24 @@ class Dynamics:
             raise ValueError("saved dynamics arrays have inconsistent shapes")
         dyn = cls(c)
         dyn.steps, dyn.projected_steps = steps, [int(s) for s in arrays.get("projected_steps", [])]
-        dyn._cols.grow(size)
-        for name, (dtype, _) in _SPECS.items():
+        for name, (dtype, _) in _SPECS.items():  # the arrays become the columns (capacity grows on the next step)
             column = arrays.get(f"col_{name}")
             if column is None or column.shape != (size,) or column.dtype != np.dtype(dtype):
                 raise ValueError(f"saved dynamics column {name} is missing or malformed")
-            dyn._cols[name][:] = column
-        ids = dyn._cols["id"]
-        if len(np.unique(ids)) != size:
+            dyn._cols.data[name] = np.require(column, requirements=["C", "W"])
+        dyn._cols.size = size
+        dyn._row_of = dict(zip(dyn._cols["id"].tolist(), range(size), strict=True))
+        if len(dyn._row_of) != size:
             raise ValueError("saved dynamics ids are not unique")
-        dyn._row_of = dict(zip(ids.tolist(), range(size), strict=True))
         dyn._exact_mode = bool(arrays["exact_mode"][0]) if "exact_mode" in arrays else False
         counts = arrays.get("counts")
         if dyn._exact_mode:
             if counts is None or counts.shape != (size, c) or counts.dtype != np.uint16:
                 raise ValueError("saved dynamics counts are missing or malformed")
-            dyn._counts = np.array(counts)
-        dyn._correct_hist.data, dyn._correct_hist.steps = np.array(correct), t
+            dyn._counts = np.require(counts, requirements=["C", "W"])
+        dyn._correct_hist.data, dyn._correct_hist.steps = np.require(correct, requirements=["C", "W"]), t
         dyn._pred_hist = _History(pred.dtype)
-        dyn._pred_hist.data, dyn._pred_hist.steps = np.array(pred), t
+        dyn._pred_hist.data, dyn._pred_hist.steps = np.require(pred, requirements=["C", "W"]), t
         dyn._curves = list(np.array(curves))
         return dyn
 
