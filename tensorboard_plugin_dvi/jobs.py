@@ -10,7 +10,8 @@ run: one bad run never stops the others. Results land in the on-disk cache, so a
 
 When no step waits for projection, the same worker renders landscape tile pyramids ahead (the ``pyramid`` callback,
 which the route logic installs): for the steps the tab asked to draw, a step whose tiles were asked for (the user is
-zooming into it) first, then the others in the order the tab first asked for them. It yields between tiles to any
+zooming into it) or that a user was waiting for when it was projected first, then the others in the order the tab
+first asked for them. It yields between tiles to any
 projection request, to a step that became more urgent, and for :data:`PYRAMID_IDLE_S` after any on-demand landscape
 request (and after the service starts), so rendering ahead never delays what a user waits for.
 """
@@ -59,6 +60,7 @@ class _RunState:
     index: RunIndex
     pending: set[int] = dataclasses.field(default_factory=set)
     priority: list[int] = dataclasses.field(default_factory=list)  # asked-for steps, most recent first
+    looked_at: set[int] = dataclasses.field(default_factory=set)  # asked for while unprojected: a user waits on them
     running: int | None = None
     progress: float = 0.0
     failed: dict[int, str] = dataclasses.field(default_factory=dict)
@@ -182,6 +184,7 @@ class ProjectionService:
             if priority:
                 wanted = [s for s in steps if s in state.pending]
                 state.priority = wanted + [s for s in state.priority if s not in wanted]
+                state.looked_at |= set(wanted)
             self._ensure_worker()
             self._cond.notify_all()
             return sorted(state.pending)
@@ -349,7 +352,10 @@ class ProjectionService:
                 state.running, state.progress, state.started = step, 0.0, time.monotonic()
                 index = state.index
             error = self._project(index, step, state)
+            if not error and step in state.looked_at:  # a user is looking at it: its tiles go first too
+                self.want_pyramid(index, step, zooming=True)
             with self._cond:
+                state.looked_at.discard(step)
                 state.running = None
                 if not error:
                     took = time.monotonic() - state.started

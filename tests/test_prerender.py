@@ -53,7 +53,7 @@ def _service(root: str, depth: int):
     index = app.index("run")
     app.close()
     service = jobs.ProjectionService(cache.Settings(prerender_depth=depth), ahead_idle_s=3600)
-    return service, views.Views(service, autoproject="off"), index
+    return service, views.Views(service), index  # projecting on demand, as the plugin does by default
 
 
 def test_pyramid_tiles_go_level_by_level_centre_first():
@@ -147,6 +147,24 @@ def test_a_pyramid_stopped_mid_tile_writes_nothing_partial_and_resumes(copy):
     assert set(_tiles(copy)) == {(1, 1, x, y) for x in (0, 1) for y in (0, 1)}
     for path in _tiles(copy).values():
         assert views.read_png(path) is not None
+
+
+def test_a_step_a_user_waited_for_gets_its_tiles_first_once_projected(copy):
+    service, v, index = _service(copy, depth=1)
+    newest = STEPS - 1
+    service.results(index).discard(cache.result_name(index.records[newest]), "projected again by this test")
+    try:
+        v.landscape(index, 1, 512)  # step 1 drawn (its pyramid queued) ...
+        with pytest.raises(views.NotReady):
+            v.landscape(index, newest, 512)  # ... then the user looks at the unprojected newest step
+        service.set_ahead_idle(0)
+        assert service.wait_pyramids(300)
+    finally:
+        service.close()
+    tiles = _tiles(copy)
+    assert {k[0] for k in tiles} == {1, newest}
+    last_newest = max(os.stat(p).st_mtime_ns for k, p in tiles.items() if k[0] == newest)
+    assert last_newest <= min(os.stat(p).st_mtime_ns for k, p in tiles.items() if k[0] == 1)
 
 
 def test_depth_zero_renders_no_tiles_ahead(copy):
