@@ -20,13 +20,14 @@ GET_ROUTES = ["runs", "projection", "landscape", "sample", "thumbnail", "metrics
               "stepstats", "alarms", "layers",
               "index.js", "nope.js"]
 POST_ROUTES = ["predict", "project"]
-PARAMS = ["run", "step", "size", "id", "format", "z", "tx", "ty", "k", "rows", "cols", "split", "start", "end"]
+PARAMS = ["run", "step", "size", "id", "format", "z", "tx", "ty", "k", "rows", "cols", "split", "start", "end",
+          "base"]
 EXAMPLES = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                             HealthCheck.too_slow])
 
 tricky_text = st.one_of(
     st.sampled_from(["²", "①", "٣", "0x10", "1e3", "-0", "+1", " 1", "1 ", "９", "1_000", "nan", "inf", "-1",
-                     "..", "../noisy", "/etc", "noisy\x00", "noisy", "", "json", "binary", "csv", "train"]),
+                     "..", "../noisy", "/etc", "noisy\x00", "noisy", "", "json", "binary", "csv", "train", "compact"]),
     st.integers(min_value=-(10 ** 400), max_value=10 ** 400).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.text(alphabet=string.printable + "²①٣９é\u202e", max_size=30),
