@@ -39,6 +39,8 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["method", "metric"] + [f"e{e}" for e in range(n)] + ["mean e1+ / total"]
     rows = []
     for method, rs in result["methods"].items():
+        if not rs:  # not measured yet (the intermediate write before the AlignedUMAP fit)
+            continue
         for label, split, key in METRICS:
             vals = _series(rs, split, key)
             if key == "wall_s":
@@ -157,5 +159,5 @@ def target_check(result: dict[str, Any]) -> list[str]:
     if "dvi" not in ms or "umap-learn" not in ms:
         return ["(target check needs the 'dvi' and 'umap-learn' methods)"]
     d, u = ms["dvi"], ms["umap-learn"]
-    return (_per_step_lines(d, u) + _floor_lines(d) + _temporal_lines(d, ms.get("aligned-umap"))
+    return (_per_step_lines(d, u) + _floor_lines(d) + _temporal_lines(d, ms.get("aligned-umap") or None)
             + _wall_lines(result, d, u))
