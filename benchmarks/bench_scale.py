@@ -17,10 +17,14 @@ It measures ``dvi_core`` as it is when it runs: nothing here tunes the method. T
 <= 30 s on 2 CPU threads, <= 0.5 x umap-learn's fit, peak memory <= 4 GB.
 
     python benchmarks/bench_scale.py [--quick] [--steps 2] [--threads 2] [--device cpu] [--no-umap]
-                                     [--deadline-min M]
+                                     [--deadline-min M] [--keep DIR [--from-step S]] [--no-profile]
 
 ``--quick`` (6,000 + 1,000 samples) checks that everything runs in a couple of minutes and writes
 ``results/scale_quick.*``; the full case writes ``results/scale.{json,md}``. Heavy: tens of minutes on 2 cores.
+Besides the profile, each step records the seconds spent in its main parts (layout, exact searches, placement,
+evaluation, ...: :data:`PARTS`). ``--keep DIR`` keeps the built case and the projected steps' results in DIR and
+reuses them in a later run; ``--keep DIR --from-step 1`` then re-times (and re-profiles) only the steady step, which
+is the quick loop for working on its cost (``results/scale_partial.*``).
 """
 
 from __future__ import annotations
@@ -181,6 +185,10 @@ def child_project(logdir: str, threads: int, device: str, from_step: int | None 
     results = cache.ResultCache(store, cache.Settings())
     steps = sorted(records)
     parts = time_parts()
+    if from_step is not None:  # what the untimed earlier steps would have done: compile pynndescent's numba code
+        from dvi_core.neighbors import knn
+
+        knn(np.random.default_rng(0).normal(size=(2000, 8)).astype(np.float32), 15, method="pynndescent")
     for pos, step in enumerate(steps):
         prev = records[steps[pos - 1]] if pos else None
         if from_step is not None and step < from_step:
@@ -363,6 +371,7 @@ def measure(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) ->
     logdir = os.path.join(workdir, "logs")
     torch.set_num_threads(args.threads)
     report: dict[str, Any] = {"threads": args.threads, "device": args.device, "machine": platform.machine(),
+                              "from_step": args.from_step,
                               "cpus": os.cpu_count(), "method": _method_version(), "steps": [], "umap": None,
                               "load_average": [os.getloadavg()[0], None], "complete": False,
                               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -375,8 +384,8 @@ def measure(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) ->
         report["case"] = write_case(os.path.join(logdir, RUN), n_train, n_test, args.dim, args.steps)
         with open(case_file, "w") as handle:
             json.dump(report["case"], handle)
-    print(f"case written in {report['case']['build_s']:.0f} s: {n_train} + {n_test} x {args.dim}, {args.steps} steps",
-          flush=True)
+    how = f"reused from {workdir}" if report["case"].get("reused") else f"written in {report['case']['build_s']:.0f} s"
+    print(f"case {how}: {n_train} + {n_test} x {args.dim}, {args.steps} steps", flush=True)
     if not args.no_umap and args.from_step is None:  # first: it is shorter and certain to finish; the ratio needs it
         report["umap"] = fit_umap(logdir, args.steps - 1, args.threads)
         print(f"umap-learn: {report['umap']['seconds']:.1f} s", flush=True)
@@ -439,7 +448,7 @@ def markdown(r: dict[str, Any]) -> str:
              f"torch on {r['threads']} thread(s), device {r['device']}; load average {r['load_average'][0]:.1f} at "
              f"the start, {r['load_average'][1] or 0:.1f} at the end (a shared machine: times are noisy)."]
     if not r.get("complete"):
-        lines += ["", f"**Incomplete**: {len(r['steps'])} of {c['steps']} steps finished"
+        lines += ["", f"**Incomplete**: {len(r['steps'])} of {c['steps'] - (r.get('from_step') or 0)} steps finished"
                       + (" before the deadline stopped the run." if r.get("cut_short") else " so far.")]
     lines += ["", "| step | seconds | load average | peak RSS so far (MB) |", "|---:|---:|---:|---:|"]
     lines += [f"| {s['step']} | {s['seconds']:.1f} | {s['load_average']:.1f} | {s['peak_rss_mb']:.0f} |"
@@ -461,14 +470,35 @@ def markdown(r: dict[str, Any]) -> str:
     if r.get("umap_ratio") is not None:
         lines.append(f"| steady step / umap-learn fit | {r['umap_ratio']:.2f} | <= {TARGETS['umap_ratio']} | "
                      f"{_yes(r['umap_ratio'] <= TARGETS['umap_ratio'])} |")
-    lines += ["", f"Case built (network trained and steps logged) in {c['build_s']:.0f} s; the network's test "
+    lines += ["", f"Case built (network trained and steps logged) in {c['build_s']:.0f} s"
+                  + (" by an earlier run (kept with --keep)" if c.get("reused") else "") + "; the network's test "
                   f"accuracy per step: {', '.join(f'{a:.3f}' for a in c['test_accuracy'])}."]
+    lines += metrics_markdown(r["steps"])
     for step, profile in r.get("profiles", {}).items():
         finished = any(s["step"] == int(step) for s in r["steps"])
         lines += profile_markdown(int(step), profile, finished)
     if not r.get("profiles"):
         lines += ["", "No profile (run with --no-profile, or py-spy is not installed: `pip install py-spy`)."]
     return "\n".join(lines) + "\n"
+
+
+def metrics_markdown(steps: list[dict[str, Any]]) -> list[str]:
+    """The quality metrics each step recorded (what the tab shows), train / test."""
+    keys = ("nn", "boundary", "ppr", "trustworthiness", "temporal", "landscape_agreement")
+    if not steps or not all("metrics" in s for s in steps):
+        return []
+    from dvi_core import metrics
+
+    fmt = lambda v: "" if v is None else f"{v:.3f}"  # noqa: E731 - tiny local helper
+    lines = ["", f"Quality metrics (train / test). Above {metrics.EVAL_MAX_N:,} samples a split, the per-sample ones "
+                 f"are means over a fixed seeded subsample of {metrics.EVAL_SAMPLES:,} samples, each judged against "
+                 "all samples of its split (`dvi_core.metrics.evaluate_step`, standard error about 0.005); landscape "
+                 "agreement uses every dot.", "", "| step | " + " | ".join(keys) + " |", "|---:|" + "---|" * len(keys)]
+    for s in steps:
+        m = s["metrics"]
+        cells = [f"{fmt(m.get('train', {}).get(k))} / {fmt(m.get('test', {}).get(k))}" for k in keys]
+        lines.append(f"| {s['step']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def parts_markdown(steps: list[dict[str, Any]]) -> list[str]:
