@@ -146,10 +146,11 @@ def trustworthiness(X: np.ndarray, Y: np.ndarray, k: int = 15, *, knn_y: np.ndar
     nn_y = torch.as_tensor(np.asarray(nn_rows, dtype=np.int64))
     x2 = (Xt * Xt).sum(1)
     penalty = 0.0
+    buf = torch.empty((min(_CHUNK, len(rows)), n), dtype=Xt.dtype)  # reused by every chunk: no fresh [chunk, N] each
     for s in range(0, len(rows), _CHUNK):
         idx = torch.as_tensor(rows[s : s + _CHUNK])
         q = Xt[idx]
-        d2 = torch.addmm(x2[None], q, Xt.T, alpha=-2.0).add_((q * q).sum(1, keepdim=True))
+        d2 = torch.addmm(x2[None], q, Xt.T, alpha=-2.0, out=buf[: len(q)]).add_((q * q).sum(1, keepdim=True))
         d2[torch.arange(len(q)), idx] = -1.0
         dn = d2.gather(1, nn_y[s : s + _CHUNK]).sort(1).values  # [c, k] high-dim distances of 2-D neighbours
         penalty += _rank_penalty(d2, dn, k)

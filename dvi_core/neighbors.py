@@ -44,10 +44,13 @@ def exact_query(
     r2 = (R * R).sum(1)[None, :]
     kk = min(k + 1 if exclude_self else k, R.shape[0])
     out_i, out_d = [], []
+    # one [chunk, R] buffer for every chunk: a fresh one each time costs its page faults (22 % of a search over
+    # 66,000 x 64 keys, 8 % over 60,000 x 512)
+    buf = torch.empty((min(_CHUNK, Q.shape[0]), R.shape[0]), dtype=R.dtype, device=R.device)
     for s in range(0, Q.shape[0], _CHUNK):
         q = Q[s : s + _CHUNK]
         # |r|^2 - 2 q.r ranks like the squared distance (|q|^2 is constant per row): one fused pass
-        d2 = torch.addmm(r2, q, R.T, alpha=-2.0)
+        d2 = torch.addmm(r2, q, R.T, alpha=-2.0, out=buf[: q.shape[0]])
         if exclude_self:
             rows = torch.arange(q.shape[0], device=R.device)
             d2[rows, rows + s] = -float("inf")  # self always ranks first, then dropped
@@ -76,8 +79,10 @@ def cross_query(
     out_i, out_d = [], []
     best_d = torch.full((kb, Bt.shape[0]), float("inf"), device=At.device)
     best_i = torch.zeros((kb, Bt.shape[0]), dtype=torch.int64, device=At.device)
+    buf = torch.empty((min(_CHUNK, At.shape[0]), Bt.shape[0]), dtype=At.dtype, device=At.device)
     for s in range(0, At.shape[0], _CHUNK):
-        d2 = torch.addmm(b2, At[s : s + _CHUNK], Bt.T, alpha=-2.0).add_(a2[s : s + _CHUNK]).clamp_min_(0)
+        a = At[s : s + _CHUNK]
+        d2 = torch.addmm(b2, a, Bt.T, alpha=-2.0, out=buf[: a.shape[0]]).add_(a2[s : s + _CHUNK]).clamp_min_(0)
         d, i = torch.topk(d2, ka, dim=1, largest=False)
         out_i.append(i)
         out_d.append(d.sqrt())
