@@ -36,7 +36,9 @@ Public API::
     dvi_core.metrics.evaluate_step(step, head, train_features, *, test_features=None, boundary=None,
         test_boundary=None, prev=None, prev_train_features=None, prev_test_features=None, k=15,
         train_embedding=None, test_embedding=None,   # embeddings: the splits' transform, if already computed
-        bounds=None, resolution=256)                 # the landscape box the user is shown (default step.bounds_)
+        prev_train_embedding=None, prev_test_embedding=None,  # prev.transform of the previous features, if known
+        bounds=None, resolution=256,                 # the landscape box the user is shown (default step.bounds_)
+        max_samples=8000, seed=0)                    # larger splits: per-sample metrics over 2,000 of them; None: all
         -> {"train": {nn, boundary, ppr, ccr, temporal, trustworthiness, landscape_agreement, speckle},
             "test": {...}}
     and the metric functions nn_preservation, boundary_preservation, ppr, ccr, temporal_correlation,
