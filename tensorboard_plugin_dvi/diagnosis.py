@@ -236,12 +236,13 @@ class Diagnosis:
 
     # -- routes ----------------------------------------------------------------------------------------------------
 
-    def dynamics(self, index: RunIndex, fmt: str = "json") -> tuple[dict[str, Any] | bytes, str]:
-        """Every sample's statistics: JSON (column lists), CSV (one row per sample) or the binary form."""
+    def dynamics_encoded(self, index: RunIndex, fmt: str = "json") -> tuple[bytes, str]:
+        """:meth:`dynamics` as response bytes, JSON encoded too: every format's bytes are kept per run version (100,000
+        samples are megabytes to encode), so repeated requests encode nothing again."""
         _choice("format", fmt, ("json", "csv", "binary"))
         state = self.state(index)
         with state.lock:
-            version = (tuple(state.keys), tuple(state.position_keys), len(state.skipped))
+            version = _version(state)
             cached = state.tables.get(fmt)
             if cached is not None and cached[0] == version:
                 return cached[1], cached[2]
@@ -251,10 +252,21 @@ class Diagnosis:
             elif fmt == "binary":
                 answer = table_binary(table, header), "application/octet-stream"
             else:
-                answer = {**header, "columns": {name: _json_list(table[name]) for name in COLUMNS}}, "application/json"
+                body = {**header, "columns": {name: _json_list(table[name]) for name in COLUMNS}}
+                answer = json.dumps(body, allow_nan=False).encode("utf-8"), "application/json"
             state.tables = {k: v for k, v in state.tables.items() if v[0] == version}
             state.tables[fmt] = (version, *answer)
             return answer
+
+    def dynamics(self, index: RunIndex, fmt: str = "json") -> tuple[dict[str, Any] | bytes, str]:
+        """Every sample's statistics: JSON (column lists), CSV (one row per sample) or the binary form."""
+        _choice("format", fmt, ("json", "csv", "binary"))
+        if fmt != "json":
+            return self.dynamics_encoded(index, fmt)
+        state = self.state(index)
+        with state.lock:
+            table, header = full_table(state.dynamics), self._header(index, state)
+        return {**header, "columns": {name: _json_list(table[name]) for name in COLUMNS}}, "application/json"
 
     def suspects(self, index: RunIndex, k: int = 100, fmt: str = "json") -> tuple[dict[str, Any] | bytes, str]:
         """The top ``k`` suspects with category, score and reason, as JSON or CSV."""
@@ -319,6 +331,11 @@ class ServicePositions:
         region = self.region(index, step, result) if self.region is not None else None
         return Positions(step, np.asarray(result.ids), np.asarray(result.xy), float(x1 - x0),
                          None if region is None else np.asarray(region), self.key(index, step) or "")
+
+
+def _version(state: _RunState) -> tuple:
+    """What a run's dynamics answers depend on: the steps and projections folded in, and the steps skipped."""
+    return tuple(state.keys), tuple(state.position_keys), len(state.skipped)
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

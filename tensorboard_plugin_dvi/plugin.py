@@ -83,7 +83,7 @@ def route(method: str = "GET", expires: int = 0) -> Callable:
                 logger.exception("DVI plugin: internal error on %s", request.path)
                 return respond_json(request, {"error": "Internal error in the DVI plugin; see the TensorBoard log."},
                                     code=500)
-            if mime == "application/json":
+            if mime == "application/json" and not isinstance(body, bytes):  # bytes: JSON encoded already
                 return respond_json(request, body)
             return http_util.Respond(request, body, mime, expires=expires)
 
@@ -302,7 +302,7 @@ class DviPlugin(base_plugin.TBPlugin):
     @route()
     def _serve_dynamics(self, request: wrappers.Request) -> Answer:
         fmt = params.choice(request.args, "format", ("json", "csv", "binary"), default="json")
-        return self.diagnosis.dynamics(self._index(request), fmt)
+        return self.diagnosis.dynamics_encoded(self._index(request), fmt)
 
     @route()
     def _serve_suspects(self, request: wrappers.Request) -> Answer:
