@@ -452,11 +452,15 @@ class DigestPositions:
 
 class DynamicsCheckpoints:
     """A run's folded dynamics saved in its results folder (``dynamics.npz``, then ``dynamics.json`` naming the
-    steps it covers and the archive's size), written by a background thread so no request waits for the write;
+    steps it covers and the archive's size), written by a background thread shortly after, so no request waits for
+    the write;
     saves of one run are serialised and only the newest waiting one is written. A ``diagnosis.Checkpoints``."""
 
-    def __init__(self, views: Any) -> None:
+    def __init__(self, views: Any, delay: float = 1.0) -> None:
+        """``delay``: seconds a save waits before writing, so that the request that folded new steps answers before
+        tens of megabytes are serialised beside it (and saves of steps arriving in a burst coalesce)."""
         self.views = views
+        self.delay = delay
         self._lock = threading.Lock()
         self._waiting: dict[str, tuple[Any, dict[str, Any], dict[str, np.ndarray]]] = {}
         self._writing: set[str] = set()
@@ -485,6 +489,7 @@ class DynamicsCheckpoints:
                          daemon=True).start()
 
     def _write_all(self, directory: str) -> None:
+        time.sleep(self.delay)
         while True:
             with self._lock:
                 job = self._waiting.pop(directory, None)
