@@ -398,12 +398,22 @@ class ProjectionService:
         def progress(fraction: float) -> None:
             state.progress = float(fraction)
 
-        try:
-            method.project_step(index.store, self.results(index), index.records[step],
-                                self._prev_record(index, step), device=self.device, progress=progress)
-        except Exception as err:  # noqa: BLE001 - reported in the run's status, never kills the worker
-            logger.warning("DVI: projecting %s step %d failed: %s", index.name, step, err, exc_info=True)
-            return f"step {step}: {type(err).__name__}: {err}"
+        for attempt in (1, 2):
+            try:
+                method.project_step(index.store, self.results(index), index.records[step],
+                                    self._prev_record(index, step), device=self.device, progress=progress)
+                break
+            except FileNotFoundError as err:
+                # A request thread may discard an unreadable earlier result (deleting its files) while this step
+                # reads it as its warm start; once more, from what is cached now, before calling it a failure.
+                if attempt == 2:
+                    logger.warning("DVI: projecting %s step %d failed: %s", index.name, step, err, exc_info=True)
+                    return f"step {step}: {type(err).__name__}: {err}"
+                logger.info("DVI: %s step %d lost a file while projecting (%s); projecting it again", index.name,
+                            step, err)
+            except Exception as err:  # noqa: BLE001 - reported in the run's status, never kills the worker
+                logger.warning("DVI: projecting %s step %d failed: %s", index.name, step, err, exc_info=True)
+                return f"step {step}: {type(err).__name__}: {err}"
         if self.after_step is not None:
             try:
                 self.after_step(index, step)
