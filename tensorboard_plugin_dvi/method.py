@@ -234,8 +234,9 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
         if prev_result is not None:
             try:
                 prev = StepProjection.load(prev_result.model_path, device=device)
-            except ValueError:
-                prev = None  # an unreadable previous model: this step starts cold rather than fails
+            except (ValueError, OSError):
+                # unreadable, or deleted meanwhile by a request thread that found it damaged: start cold, not fail
+                prev = None
             prev_feats = _aligned_prev(store.load_step(prev_record), data)
             if prev_feats is None:
                 prev = None
