@@ -27,6 +27,9 @@ class DviLoader(base_plugin.TBLoader):
         group.add_argument("--dvi_autoproject", default="on_demand", choices=("on_demand", "all", "off"),
                            help="when to project: when the tab asks (default), every step as soon as it is logged, "
                                 "or only on explicit request.")
+        group.add_argument("--dvi_prerender_depth", type=int, default=None, metavar="N",
+                           help="zoom levels of landscape tiles rendered ahead in the background for the steps the "
+                                "tab shows, so zooming in draws at once: 0 (off) to 5 (default 3).")
 
     def fix_flags(self, flags: Any) -> None:
         """Keep every DVI index record: TensorBoard otherwise samples third-party plugins down to 10 or 100 steps."""
@@ -36,6 +39,13 @@ class DviLoader(base_plugin.TBLoader):
         resolution = getattr(flags, "dvi_resolution", 256)
         if not 16 <= resolution <= 1024:
             raise base_plugin.FlagsError(f"--dvi_resolution must be between 16 and 1024. Got {resolution}.")
+        depth = getattr(flags, "dvi_prerender_depth", None)
+        if depth is not None:
+            from tensorboard_plugin_dvi.cache import MAX_PRERENDER_DEPTH  # imports torch: only when the flag is set
+
+            if not 0 <= depth <= MAX_PRERENDER_DEPTH:
+                raise base_plugin.FlagsError(
+                    f"--dvi_prerender_depth must be between 0 and {MAX_PRERENDER_DEPTH}. Got {depth}.")
 
     def load(self, context: base_plugin.TBContext) -> base_plugin.TBPlugin:
         import torch

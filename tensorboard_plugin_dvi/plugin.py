@@ -103,7 +103,8 @@ class DviPlugin(base_plugin.TBPlugin):
         self._catalog = catalog.Catalog(context.data_provider, self._logdir)
         self._frontend = frontend_dir()
         self.flags = flags
-        settings = cache.Settings(variant=getattr(flags, "dvi_variant", "dvi"))
+        settings = cache.Settings(variant=getattr(flags, "dvi_variant", "dvi"),
+                                  prerender_depth=_flag(flags, "dvi_prerender_depth", cache.PRERENDER_DEPTH))
         self.service = jobs.ProjectionService(settings, device=getattr(flags, "dvi_device", "cpu"),
                                               threads=int(getattr(flags, "dvi_threads", 1)),
                                               after_step=self._prerender)
@@ -358,6 +359,12 @@ class DviPlugin(base_plugin.TBPlugin):
                 return handle.read(), _STATIC_TYPES.get(ext) or mimetypes.guess_type(path)[0] or "text/plain"
         except OSError:
             raise errors.NotFoundError(f"No such DVI route or file: {rel!r}.") from None
+
+
+def _flag(flags: Any, name: str, default: Any) -> Any:
+    """A ``--dvi_*`` flag's value, or ``default`` when it was not given (None) or there are no flags."""
+    value = getattr(flags, name, None)
+    return default if value is None else value
 
 
 def _has_projector_config(logdir: str) -> bool:

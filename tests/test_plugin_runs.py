@@ -36,6 +36,15 @@ def test_bad_resolution_flag_is_rejected():
         loader_flags(dvi_resolution=5000)
 
 
+def test_prerender_depth_flag_reaches_the_service_and_is_checked(logdir):
+    from tensorboard.plugins.base_plugin import FlagsError
+
+    with pytest.raises(FlagsError, match="--dvi_prerender_depth must be between 0 and 5"):
+        loader_flags(dvi_prerender_depth=6)
+    assert WsgiApp(logdir).plugin.service.settings.prerender_depth == 3, "the default when the flag is not given"
+    assert WsgiApp(logdir, dvi_prerender_depth=0).plugin.service.settings.prerender_depth == 0
+
+
 def test_plugin_listed_and_active(logdir):
     app = WsgiApp(logdir)
     listing = json.loads(app.client.get("/data/plugins_listing").get_data())
