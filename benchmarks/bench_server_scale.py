@@ -6,10 +6,14 @@ step by step through the public API (``dvi.summary.snapshot``). Its results are 
 cache with ``cache.ResultCache.save``, as the projection service writes them, from a cheap stand-in layout: a PCA
 of step 0 to 2-D, mapped affinely onto the layout of **one** DVI model fitted on 3,000 samples of step 0, whose
 model file is saved with every step (its decoder gives the map regions). Not a per-step projection: projection
-speed is not what this measures. The routes read those files exactly as they read real results.
+speed is not what this measures. The routes read those files exactly as they read real results. After each step
+the writer runs what the plugin's projection job runs after projecting a step (``trajectory.after_projection``: the
+step's digest, with the class of the map region under every sample, and the run's dynamics folded and saved); its
+time is reported apart (``--no-hook`` leaves it out: then the routes build digests on first use).
 
 With TensorBoard started on the logdir (``--dvi_autoproject off``: nothing is projected behind the measurement),
-it times, as the tab calls them: ``runs``; ``projection`` (binary, what the tab uses, and JSON) of several steps;
+it times, as the tab calls them: ``runs``; ``projection`` (the compact form the tab uses, alone and against the
+step before, the binary form and JSON) of several steps;
 ``sample`` (one sample across every step); ``cube`` (the tab's size, then another); ``dynamics`` (binary, JSON and
 the CSV of the tab's download link); ``suspects`` (JSON and CSV). Each route's first request (which
 loads what it needs from disk: for the dynamics routes that is folding in every step, and the class of the map
@@ -97,9 +101,42 @@ class StandIn:
         return (pca @ self.affine[:2] + self.affine[2]).astype(np.float32)
 
 
+class JobHook:
+    """What the plugin's projection job runs after each projected step (``trajectory.after_projection``: the step's
+    digest with the region class under every sample, the run's dynamics folded and saved), run here by the process
+    that writes the results, as the job would have."""
+
+    def __init__(self, landscapes: bool = False) -> None:
+        """``landscapes``: also prerender each step's landscape overview, as the plugin's job does after the hook."""
+        from tensorboard_plugin_dvi import cache, diagnosis, jobs, trajectory, views
+
+        self.landscapes = landscapes
+
+        self.views = views.Views(jobs.ProjectionService(cache.Settings()), autoproject="off")
+        self.checkpoints = trajectory.DynamicsCheckpoints(self.views)
+        self.diagnosis = diagnosis.Diagnosis(
+            positions=trajectory.DigestPositions(self.views), checkpoints=self.checkpoints,
+            quantities=lambda index, step: trajectory.quantities_of(self.views, index, step))
+        self.seconds = 0.0
+
+    def __call__(self, run_dir: str, step: int) -> None:
+        from tensorboard_plugin_dvi import catalog, storage, trajectory
+
+        started = time.perf_counter()
+        store = storage.RunStore(run_dir, os.path.realpath(os.path.dirname(run_dir)))
+        records, problems = store.read_run()
+        index = catalog.RunIndex(RUN, run_dir, records, problems, store)
+        trajectory.after_projection(self.views, self.diagnosis, index, step)
+        if self.landscapes:
+            self.views.prerender(index, step)
+        self.checkpoints.wait(120)
+        self.seconds += time.perf_counter() - started
+
+
 def log_step(run_dir: str, run: SyntheticRun, model: StandIn, step: int, steps: int,
-             prev: dict[str, Any] | None) -> dict[str, Any]:
-    """Log one step through the public API and write its result into the plugin's cache; the step's record."""
+             prev: dict[str, Any] | None, hook: JobHook | None = None) -> dict[str, Any]:
+    """Log one step through the public API and write its result into the plugin's cache (then run the job's hook
+    when given); the step's record."""
     import tensorboard_plugin_dvi as dvi
     from tensorboard_plugin_dvi import cache, storage
 
@@ -108,12 +145,15 @@ def log_step(run_dir: str, run: SyntheticRun, model: StandIn, step: int, steps: 
     results = cache.ResultCache(storage.RunStore(run_dir), cache.Settings())
     results.save(record, prev, np.arange(len(feats)), model.layout(feats), {"train": {}, "test": {}},
                  model.model.save)
+    if hook is not None:
+        hook(run_dir, step)
     return record
 
 
-def write_logdir(logdir: str, n: int, steps: int) -> tuple[SyntheticRun, StandIn, dict[str, Any], float]:
-    """The run of ``steps`` steps with every result written; the run, the stand-in model, the last step's record and
-    the seconds taken."""
+def write_logdir(logdir: str, n: int, steps: int,
+                 hook: JobHook | None = None) -> tuple[SyntheticRun, StandIn, dict[str, Any], float]:
+    """The run of ``steps`` steps with every result written (and the job's hook run after each, when given); the
+    run, the stand-in model, the last step's record and the seconds taken."""
     import tensorboard_plugin_dvi as dvi
 
     started = time.perf_counter()
@@ -121,7 +161,7 @@ def write_logdir(logdir: str, n: int, steps: int) -> tuple[SyntheticRun, StandIn
     model = StandIn(run, steps)
     run_dir, record = os.path.join(logdir, RUN), None
     for step in range(steps):
-        record = log_step(run_dir, run, model, step, steps, record)
+        record = log_step(run_dir, run, model, step, steps, record, hook)
         if step % 10 == 9:
             print(f"{step + 1} steps written ({time.perf_counter() - started:.0f} s)", flush=True)
     dvi.summary.close(run_dir)
@@ -170,6 +210,11 @@ def measure_routes(base: str, steps: int, n: int) -> dict[str, dict[str, Any]]:
     out["projection_binary"] = route(base, f"/projection?{q}&step={steps - 1}&format=binary",
                                      warm_paths=[f"/projection?{q}&step={s}&format=binary" for s in some])
     out["projection_json"] = route(base, f"/projection?{q}&step={steps - 1}", repeats=3)
+    out["projection_compact"] = route(base, f"/projection?{q}&step={steps - 2}&format=compact",
+                                      warm_paths=[f"/projection?{q}&step={s}&format=compact" for s in some])
+    out["projection_compact_base"] = route(
+        base, f"/projection?{q}&step={steps - 3}&format=compact&base={steps - 4}",
+        warm_paths=[f"/projection?{q}&step={s}&format=compact&base={s - 1}" for s in some if s > 0])
     out["sample"] = route(base, f"/sample?{q}&id=17", warm_paths=[f"/sample?{q}&id={i}" for i in (5, n // 2, n - 3)])
     out["cube"] = route(base, f"/cube?{q}&rows=360&cols=600")  # as the tab asks: 360 rows, its width in columns
     out["cube_other_size"] = route(base, f"/cube?{q}&rows=512&cols={min(steps, 1024)}")
@@ -182,9 +227,9 @@ def measure_routes(base: str, steps: int, n: int) -> dict[str, dict[str, Any]]:
 
 
 def measure_new_step(base: str, logdir: str, run: SyntheticRun, model: StandIn, steps: int,
-                     last: dict[str, Any]) -> dict[str, Any]:
+                     last: dict[str, Any], hook: JobHook | None) -> dict[str, Any]:
     """Log and project one more step while TensorBoard runs; the first cube and dynamics requests after it."""
-    log_step(os.path.join(logdir, RUN), run, model, steps, steps + 1, last)
+    log_step(os.path.join(logdir, RUN), run, model, steps, steps + 1, last, hook)
     listed_s = wait_listed(base, steps + 1)
     q = f"run={RUN}"
     cube_ms = get_ms(base + f"/cube?{q}&rows=360&cols=600")[0]
@@ -199,9 +244,15 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [f"# Serving {r['steps']} steps x {r['n']:,} samples (real tensorboard process)", "",
              f"{r['when']}; {r['cpus']} CPUs shared with other work; load average {r['load_average'][0]:.1f} at "
              f"the start, {r['load_average'][1]:.1f} at the end. The run ({DIM}-d synthetic features, "
-             f"{CLASSES} classes) and its results were written in {r['write_s']:.0f} s; the results are a stand-in "
+             f"{CLASSES} classes) and its results were written in {r['write_s']:.0f} s (the hook below included); "
+             "the results are a stand-in "
              "layout (a PCA of step 0 mapped onto the layout of one DVI model fitted on 3,000 samples of step 0, "
-             "whose model file every step carries): projection speed is not measured here.", "",
+             "whose model file every step carries): projection speed is not measured here. "
+             + (f"After each step the writer ran the projection job's after-step hook (the step's digest with the "
+                f"region class under every sample, the run's dynamics folded and saved): {r['hook_s']:.0f} s in "
+                f"all, {r['hook_s'] / max(1, r['steps']):.2f} s a step. 'First request' is the first after "
+                "TensorBoard started on the finished logdir." if r.get("hook_s") is not None else
+                "No after-step hook ran: first requests build the steps' digests."), "",
              "| route | first request ms | repeated, median ms | repeated, max ms | bytes | under 300 ms |",
              "|---|---:|---:|---:|---:|---|"]
     for m in r["routes"].values():
@@ -229,24 +280,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--keep", help="write the logdir here and keep it (default: a temporary folder, removed)")
+    parser.add_argument("--no-hook", action="store_true", help="do not run the projection job's after-step hook")
     args = parser.parse_args()
     steps, n = (10, 10_000) if args.quick else (args.steps, args.samples)
     torch.set_num_threads(1)
     work = args.keep or tempfile.mkdtemp(prefix="dvi-bench-server-scale-")
     logdir = os.path.join(work, "logs")
     load_start = os.getloadavg()[0]
-    run, model, last, write_s = write_logdir(logdir, n, steps)
+    hook = None if args.no_hook else JobHook()
+    run, model, last, write_s = write_logdir(logdir, n, steps, hook)
     print(f"logdir written in {write_s:.0f} s", flush=True)
     proc, url = start_tensorboard(logdir, "--dvi_autoproject", "off")
     try:
         base = url + "/data/plugin/dvi"
         wait_listed(base, steps)
         routes = measure_routes(base, steps, n)
-        new_step = measure_new_step(base, logdir, run, model, steps, last)
+        new_step = measure_new_step(base, logdir, run, model, steps, last, hook)
         memory = rss_mb(proc.pid)
     finally:
         stop(proc)
-    report = {"steps": steps, "n": n, "write_s": write_s, "routes": routes, "new_step": new_step, "rss_mb": memory,
+    report = {"steps": steps, "n": n, "write_s": write_s, "hook_s": hook.seconds if hook else None,
+              "routes": routes, "new_step": new_step, "rss_mb": memory,
               "load_average": [load_start, os.getloadavg()[0]], "cpus": os.cpu_count(), "machine": platform.machine(),
               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if not args.keep:
