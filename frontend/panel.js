@@ -7,7 +7,7 @@ import {createMapPanel} from './views/mappanel.js';
 import {withPanel} from './state/store.js';
 import {runInfo, colorsOf, classesOf, stepForRun, previousStep, fallbackStep, readySet} from './state/selectors.js';
 import {computeMask} from './state/mask.js';
-import {OVERVIEW_SIZE, TILE_SIZE, tileLevel, visibleTiles, visibleRect, pixelsPerUnit} from './state/tiles.js';
+import {OVERVIEW_SIZE, TILE_SIZE, tileLevel, visibleTiles, visibleRect, pixelsPerUnit, zoomAheadTile} from './state/tiles.js';
 
 export const PENDING_POLL_MS = 1000;
 export const ANIMATION_MS = 650;
@@ -20,6 +20,8 @@ export const PREDICT_THROTTLE_MS = 120;
 export const PREFETCH_MAX_POINTS = 2_000_000;
 export const PREFETCH_DELAY_MS = 200;
 const MAX_TILE_LAYERS = 96;
+/** A map at rest this long at the overview level fetches the level-1 tile under its centre (see zoomAhead). */
+export const ZOOM_AHEAD_MS = 1500;
 
 const ease = (k) => (k < 0.5 ? 2 * k * k : 1 - (-2 * k + 2) ** 2 / 2);
 const overlaps = (a, b) => a[0] < b[2] && a[2] > b[0] && a[1] < b[3] && a[3] > b[1];
@@ -49,7 +51,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
   let destroyed = false;
   let shown = null; // {step, data, prev (the previous step, aligned, once loaded), overview: image | null}
   let trajectorySample = null;
-  const tiles = {z: 0, layers: new Map(), timer: 0, drawn: 0, wanted: 0, requested: 0};
+  const tiles = {z: 0, layers: new Map(), timer: 0, aheadTimer: 0, aheadStep: null, drawn: 0, wanted: 0, requested: 0};
   const report = (patch) => store.set((s) => withPanel(s, run, patch));
 
   /** Shows the panel's step for the store's shared step; resolves once shown or superseded. */
@@ -212,17 +214,31 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     const wanted = tiles.z ? visibleTiles(b, v, w, h, tiles.z).slice(0, MAX_TILE_LAYERS) : [];
     tiles.wanted = wanted.length;
     applyTiles();
-    const size = TILE_SIZE;
-    for (const t of wanted) {
-      const k = `${t.z}/${t.tx}/${t.ty}`;
-      if (tiles.layers.has(k)) continue;
-      tiles.requested++;
-      api.tile(run, s.step, t.z, t.tx, t.ty, size).then((image) => {
-        if (!image || shown !== s || destroyed) return;
-        tiles.layers.set(k, {image, bounds: t.bounds, z: t.z});
-        applyTiles();
-      }, () => null);
-    }
+    for (const t of wanted) fetchTile(s, t);
+    clearTimeout(tiles.aheadTimer);
+    if (!tiles.z) tiles.aheadTimer = setTimeout(() => zoomAhead(s), ZOOM_AHEAD_MS);
+  }
+
+  function fetchTile(s, t) {
+    const k = `${t.z}/${t.tx}/${t.ty}`;
+    if (tiles.layers.has(k)) return;
+    tiles.requested++;
+    api.tile(run, s.step, t.z, t.tx, t.ty, TILE_SIZE).then((image) => {
+      if (!image || shown !== s || destroyed) return;
+      tiles.layers.set(k, {image, bounds: t.bounds, z: t.z});
+      applyTiles();
+    }, () => null);
+  }
+
+  /**
+   * The map rested on step `s` at the overview level: fetch the level-1 tile under the centre. A zoom-in then
+   * starts sharp at 2x, and asking for a tile tells the plugin this is the step to render the deeper tiles of first
+   * (it renders zoom tiles ahead for the steps a user looks at; the overview alone may come from this tab's cache).
+   */
+  function zoomAhead(s) {
+    if (shown !== s || anim || destroyed || store.get().playing || tiles.z) return;
+    tiles.aheadStep = s.step;
+    fetchTile(s, zoomAheadTile(s.data.bounds, scatter.getView()));
   }
 
   /** Draws the overview, then the loaded tiles in view from coarse to the wanted level (finer ones are skipped). */
@@ -337,6 +353,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     token++;
     clearTimeout(timer);
     clearTimeout(tiles.timer);
+    clearTimeout(tiles.aheadTimer);
     clearTimeout(hv.timer);
     clearTimeout(prefetchTimer);
     stopAnimation();
@@ -352,7 +369,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
       highlighted: shown ? scatter.highlighted : 0,
       frames: scatter.frames, renderer: scatter.renderer, landscape: !!(shown && shown.overview), animating: !!anim,
       selected: store.get().selected === null ? -1 : aligner.indexOf(run, store.get().selected), trajectory: !!trajectorySample,
-      tiles: {z: tiles.z, drawn: tiles.drawn, wanted: tiles.wanted, requested: tiles.requested,
+      tiles: {z: tiles.z, drawn: tiles.drawn, wanted: tiles.wanted, requested: tiles.requested, aheadStep: tiles.aheadStep,
         pxPerUnit: b && tiles.z ? pixelsPerUnit(b, TILE_SIZE, tiles.z) : null, overviewPxPerUnit: b ? pixelsPerUnit(b, OVERVIEW_SIZE) : null},
     };
   }

@@ -59,3 +59,17 @@ export function visibleTiles(bounds, view, w, h, z) {
   const mid = (t) => ((t.bounds[0] + t.bounds[2]) / 2 - view.cx) ** 2 + ((t.bounds[1] + t.bounds[3]) / 2 - view.cy) ** 2;
   return out.sort((a, b) => mid(a) - mid(b));
 }
+
+/**
+ * The level-1 tile under the view's centre (clamped into the map): fetched ahead while the map rests at the overview
+ * level, so a zoom-in draws at once at 2x and the plugin learns which step to render the deeper tiles of first.
+ */
+export function zoomAheadTile(bounds, view) {
+  const n = 2;
+  const tw = (bounds[2] - bounds[0]) / n;
+  const th = (bounds[3] - bounds[1]) / n;
+  const clamp = (v) => Math.max(0, Math.min(n - 1, v));
+  const tx = clamp(Math.floor((view.cx - bounds[0]) / tw));
+  const ty = clamp(Math.floor((bounds[3] - view.cy) / th));
+  return {z: 1, tx, ty, bounds: tileBounds(bounds, 1, tx, ty)};
+}

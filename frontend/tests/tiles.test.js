@@ -1,6 +1,8 @@
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
-import {tileLevel, tileBounds, visibleTiles, pixelsPerUnit, TILE_SIZE, OVERVIEW_SIZE} from '../state/tiles.js';
+import {tileLevel, tileBounds, visibleTiles, pixelsPerUnit, zoomAheadTile, TILE_SIZE, OVERVIEW_SIZE} from '../state/tiles.js';
+
+const pick = ({z, tx, ty}) => ({z, tx, ty});
 
 const B = [0, 0, 100, 100];
 
@@ -41,4 +43,13 @@ test('visible tiles cover the view and nothing outside the bounds', () => {
   assert.deepEqual(visibleTiles(B, {cx: 500, cy: 500, scale: 10}, 200, 100, 3), [], 'a view off the map needs no tiles');
   const edge = visibleTiles(B, {cx: 0, cy: 0, scale: 1}, 1000, 1000, 1);
   assert.equal(edge.length, 4, 'clamped to the 2 × 2 tiles that exist');
+});
+
+test('zoomAheadTile is the level-1 tile under the view centre, clamped into the map', () => {
+  const b = [0, 0, 10, 10];
+  assert.deepEqual(pick(zoomAheadTile(b, {cx: 2, cy: 8, scale: 1})), {z: 1, tx: 0, ty: 0});
+  assert.deepEqual(pick(zoomAheadTile(b, {cx: 7, cy: 2, scale: 1})), {z: 1, tx: 1, ty: 1});
+  assert.deepEqual(pick(zoomAheadTile(b, {cx: -50, cy: 50, scale: 1})), {z: 1, tx: 0, ty: 0});
+  assert.deepEqual(pick(zoomAheadTile(b, {cx: 50, cy: -50, scale: 1})), {z: 1, tx: 1, ty: 1});
+  assert.deepEqual(zoomAheadTile(b, {cx: 7, cy: 2, scale: 1}).bounds, [5, 0, 10, 5]);
 });

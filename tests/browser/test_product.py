@@ -258,6 +258,24 @@ def test_zoomed_landscape_is_redrawn_from_sharper_tiles(tab, server):
     assert agree.mean() >= 0.85, f"only {agree.mean():.2f} of the zoomed map's background matches its tile"
 
 
+def test_a_map_at_rest_asks_for_its_zoom_tiles_ahead(tab, server):
+    """Resting at the overview level, the tab fetches one level-1 tile, which puts its step's tile pyramid first in
+    the plugin's render-ahead queue (the overview alone may come from the tab's own cache)."""
+    url, _ = server
+    tab.open("#dvi&p.dvi.run=noisy")
+    tab.goto_step_index(1)
+    tab.wait("__dvi.panels[0].tiles.aheadStep === 1", timeout=30)
+    tiles = tab.js("__dvi.panels[0].tiles")
+    assert tiles["z"] == 0 and tiles["drawn"] == 0, f"the overview level, no tile drawn over it: {tiles}"
+
+    def ahead():
+        status = runs_by_name(url)["noisy"]["status"]["tiles_ahead"]
+        return status if status["running"] == 1 or (status["queued"] or [None])[0] == 1 or 1 not in status["queued"] \
+            else None
+
+    assert poll(ahead, timeout=30), f"step 1's tiles are not next: {runs_by_name(url)['noisy']['status']}"
+
+
 def test_first_step_prediction_changed_says_why_nothing_matches(tab):
     tab.open("#dvi&p.dvi.run=clean")
     tab.goto_step_index(0)
