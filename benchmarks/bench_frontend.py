@@ -473,22 +473,13 @@ def measure(browser, base: str, run: str, renderer: str, moves: int, real: bool 
 
 def start_tensorboard(logdir: str, timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
     """``dvi-project`` on ``logdir`` (what is not cached yet: projections, landscape overviews, the newest step's
-    tile pyramid), then a real ``tensorboard`` on it; the process and its base URL."""
-    bindir = os.path.dirname(sys.executable)
-    subprocess.run([os.path.join(bindir, "dvi-project"), "--logdir", logdir, "--threads", "1"], check=True)
-    log_path = os.path.join(os.path.dirname(os.path.abspath(logdir)), f"tensorboard-bench-{time.time_ns()}.log")
-    log = open(log_path, "w")  # noqa: SIM115 - kept open for the process's lifetime
-    proc = subprocess.Popen([os.path.join(bindir, "tensorboard"), "--logdir", logdir, "--host", "127.0.0.1",
-                             "--port", "0"], stdout=log, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        with open(log_path) as handle:
-            match = re.search(r"(http://127\.0\.0\.1:\d+/)", handle.read())
-        if match:
-            return proc, match.group(1).rstrip("/")
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"tensorboard did not start; see {log_path}")
+    tile pyramid), then a real ``tensorboard`` on it, started as the tests start one; the process and its base URL."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from helpers import start_tensorboard as start  # the tests' way of starting a real tensorboard
+
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "dvi-project"), "--logdir", logdir, "--threads", "1"],
+                   check=True)
+    return start(logdir, timeout=timeout)
 
 
 def main() -> None:
