@@ -4,34 +4,9 @@ import {
   parseDviBinary, cellColor, cubeRgba, cellAt, bandAtRow, classCurve, curvePoints, sortRows, csvUrls, queryString,
   CORRECT_RGB, WRONG_RGB,
 } from '../views/dynamics.js';
+import {dviContainer} from './fixtures.js';
 
-/** A `DVI1` answer built as the plugin's binary.encode does (JSON header padded to 4 bytes, arrays 4-byte aligned). */
-function encode(header, arrays) {
-  const table = [];
-  const parts = [];
-  let offset = 0;
-  for (const [name, typed] of Object.entries(arrays)) {
-    const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
-    const pad = (4 - (bytes.length % 4)) % 4;
-    const dtype = {Uint8Array: 'uint8', Int8Array: 'int8', Int32Array: 'int32', Float32Array: 'float32'}[typed.constructor.name];
-    table.push({name, dtype, offset, length: typed.length});
-    parts.push(bytes, new Uint8Array(pad));
-    offset += bytes.length + pad;
-  }
-  let head = JSON.stringify({...header, arrays: table});
-  head += ' '.repeat((4 - (head.length % 4)) % 4);
-  const headBytes = new TextEncoder().encode(head);
-  const out = new Uint8Array(8 + headBytes.length + offset);
-  out.set(new TextEncoder().encode('DVI1'), 0);
-  new DataView(out.buffer).setUint32(4, headBytes.length, true);
-  out.set(headBytes, 8);
-  let at = 8 + headBytes.length;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out.buffer;
-}
+const encode = dviContainer;
 
 // 3 pixel rows x 2 columns over 4 steps; band "train 0" has rows 0-1 (samples 7, 3 | 9), band "test 1" row 2.
 const CUBE_HEADER = {

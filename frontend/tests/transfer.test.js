@@ -6,6 +6,7 @@ import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import {readFileSync} from 'node:fs';
 import {parseCompactProjection, parseBinaryProjection, parseProjection, readContainer, ApiError} from '../api.js';
+import {dviContainer} from './fixtures.js';
 
 const here = new URL('./data/', import.meta.url);
 const load = (name) => {
@@ -15,33 +16,7 @@ const load = (name) => {
 const expected = JSON.parse(readFileSync(new URL('compact_expected.json', here), 'utf8'));
 const close = (got, want, tol) => want.forEach((v, i) => assert.ok(Math.abs(got[i] - v) <= tol, `${i}: ${got[i]} vs ${v}`));
 
-/** A `DVI1` container like binary.encode writes: header JSON, then 4-byte-aligned arrays. */
-function container(header, arrays) {
-  const table = [];
-  const parts = [];
-  let offset = 0;
-  for (const [name, arr] of Object.entries(arrays)) {
-    const dtype = {Uint16Array: 'uint16', Uint8Array: 'uint8', Int32Array: 'int32', Float32Array: 'float32'}[arr.constructor.name];
-    table.push({name, dtype, offset, length: arr.length});
-    const bytes = new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);
-    const pad = (4 - (bytes.length % 4)) % 4;
-    parts.push(bytes, new Uint8Array(pad));
-    offset += bytes.length + pad;
-  }
-  let head = new TextEncoder().encode(JSON.stringify({...header, arrays: table}));
-  const hpad = (4 - (head.length % 4)) % 4;
-  head = new Uint8Array([...head, ...new Array(hpad).fill(32)]);
-  const out = new Uint8Array(8 + head.length + offset);
-  out.set([68, 86, 73, 49]);
-  new DataView(out.buffer).setUint32(4, head.length, true);
-  out.set(head, 8);
-  let at = 8 + head.length;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out.buffer;
-}
+const container = dviContainer;
 
 test('a full compact answer decodes to what the server decodes', () => {
   const p = parseCompactProjection(load('compact_full.bin'));
