@@ -15,7 +15,9 @@ Then, as the plugin's background job does, each projected step's landscape overv
 TensorBoard draws every step at once, and the tile pyramid (levels 1..``--prerender-depth``, default
 :data:`cache.PRERENDER_DEPTH`; 0 for none) of the newest step, the one the tab opens on, so zooming in draws cached
 tiles too (``--prerender-all-steps``: of every step; about 84 tiles, some 10 s a step on one core, at depth 3). The
-plugin renders the other steps' pyramids when a user looks at them.
+plugin renders the other steps' pyramids when a user looks at them. Last, each step's digest (the per-sample record
+the ``sample``, ``cube`` and ``dynamics`` routes read) and the run's folded dynamics are written, as the plugin's job
+writes them after each step, so first requests on a large run read files instead of decoding every step.
 """
 
 from __future__ import annotations
@@ -176,6 +178,37 @@ def run_parallel(args: argparse.Namespace, runs: list[str], root: str) -> int:
     return len(failed)
 
 
+def digest_run(run: str, store: storage.RunStore, settings: cache.Settings) -> int:
+    """Write what the plugin's routes read of a projected run, as its background job does after each step: every
+    step's digest (with the map region under each sample) and the run's folded dynamics, so that the first
+    ``sample``, ``cube`` and ``dynamics`` requests on a run projected offline read files instead of decoding every
+    step. Returns the number of steps that could not be digested (reported; built when first asked instead)."""
+    from tensorboard import errors
+
+    from tensorboard_plugin_dvi import catalog, jobs, trajectory
+
+    records, problems = store.read_run()
+    service = jobs.ProjectionService(settings)
+    reader = views.Views(service, autoproject="off")
+    saves = trajectory.DynamicsCheckpoints(reader)
+    dynamics = trajectory.diagnosis_over(reader, saves)
+    index = catalog.RunIndex(run, store.run_dir, records, problems, store)
+    failures = 0
+    try:
+        for step in sorted(records):
+            try:
+                trajectory.after_projection(reader, dynamics, index, step)
+            except (errors.PublicError, storage.StepError, OSError, ValueError) as err:
+                failures += 1
+                print(f"\n{run}: digest of step {step} failed: {type(err).__name__}: {err}", file=sys.stderr)
+        if not saves.wait(120):
+            print(f"{run}: the folded dynamics were not saved in time; the plugin folds them when first asked",
+                  file=sys.stderr)
+    finally:
+        service.close()
+    return failures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, args = parse_args(argv)
     runs = select_runs(parser, args)
@@ -202,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, loc in runs.items():  # imported runs have no classifier head, hence no landscape
         if loc.kind != discovery.PROJECTOR:
             prerender_run(name, open_store(loc, root), settings, args.prerender_all_steps, args.quiet)
+            digest_run(name, open_store(loc, root), settings)
     return 1 if failures else 0
 
 

@@ -110,11 +110,8 @@ class DviPlugin(base_plugin.TBPlugin):
                                               after_step=self._prerender)
         self._autoproject = getattr(flags, "dvi_autoproject", "on_demand")
         self.views = views.Views(self.service, autoproject=self._autoproject, on_broken=self._catalog.mark_broken)
-        positions = trajectory.DigestPositions(self.views)
-        self.diagnosis = diagnosis.Diagnosis(
-            positions=positions, quantities=lambda index, step: trajectory.quantities_of(self.views, index, step),
-            checkpoints=trajectory.DynamicsCheckpoints(self.views))
-        self.training = training_views.TrainingViews(positions=positions)
+        self.diagnosis = trajectory.diagnosis_over(self.views)
+        self.training = training_views.TrainingViews(positions=trajectory.DigestPositions(self.views))
         self._default_size = int(getattr(flags, "dvi_resolution", 256))
         self._active_checked, self._active = float("-inf"), False
         self._closed = threading.Event()

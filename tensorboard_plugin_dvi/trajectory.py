@@ -518,6 +518,17 @@ class DynamicsCheckpoints:
         return False
 
 
+def diagnosis_over(views: Any, checkpoints: DynamicsCheckpoints | None = None) -> Any:
+    """The dynamics, suspects and cube reader that takes positions and per-step quantities from ``views``' digests
+    and saves each run's folded dynamics through ``checkpoints`` (default: a new :class:`DynamicsCheckpoints`):
+    what the plugin serves from, and what ``dvi-project`` fills ahead."""
+    from tensorboard_plugin_dvi import diagnosis
+
+    return diagnosis.Diagnosis(positions=DigestPositions(views),
+                               quantities=lambda index, step: quantities_of(views, index, step),
+                               checkpoints=checkpoints or DynamicsCheckpoints(views))
+
+
 def after_projection(views: Any, diagnosis: Any, index: Any, step: int) -> None:
     """What the projection job does for the routes once it has projected ``step``: store the step's digest with the
     region class under every sample, and fold the run's dynamics up to it (saved for restarts), so that no first

@@ -17,9 +17,30 @@ from tensorboard_plugin_dvi import binary, trajectory, transfer
 
 @pytest.fixture()
 def logdir(projected, tmp_path):
+    """A copy of the projected logdir without what dvi-project digested, so the plugin's own paths are exercised."""
     root = str(tmp_path / "logs")
     shutil.copytree(projected[0], root)
+    for folder in glob.glob(os.path.join(root, "*", "plugins", "dvi", "cache", "*", trajectory.FOLDER)):
+        shutil.rmtree(folder)
     return root
+
+
+def test_dvi_project_writes_the_digests_and_dynamics_the_routes_read(projected, tmp_path):
+    root = str(tmp_path / "logs")
+    shutil.copytree(projected[0], root)  # projected by the offline CLI
+    assert len(_digest_files(root)) == STEPS and _digest_files(root, "dynamics.npz")
+    app = WsgiApp(root)
+    try:
+        calls = []
+        source = app.plugin.diagnosis._quantities
+        app.plugin.diagnosis._quantities = lambda i, s: calls.append(s) or source(i, s)
+        dynamics = app.get("dynamics?run=noisy").get_json()
+        assert calls == [], "the plugin folded steps again instead of reading what dvi-project saved"
+        assert any(dynamics["columns"]["steps_other_region"]), "region classes were digested and folded"
+        index = app.index("noisy")
+        assert all(app.plugin.views.digest(index, s, build_missing=False).has_region for s in range(STEPS))
+    finally:
+        app.close()
 
 
 def _digest_files(root: str, pattern: str = "step_*.digest.npy") -> list[str]:
