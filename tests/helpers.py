@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 import tensorboard_plugin_dvi as dvi
+from tensorboard_plugin_dvi import layers
 
 STEPS = 12
 """Steps of the shared projected run (the `projected` fixture): more than TensorBoard's default sample of 10."""
@@ -198,3 +199,30 @@ def make_step_data(n: int = 60, d: int = 8, c: int = 3, seed: int = 0):
     with torch.no_grad():
         labels = head(feats).argmax(1)
     return feats, labels, head
+
+
+def write_continual_run(run_dir: str, steps: int, switch: int, n: int = 800, seed: int = 0) -> None:
+    """An MLP on ``n`` real digits (80 % train) learning 0-4 for ``switch`` logged steps, then only 5-9 until
+    ``steps``; a snapshot and the layer statistics (after ``backward()``) at every step."""
+    with np.load(MNIST_PATH) as data:
+        images = torch.from_numpy(data["images"][:n]).float().div_(255.0).flatten(1)
+        labels = data["labels"][:n].astype(np.int64)
+    n_train = int(0.8 * n)
+    split = np.arange(n) < n_train
+    torch.manual_seed(seed)
+    body = torch.nn.Sequential(torch.nn.Linear(784, 64), torch.nn.ReLU())
+    head = torch.nn.Linear(64, 10)
+    model = torch.nn.Sequential(body, head)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(steps):
+        pool = np.flatnonzero(split & ((labels < 5) if step < switch else (labels >= 5)))
+        x, y = images[pool], torch.from_numpy(labels[pool])
+        for _ in range(15):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        layers.log_layers(run_dir, step, model)
+        with torch.no_grad():
+            feats = body(images)
+        dvi.summary.snapshot(run_dir, step, feats, labels, head, split=split)
+    dvi.summary.close(run_dir)

@@ -17,7 +17,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers import MNIST_PATH, WsgiApp, get, poll, start_tensorboard, stop, write_run
+from helpers import WsgiApp, get, poll, start_tensorboard, stop, write_continual_run, write_run
 from tensorboard import errors
 
 import tensorboard_plugin_dvi as dvi
@@ -27,37 +27,10 @@ STEPS, SWITCH = 5, 3
 FORGOTTEN = ["0", "1", "2", "3", "4"]
 
 
-def write_continual_run(run_dir: str, n: int = 800, seed: int = 0) -> None:
-    """MLP on ``n`` real digits (80 % train): steps 0-2 trained on 0-4, steps 3-4 only on 5-9; snapshot and layer
-    statistics (after ``backward()``) at every step."""
-    with np.load(MNIST_PATH) as data:
-        images = torch.from_numpy(data["images"][:n]).float().div_(255.0).flatten(1)
-        labels = data["labels"][:n].astype(np.int64)
-    n_train = int(0.8 * n)
-    split = np.arange(n) < n_train
-    torch.manual_seed(seed)
-    body = torch.nn.Sequential(torch.nn.Linear(784, 64), torch.nn.ReLU())
-    head = torch.nn.Linear(64, 10)
-    model = torch.nn.Sequential(body, head)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for step in range(STEPS):
-        pool = np.flatnonzero(split & ((labels < 5) if step < SWITCH else (labels >= 5)))
-        x, y = images[pool], torch.from_numpy(labels[pool])
-        for _ in range(15):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-        layers.log_layers(run_dir, step, model)
-        with torch.no_grad():
-            feats = body(images)
-        dvi.summary.snapshot(run_dir, step, feats, labels, head, split=split)
-    dvi.summary.close(run_dir)
-
-
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("training") / "logs")
-    write_continual_run(os.path.join(root, "continual"))
+    write_continual_run(os.path.join(root, "continual"), STEPS, SWITCH)
     write_run(os.path.join(root, "plain"), 4)  # no layer statistics
     return root
 

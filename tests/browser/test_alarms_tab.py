@@ -14,11 +14,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import MNIST_PATH, get, poll, start_tensorboard, stop
+from helpers import get, poll, start_tensorboard, stop, write_continual_run
 from tabkit import Tab, runs_by_name
 
 import tensorboard_plugin_dvi as dvi
-from tensorboard_plugin_dvi import layers
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -45,32 +44,6 @@ CELL_JS = """([ti, li, t, l]) => {
 TIMELINE_READY = "__dvi.timeline && __dvi.timeline.steps > 0 && !__dvi.timeline.pending && __dvi.overview.renders > 0"
 
 
-def write_continual_run(run_dir: str, n: int = 800, seed: int = 0) -> None:
-    """An MLP on `n` real digits (80 % train): steps 0 to SWITCH - 1 trained on 0-4, then only on 5-9; a snapshot and
-    the layer statistics (after `backward()`) at every step."""
-    with np.load(MNIST_PATH) as data:
-        images = torch.from_numpy(data["images"][:n]).float().div_(255.0).flatten(1)
-        labels = data["labels"][:n].astype(np.int64)
-    split = np.arange(n) < int(0.8 * n)
-    torch.manual_seed(seed)
-    body = torch.nn.Sequential(torch.nn.Linear(784, 64), torch.nn.ReLU())
-    head = torch.nn.Linear(64, 10)
-    model = torch.nn.Sequential(body, head)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for step in range(STEPS):
-        pool = np.flatnonzero(split & ((labels < 5) if step < SWITCH else (labels >= 5)))
-        x, y = images[pool], torch.from_numpy(labels[pool])
-        for _ in range(15):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-        layers.log_layers(run_dir, step, model)
-        with torch.no_grad():
-            feats = body(images)
-        dvi.summary.snapshot(run_dir, step, feats, labels, head, split=split)
-    dvi.summary.close(run_dir)
-
-
 def write_long_run(run_dir: str, steps: int = LONG_STEPS, n: int = 100, d: int = 8, c: int = 4, seed: int = 0) -> None:
     """`steps` snapshots of fixed class clusters with a tiny per-step jitter; at JUMP_AT every sample's offset from
     its centroid is drawn again, so its nearest neighbours change (the plugin's `jump` rule)."""
@@ -90,7 +63,7 @@ def write_long_run(run_dir: str, steps: int = LONG_STEPS, n: int = 100, d: int =
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("dvi_alarms_tab") / "logs"
-    write_continual_run(str(root / "continual"))
+    write_continual_run(str(root / "continual"), STEPS, SWITCH)
     write_long_run(str(root / "long"))
     proc, url = start_tensorboard(str(root), "--dvi_autoproject", "off")
     try:
