@@ -53,3 +53,18 @@ def projected(tmp_path_factory):
     facts = write_mnist_run(os.path.join(root, "noisy"), STEPS, n=800, noise=0.1, encoder=True)
     project_logdir(root)
     return root, facts
+
+
+@pytest.fixture(scope="module")
+def projected_app(projected, tmp_path_factory):
+    """The plugin in TensorBoard's WSGI app over this module's own copy of the projected logdir, projecting nothing
+    on demand (tests that must not start jobs: tiles, the property tests)."""
+    import shutil
+
+    from helpers import WsgiApp
+
+    root = str(tmp_path_factory.mktemp("projected_copy") / "logs")
+    shutil.copytree(projected[0], root)
+    app = WsgiApp(root, dvi_autoproject="off")
+    yield app
+    app.close()

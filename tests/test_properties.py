@@ -8,11 +8,9 @@ number of examples is bounded so the suite stays fast.
 from __future__ import annotations
 
 import json
-import shutil
 import string
 
 import pytest
-from helpers import WsgiApp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -55,12 +53,8 @@ raw_body = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def app(projected, tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("props") / "logs")
-    shutil.copytree(projected[0], root)
-    wsgi = WsgiApp(root, dvi_autoproject="off")
-    yield wsgi
-    wsgi.close()
+def app(projected_app):
+    return projected_app
 
 
 def _check(resp, what: str) -> None:

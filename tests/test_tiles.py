@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 
 import numpy as np
 import pytest
-from helpers import WsgiApp
 from PIL import Image
 
 from tensorboard_plugin_dvi import method, views
 
 
 @pytest.fixture(scope="module")
-def app(projected, tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("tiles") / "logs")
-    shutil.copytree(projected[0], root)
-    wsgi = WsgiApp(root, dvi_autoproject="off")
-    yield wsgi
-    wsgi.close()
+def app(projected_app):
+    return projected_app
 
 
 def _png(resp) -> np.ndarray:

@@ -117,13 +117,19 @@ class _WrongBetweenPoints(torch.nn.Module):
         return torch.where(on_dot[:, None], y, -y)
 
 
+def _sign_of_x_head() -> torch.nn.Linear:
+    """A 2-class head on 2-D points: class 1 where x > 0, class 0 where x < 0."""
+    head = torch.nn.Linear(2, 2)
+    head.weight.data = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
+    head.bias.data.zero_()
+    return head
+
+
 def test_a_decoder_wrong_between_points_scores_low_agreement_despite_perfect_ppr():
     from dvi_core import StepProjection
 
     X = _points(300, 2, seed=3)
-    head = torch.nn.Linear(2, 2)
-    head.weight.data = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
-    head.bias.data.zero_()
+    head = _sign_of_x_head()
     good = StepProjection(torch.nn.Identity(), torch.nn.Identity(), X, {"n_features": 2})
     bad = StepProjection(torch.nn.Identity(), _WrongBetweenPoints(X), X, {"n_features": 2})
     for step, low in ((good, False), (bad, True)):
@@ -137,9 +143,7 @@ def test_evaluate_step_measures_the_landscape_over_the_given_bounds():
     from dvi_core import StepProjection
 
     X = _points(200, 2, seed=4)
-    head = torch.nn.Linear(2, 2)
-    head.weight.data = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
-    head.bias.data.zero_()
+    head = _sign_of_x_head()
     step = StepProjection(torch.nn.Identity(), torch.nn.Identity(), X, {"n_features": 2})
     far = metrics.evaluate_step(step, head, X, train_embedding=X, bounds=(50.0, 50.0, 60.0, 60.0))["train"]
     assert far["landscape_agreement"] is None, "dots outside the served box were counted"
