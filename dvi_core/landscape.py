@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 
 from .boundary import device_of, eval_mode, normalized_gap
 
@@ -94,7 +93,7 @@ class FusedHead:
         first, rest = _split_linear(head)
         net, memory = getattr(dec, "net", None), getattr(dec, "memory", None)
         if not (isinstance(net, torch.nn.Sequential) and len(net) and isinstance(net[-1], torch.nn.Linear)
-                and memory is not None and all(hasattr(memory, a) for a in ("keys", "values", "h2", "tau", "K"))
+                and memory is not None and all(hasattr(memory, a) for a in ("keys", "values", "K", "lookup"))
                 and all(hasattr(dec, a) for a in ("mean", "axes", "scale"))):
             raise TypeError("the decoder is not an MLP prior blended with a k-nearest-neighbour memory")
         if first.weight.dtype != torch.float32 or dec.axes.dtype != torch.float32:
@@ -122,12 +121,10 @@ class FusedHead:
                 self.values = values
                 self.out_w, self.out_b = fold, shift
             self.keys = memory.keys.detach().cpu().numpy()
-            self.k = min(int(memory.K), len(self.keys))
-            self.h2 = float(memory.h2)
-            self.inv_temp = 1.0 / float(memory.tau * memory.h2)
+            self.k = min(int(memory.K), len(self.keys))  # neighbours blended per point; 0: the prior alone
+            self.memory = memory
         self.width = int(w1.shape[0])
         self.rest = rest
-        self.tree = cKDTree(self.keys) if self.k else None
 
     @classmethod
     def build(cls, step: StepProjection, head: Callable[[torch.Tensor], torch.Tensor],
@@ -178,11 +175,7 @@ class FusedHead:
         y = torch.from_numpy(pts).to(self.device)
         prior = torch.addmm(self.prior_b, self.hidden(y), self.prior_w.T)
         if self.k:
-            dist, ind = self.tree.query(pts, k=self.k)
-            d2 = torch.as_tensor(dist, dtype=y.dtype, device=y.device).reshape(len(pts), self.k).pow(2)
-            idx = torch.as_tensor(ind, device=y.device).reshape(len(pts), self.k)
-            d2 = torch.cat([d2, d2.new_full((len(pts), 1), self.h2)], 1)  # last column: the prior
-            w = torch.softmax(-d2 * self.inv_temp, 1)
+            idx, w = self.memory.lookup(y)  # the decoder's own kernel: same neighbours, same weights
             blended = torch.einsum("mk,mkh->mh", w[:, :-1], self.values[idx]) + w[:, -1:] * prior
         else:
             blended = prior

@@ -64,19 +64,30 @@ class KnnMemory(nn.Module):
         self.register_buffer("values", torch.zeros(n_ref, n_out))
         self.register_buffer("h2", torch.ones(()))
 
+    def _tree(self) -> cKDTree:
+        """A k-d tree of the keys (low-dimensional: ~100x faster than a dense search), built once per set of keys:
+        :meth:`store` and :meth:`clear` drop it, and a changed buffer (moved, or loaded in place) has a new stamp."""
+        stamp = (self.keys.data_ptr(), self.keys._version, tuple(self.keys.shape))
+        if getattr(self, "_tree_stamp", None) != stamp:
+            self._tree_cache, self._tree_stamp = cKDTree(self.keys.detach().cpu().numpy()), stamp
+        return self._tree_cache
+
+    def lookup(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(indices [M, K] of the nearest references, blend weights [M, K + 1]) at queries ``q`` [M, n_in]; the
+        weights' last column is the prior's. Requires at least one reference."""
+        k = min(self.K, self.keys.shape[0])
+        dist, ind = self._tree().query(q.detach().cpu().numpy(), k=k)
+        d2 = torch.as_tensor(dist, dtype=q.dtype, device=q.device).reshape(len(q), k).pow(2)
+        idx = torch.as_tensor(ind, device=q.device).reshape(len(q), k)
+        d2 = torch.cat([d2, self.h2.to(q.dtype).expand(len(q), 1)], 1)  # last column: the prior
+        return idx, torch.softmax(-d2 / (self.tau * self.h2), 1)
+
     def forward(self, q: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         if self.keys.shape[0] == 0:
             return prior
-        k = min(self.K, self.keys.shape[0])
-        tree = cKDTree(self.keys.detach().cpu().numpy())  # low-dimensional keys: ~100x faster than a dense search
         out = []
         for s in range(0, q.shape[0], 2048):
-            c = q[s : s + 2048]
-            dist, ind = tree.query(c.detach().cpu().numpy(), k=k)
-            d2 = torch.as_tensor(dist, dtype=c.dtype, device=c.device).reshape(len(c), k).pow(2)
-            idx = torch.as_tensor(ind, device=c.device).reshape(len(c), k)
-            d2 = torch.cat([d2, self.h2.expand(len(c), 1)], 1)  # last column: the prior
-            w = torch.softmax(-d2 / (self.tau * self.h2), 1)
+            idx, w = self.lookup(q[s : s + 2048])
             vals = torch.cat([self.values[idx], prior[s : s + 2048, None]], 1)
             out.append((w[:, :, None] * vals).sum(1))
         return torch.cat(out)
@@ -84,6 +95,7 @@ class KnnMemory(nn.Module):
     @torch.no_grad()
     def store(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Remember ``values`` at ``keys``; h^2 = 4 x the median squared distance to the nearest other key."""
+        self._tree_stamp = None
         self.keys, self.values = keys.contiguous().clone(), values.contiguous().clone()
         pts = keys.detach().cpu().numpy()
         d, _ = cKDTree(pts).query(pts[:: max(1, len(pts) // 2000)], k=2)  # low-dimensional keys: a k-d tree
@@ -91,6 +103,7 @@ class KnnMemory(nn.Module):
 
     def clear(self) -> None:
         """Forget all references."""
+        self._tree_stamp = None
         self.keys = self.keys.new_zeros(0, self.keys.shape[1])
         self.values = self.values.new_zeros(0, self.values.shape[1])
 
