@@ -249,3 +249,88 @@ def test_a_step_without_samples_changes_nothing_but_the_step_list():
     t = dyn.table()
     assert dyn.steps == [0, 1, 2] and t["n_steps"].tolist() == [2] and t["forgetting"].tolist() == [1]
     assert dyn.correct_matrix().tolist() == [[1], [ABSENT], [0]]
+
+
+# -- the dynamics table as JSON and CSV text (formatted with numpy): the same bytes json.dumps and csv.writer write --
+
+def _tricky_table(n: int = 2_000, seed: int = 0) -> dict[str, np.ndarray]:
+    """A table of every column with the values text formatting gets wrong most easily: NaN, -0.0, values below
+    1e-4 (repr writes 1e-05), whole numbers, negative integers, ids of several 4-digit groups, names to quote."""
+    from tensorboard_plugin_dvi import diagnosis
+
+    rng = np.random.default_rng(seed)
+    specials = np.array([np.nan, 0.0, -0.0, 1e-5, 3e-5, -9.4e-5, 1e-4, 0.00015, 1.0, 2.5, -7.000004, 123.456789,
+                         9_999_999_999.0, 0.999996, 4e-6, -4e-6])
+    table: dict[str, np.ndarray] = {}
+    for name, dtype in diagnosis._BINARY_DTYPES.items():
+        kind = np.dtype(dtype).kind
+        if kind == "f":
+            table[name] = np.where(rng.random(n) < 0.5, rng.choice(specials, n), rng.normal(0, 50, n))
+        elif name in ("never_learned", "last_correct"):
+            table[name] = rng.random(n) < 0.5
+        else:
+            table[name] = rng.integers(-3, 10 ** int(rng.integers(1, 12)), n)
+    table["split"] = rng.integers(0, 2, n).astype(np.uint8)
+    table["label"] = rng.integers(-1, 4, n)
+    table["category"] = rng.choice(np.asarray(["", "mislabeled", 'odd, "quoted"'], dtype=object), n)
+    return table
+
+
+def _reference_columns(table: dict[str, np.ndarray]) -> dict[str, list]:
+    from tensorboard_plugin_dvi import diagnosis
+
+    def values(v: np.ndarray) -> list:
+        if v.dtype.kind == "f":
+            return [None if x != x else x for x in np.round(v, 5).tolist()]
+        return v.tolist()
+    return {name: values(table[name]) for name in diagnosis.COLUMNS}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dynamics_json_text_is_what_json_dumps_writes(seed):
+    import json
+
+    from tensorboard_plugin_dvi import diagnosis
+
+    table = _tricky_table(seed=seed)
+    header = {"run": "r\u00e9", "steps": [0, 5], "n": 2_000, "classes": ["a", "b"], "skipped_steps": []}
+    expected = json.dumps({**header, "columns": _reference_columns(table)}, allow_nan=False).encode()
+    assert diagnosis.table_json(table, header) == expected
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dynamics_csv_text_is_what_csv_writer_writes(seed):
+    import csv
+    import io
+
+    from tensorboard_plugin_dvi import diagnosis
+
+    table = _tricky_table(seed=seed)
+    classes = ["zero", "one, with a comma", 'two "quoted"', "three"]
+    columns = _reference_columns(table)
+    columns["split"] = ["train" if s == 1 else "test" for s in columns["split"]]
+    columns["label_name"] = [classes[c] if 0 <= c < len(classes) else str(c) for c in columns["label"]]
+    names = [*diagnosis.COLUMNS[:2], "label_name", *diagnosis.COLUMNS[2:]]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows(zip(*(columns[n] for n in names), strict=True))
+    assert diagnosis.table_csv(table, classes) == out.getvalue().encode()
+
+
+def test_dynamics_text_of_large_or_infinite_values_and_of_no_samples():
+    import json
+
+    from tensorboard_plugin_dvi import diagnosis
+
+    table = _tricky_table(n=50)
+    table["aum"][3] = 3.5e17  # beyond the fast path: the column is written by Python (repr 3.5e+17)
+    header = {"run": "r", "steps": [], "n": 50, "classes": [], "skipped_steps": []}
+    assert b"3.5e+17" in diagnosis.table_json(table, header)
+    assert b"3.5e+17" in diagnosis.table_csv(table, [])
+    table["aum"][3] = np.inf
+    with pytest.raises(ValueError):
+        diagnosis.table_json(table, header)
+    empty = {k: v[:0] for k, v in _tricky_table(n=5).items()}
+    assert json.loads(diagnosis.table_json(empty, header))["columns"]["id"] == []
+    assert diagnosis.table_csv(empty, []).count(b"\n") == 1
