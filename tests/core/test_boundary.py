@@ -83,3 +83,20 @@ def test_root_finding_needs_few_encoder_calls(digits):
     B = boundary_samples(digits.head, feats, n=50, seed=0, encoder=counting, inputs=inputs)
     per_sample = sum(calls) / len(B)
     assert per_sample < 4.0, f"{per_sample:.1f} encoder evaluations per boundary sample"
+
+
+def test_few_pairs_are_drawn_beyond_the_samples_kept(digits):
+    """Every drawn pair is searched to the end, so spare pairs are wasted encoder work: with a linear encoder each
+    pair reaches the boundary on its first evaluation, and the encoder sees few more rows than samples returned."""
+    inputs, enc = _linear_encoder(digits)
+    enc.eval()
+    feats = enc(inputs).detach().numpy()
+    rows = []
+
+    def counting(x):
+        rows.append(len(x))
+        return enc(x)
+
+    B = boundary_samples(digits.head, feats, n=100, seed=0, encoder=counting, inputs=inputs)
+    assert len(B) == 100, f"{len(B)} samples instead of 100"
+    assert sum(rows) <= 1.2 * len(B), f"{sum(rows)} encoder rows for {len(B)} samples (at most 120 expected)"
