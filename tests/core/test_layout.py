@@ -65,3 +65,25 @@ def test_initialisations_are_scaled_and_spread():
         assert abs(float(np.abs(Y).max()) - 10.0) < 1e-4, "not scaled to +-10"
         centroid = np.stack([Y[labels == c].mean(0) for c in range(3)])
         assert np.linalg.norm(centroid[:, None] - centroid[None], axis=2).max() > 1.0, "clusters collapsed"
+
+
+def test_compiled_cpu_epoch_makes_the_torch_epochs_updates():
+    """layout_cpu.epoch (the CPU path) and layout._epoch (other devices) apply the same updates for the same draws."""
+    import torch
+
+    from dvi_core import layout_cpu
+
+    X, _ = _blobs()
+    edges, _ = _edges(X)
+    head, tail = np.concatenate([edges.head, edges.tail]), np.concatenate([edges.tail, edges.head])
+    init = np.random.default_rng(1).normal(0, 3, (len(X), 2)).astype(np.float32)
+    mobility = np.linspace(0, 1, len(X)).astype(np.float32)
+    Yt = torch.tensor(init)
+    layout._epoch(Yt, torch.as_tensor(head), torch.as_tensor(tail), 0.5, 5, torch.Generator().manual_seed(2),
+                  torch.as_tensor(mobility)[:, None])
+    neg = torch.randint(len(X), (len(head) * 5,), generator=torch.Generator().manual_seed(2)).numpy()
+    Yn = init.copy()
+    layout_cpu.epoch(Yn, head, tail, neg, np.float32(0.5), np.float32(0.5 * layout.ATTRACTION_SCALE), mobility,
+                     np.empty((layout_cpu.PARTS, *Yn.shape), np.float32))
+    assert np.abs(Yt.numpy() - init).max() > 0.1, "the epoch moved nothing: the comparison would be empty"
+    np.testing.assert_allclose(Yn, Yt.numpy(), atol=1e-5)
