@@ -41,8 +41,9 @@ async function failure(resp) {
   return new ApiError(resp.status, message);
 }
 
-async function getJson(path, params) {
-  const resp = await fetch(`./${path}?${query(params || {})}`, {credentials: 'same-origin'});
+/** GETs a JSON route; `init` adds fetch options (e.g. a priority). */
+async function getJson(path, params, init = {}) {
+  const resp = await fetch(`./${path}?${query(params || {})}`, {credentials: 'same-origin', ...init});
   if (resp.status === 202) return {pending: true, ...(await resp.json())};
   if (!resp.ok) throw await failure(resp);
   return resp.json();
@@ -309,7 +310,10 @@ export function createApi({landscapeSize = 512, maxTiles = 600} = {}) {
   const sample = (run, id) => getJson('sample', {run, id});
   /** Any JSON route by name (e.g. the training-dynamics view's `suspects`). */
   const json = (path, params) => getJson(path, params);
-  const metrics = (run, step) => getJson('metrics', {run, step});
+  // The quality card asks for the metrics of up to 60 steps at once when the tab opens: at low priority, so the
+  // browser's six connections to the server go to the map's projection and landscape first (a slider move made while
+  // they load otherwise waits behind them).
+  const metrics = (run, step) => getJson('metrics', {run, step}, {priority: 'low'});
   const thumbnailUrl = (run, id) => `./thumbnail?${query({run, id})}`;
 
   return {runs, projection, cachedProjection, landscape, landscapeUrl, tile, tileUrl, predict, sample, json, metrics, thumbnailUrl, claim, stats};
