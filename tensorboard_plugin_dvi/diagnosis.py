@@ -504,9 +504,11 @@ def _text(values: np.ndarray, as_json: bool) -> list[np.ndarray] | None:
         return _integers(values)
     if values.dtype.kind == "f":
         return _floats(values, b"null" if as_json else b"")
-    found, codes = np.unique(values.astype(str), return_inverse=True)
+    names = [str(v) for v in values.tolist()]  # e.g. the category names: a few distinct strings
+    found = {name: k for k, name in enumerate(dict.fromkeys(names))}
+    codes = np.fromiter(map(found.__getitem__, names), np.int64, len(names))
     encode = (lambda s: json.dumps(s).encode("utf-8")) if as_json else _csv_field
-    return _lookup(codes, [encode(str(s)) for s in found])
+    return _lookup(codes, [encode(name) for name in found])
 
 
 def _csv_field(value: str) -> bytes:
