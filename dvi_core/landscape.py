@@ -176,7 +176,8 @@ class FusedHead:
         prior = torch.addmm(self.prior_b, self.hidden(y), self.prior_w.T)
         if self.k:
             idx, w = self.memory.lookup(y)  # the decoder's own kernel: same neighbours, same weights
-            blended = torch.einsum("mk,mkh->mh", w[:, :-1], self.values[idx]) + w[:, -1:] * prior
+            near = self.values.index_select(0, idx.reshape(-1)).view(*idx.shape, -1)  # faster than values[idx]
+            blended = torch.einsum("mk,mkh->mh", w[:, :-1], near) + w[:, -1:] * prior
         else:
             blended = prior
         if self.out_w is None:
@@ -208,10 +209,32 @@ def grid_points(bounds: tuple[float, float, float, float], resolution: int) -> n
     return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
 
 
+def class_and_gap(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(class int64 [M], normalized gap float32 [M]) of logits [M, C]: ``argmax`` and ``normalized_gap``, the same
+    numbers, found one class column at a time (a pass of elementwise max/min over [M] rows per class instead of a
+    top-2 over each short row, several times faster for the few classes of a landscape's head)."""
+    if logits.shape[1] <= 2 or not logits.is_floating_point():
+        return logits.argmax(1), normalized_gap(logits)
+    cols = logits.float().T.contiguous()
+    top, low = cols[0].clone(), cols[0].clone()
+    second = torch.full_like(top, float("-inf"))
+    cls = torch.zeros(cols.shape[1], dtype=torch.int64)
+    above, lesser = torch.empty_like(top, dtype=torch.bool), torch.empty_like(top)
+    for c in range(1, cols.shape[0]):
+        col = cols[c]
+        torch.gt(col, top, out=above)  # strictly: ties keep the first class, as argmax does
+        cls.masked_fill_(above, c)
+        torch.minimum(top, col, out=lesser)  # the second best so far is the best of the rest
+        torch.maximum(second, lesser, out=second)
+        torch.maximum(top, col, out=top)
+        torch.minimum(low, col, out=low)
+    return cls, (top - second) / (top - low).clamp_min(1e-12)
+
+
 def colorize(logits: torch.Tensor, n_classes: int | None = None) -> np.ndarray:
     """RGB uint8 [M, 3] for logits [M, C]: class colour blended with white by margin, white below 0.15."""
-    margin = normalized_gap(logits).numpy()
-    cls = logits.argmax(1).numpy()
+    cls_t, margin_t = class_and_gap(logits)
+    cls, margin = cls_t.numpy(), margin_t.numpy()
     table = _rgb_table(max(n_classes or 0, logits.shape[1]))
     s = np.where(margin < WHITE_MARGIN, 0.0, margin)[:, None]
     rgb = 255.0 * (1 - s) + table[cls] * s

@@ -123,11 +123,26 @@ def render(model: StepProjection, head: torch.nn.Module, bounds: tuple[float, fl
                               n_classes).reshape(size, size, 3)
 
 
-SAFE_MARGIN = landscape.WHITE_MARGIN + 0.05
-"""A cell is interpolated only when all its corners are this far from a tie (clear of the white band)."""
+MARGIN_FLOOR = 0.005
+"""A cell is interpolated only when its corners are at least this far (in normalized gap) from the white band's edge,
+on the same side of it ..."""
 
-WHITE_SAFE_MARGIN = landscape.WHITE_MARGIN - 0.05
-"""... or when all its corners are this deep inside the white band (white whatever their classes)."""
+CURVATURE_SAFETY = 0.5
+"""... and farther than this times the gap's largest second difference at its corners (``|d2/dx2| + |d2/dy2|`` on
+the grid of the current level): bilinear interpolation errs by about an eighth of that inside a cell, so the margin
+covers four times the error. The margin thus follows the landscape's shape at the scale being refined: in a zoomed
+tile, where the gap changes little from one pixel to the next, the band refined to single pixels around the white
+band's edge is a few pixels wide instead of a fixed stretch of gap (which there spans tens of pixels)."""
+
+
+def _edge_margin(gap: np.ndarray) -> np.ndarray:
+    """Per cell of the knot grid ``gap`` [n, n]: how far from the white band's edge its corners must be to be
+    interpolated (:data:`MARGIN_FLOOR` plus :data:`CURVATURE_SAFETY` times the largest second difference at its
+    corners; at the grid's edge the one-sided first difference stands in, which is larger near an edge)."""
+    p = np.pad(gap, 1, mode="edge")
+    bend = np.abs(p[1:-1, :-2] - 2 * gap + p[1:-1, 2:]) + np.abs(p[:-2, 1:-1] - 2 * gap + p[2:, 1:-1])
+    corners = np.maximum(np.maximum(bend[:-1, :-1], bend[1:, :-1]), np.maximum(bend[:-1, 1:], bend[1:, 1:]))
+    return MARGIN_FLOOR + CURVATURE_SAFETY * corners
 
 
 def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarray, size: int,
@@ -135,14 +150,14 @@ def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarr
     """Logits at every pixel: exact where class or boundary may change inside a cell, interpolated elsewhere.
 
     Refined as a quadtree: the pixel grid is evaluated every ``cell`` pixels; a cell whose four corners share a class
-    and are clear of the white band is interpolated bilinearly from them; any other cell is halved and its new
-    corners evaluated, down to single pixels (all exact). A boundary crossing a cell thus costs the pixels along it
-    rather than the whole cell, and no interpolated cell is ever larger than ``cell``."""
+    and lie on the same side of the white band's edge, clear of it by a margin that grows with the gap's curvature
+    there (:func:`_edge_margin`), is interpolated bilinearly from them; any other cell is halved and its new corners
+    evaluated, down to single pixels (all exact). A boundary crossing a cell thus costs the pixels along it rather
+    than the whole cell, and no interpolated cell is ever larger than ``cell``."""
     grid = pts.reshape(size, size, 2)
     have = np.zeros((size, size), bool)  # pixels evaluated exactly
     out: torch.Tensor | None = None
     region: np.ndarray | None = None  # cells of the current level still to decide (None: all of them)
-    pos = np.arange(size)
     prev_knots: np.ndarray | None = None
     step = cell
     while True:
@@ -169,30 +184,46 @@ def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarr
             break
         assert out is not None
         coarse = out[torch.from_numpy(knots)][:, torch.from_numpy(knots)]  # [n, n, C]; corners of region cells exact
-        cls = coarse.argmax(2).numpy()
-        gap = boundary.normalized_gap(coarse.reshape(n * n, -1)).reshape(n, n).numpy()
-        safe, white = gap >= SAFE_MARGIN, gap < WHITE_SAFE_MARGIN
-        uniform = region & (((cls[:-1, :-1] == cls[1:, :-1]) & (cls[:-1, :-1] == cls[:-1, 1:])
-                             & (cls[:-1, :-1] == cls[1:, 1:]) & safe[:-1, :-1] & safe[1:, :-1] & safe[:-1, 1:]
-                             & safe[1:, 1:])
-                            | (white[:-1, :-1] & white[1:, :-1] & white[:-1, 1:] & white[1:, 1:]))
+        cls, gap = (a.reshape(n, n).numpy() for a in landscape.class_and_gap(coarse.reshape(n * n, -1)))
+        margin = _edge_margin(gap)
+        low = np.minimum(np.minimum(gap[:-1, :-1], gap[1:, :-1]), np.minimum(gap[:-1, 1:], gap[1:, 1:]))
+        high = np.maximum(np.maximum(gap[:-1, :-1], gap[1:, :-1]), np.maximum(gap[:-1, 1:], gap[1:, 1:]))
+        same = (cls[:-1, :-1] == cls[1:, :-1]) & (cls[:-1, :-1] == cls[:-1, 1:]) & (cls[:-1, :-1] == cls[1:, 1:])
+        uniform = region & ((same & (low >= landscape.WHITE_MARGIN + margin))
+                            | (high < landscape.WHITE_MARGIN - margin))
         if uniform.any():
-            k = np.clip(np.searchsorted(knots, pos, side="right") - 1, 0, n - 2)  # the cell of each pixel
-            fill = uniform[np.ix_(k, k)] & ~have
-            ys, xs = np.nonzero(fill)
-            ki, kj = k[ys], k[xs]
-            ty = torch.from_numpy(((ys - knots[ki]) / (knots[ki + 1] - knots[ki])).astype(np.float32))[:, None]
-            tx = torch.from_numpy(((xs - knots[kj]) / (knots[kj + 1] - knots[kj])).astype(np.float32))[:, None]
-            ki, kj = torch.from_numpy(ki), torch.from_numpy(kj)
-            top = coarse[ki, kj] * (1 - tx) + coarse[ki, kj + 1] * tx
-            bottom = coarse[ki + 1, kj] * (1 - tx) + coarse[ki + 1, kj + 1] * tx
-            out[torch.from_numpy(ys), torch.from_numpy(xs)] = top * (1 - ty) + bottom * ty
+            cell_of = _cell_of(knots, size)
+            _fill_bilinear(out, coarse, knots, np.nonzero(uniform[np.ix_(cell_of, cell_of)] & ~have))
         region = region & ~uniform
         if not region.any():
             break
         prev_knots, step = knots, max(1, step // 2)
     assert out is not None
     return out.reshape(size * size, -1)
+
+
+def _cell_of(knots: np.ndarray, size: int) -> np.ndarray:
+    """The knot interval (cell index along one axis) of each of ``size`` pixel rows or columns."""
+    return np.clip(np.searchsorted(knots, np.arange(size), side="right") - 1, 0, len(knots) - 2)
+
+
+def _fill_bilinear(out: torch.Tensor, coarse: torch.Tensor, knots: np.ndarray,
+                   pixels: tuple[np.ndarray, np.ndarray]) -> None:
+    """Write into ``out`` [size, size, C], at ``pixels`` (rows, columns), the bilinear interpolation of the four
+    corners of each pixel's cell of the knot grid ``coarse`` [n, n, C]. Corners are gathered by flat row index
+    (``index_select``: several times faster than indexing the grid with a pair of index tensors)."""
+    ys, xs = pixels
+    if not len(ys):
+        return
+    size, n = out.shape[0], len(knots)
+    cell_of = _cell_of(knots, size)
+    frac = ((np.arange(size) - knots[cell_of]) / (knots[cell_of + 1] - knots[cell_of])).astype(np.float32)
+    ty, tx = torch.from_numpy(frac[ys])[:, None], torch.from_numpy(frac[xs])[:, None]
+    flat = coarse.reshape(n * n, -1)
+    corner = torch.from_numpy(cell_of[ys] * n + cell_of[xs])  # each pixel's cell's top-left knot
+    top = flat.index_select(0, corner) * (1 - tx) + flat.index_select(0, corner + 1) * tx
+    bottom = flat.index_select(0, corner + n) * (1 - tx) + flat.index_select(0, corner + n + 1) * tx
+    out.view(size * size, -1).index_copy_(0, torch.from_numpy(ys * size + xs), top * (1 - ty) + bottom * ty)
 
 
 def predict(model: StepProjection, head: torch.nn.Module, points: np.ndarray) -> np.ndarray:

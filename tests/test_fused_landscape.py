@@ -226,3 +226,33 @@ def test_a_render_ahead_stops_when_told_and_is_unchanged_otherwise(step, trained
     assert len(calls) == 3, "stop() must be asked between chunks, and the render end at the first yes"
     never = method.render(step, head, box, 128, 10, cell=4, stop=lambda: False)
     assert np.array_equal(never, method.render(step, head, box, 128, 10, cell=4))
+
+
+def test_a_deep_zoom_tile_is_exact_where_it_refines_only_along_the_boundaries(step, trained, monkeypatch):
+    """A tile of level 3 (cells of 8 px over a box an eighth of the map wide): its classes and white band are the
+    exact render's, while the head is evaluated at under a sixth of its pixels (the band refined to single pixels
+    follows the landscape's curvature, so it stays a few pixels wide however deep the zoom; a fixed band of gap,
+    as before, evaluated 0.18-0.26 of these tiles)."""
+    head = trained["linear"]
+    x0, y0, x1, y1 = step.bounds_
+    w = (x1 - x0) / 8
+    evaluated = []
+    plain_logits = method._logits
+
+    def counted(*args, **kwargs):
+        out = plain_logits(*args, **kwargs)
+        evaluated.append(len(out))
+        return out
+
+    monkeypatch.setattr(method, "_logits", counted)
+    for tx, ty in ((3, 3), (4, 4), (2, 5)):
+        box = (x0 + tx * w, y1 - (ty + 1) * w, x0 + (tx + 1) * w, y1 - ty * w)
+        pts = landscape.grid_points(box, 256)
+        evaluated.clear()
+        tile = method._adaptive_logits(step, head, pts, 256, 8)
+        share = sum(evaluated) / len(pts)
+        exact = landscape.plain_logits(step, head, pts)
+        drawn = [torch.where(gap < landscape.WHITE_MARGIN, -1, cls) for cls, gap in
+                 (landscape.class_and_gap(tile), landscape.class_and_gap(exact))]
+        assert (drawn[0] != drawn[1]).float().mean() <= 1e-4, f"tile {tx},{ty}: classes differ from the exact render"
+        assert share < 0.16, f"tile {tx},{ty}: the head was evaluated at {share:.2f} of the pixels"

@@ -54,3 +54,19 @@ def test_boundaries_are_white(digits, fitted):
     white = normalized_gap(logits).numpy() < landscape.WHITE_MARGIN
     pix = img.reshape(-1, 3)
     assert (pix[white] == 255).all(), "a low-margin pixel is not white"
+
+
+def test_class_and_gap_are_argmax_and_the_normalized_gap():
+    """The column-at-a-time pass gives the very numbers of argmax and normalized_gap, ties included."""
+    import torch
+
+    from dvi_core.boundary import normalized_gap
+
+    gen = torch.Generator().manual_seed(0)
+    for classes in (2, 3, 10, 25):
+        logits = torch.randn(5000, classes, generator=gen)
+        logits[:50, 1] = logits[:50, 0]  # a tie for the best class: the first one wins, as argmax says
+        logits[50:60] = 0.0  # all equal
+        cls, gap = landscape.class_and_gap(logits)
+        assert torch.equal(cls, logits.argmax(1)), classes
+        assert torch.equal(gap, normalized_gap(logits)), classes
