@@ -107,35 +107,41 @@ def optimize_layout(
         live = mob.index_select(0, head) > 0
         head, tail, prob = head[live], tail[live], prob[live]
         mob = mob[:, None]
-    fused = _fused_epoch(Y, mob)
+    fused = _fused_epoch(Y, head, tail, prob, mob, n_negatives, gen)
     for e in range(n_epochs):
         alpha = learning_rate * (1.0 - e / n_epochs)
-        pick = (torch.rand(prob.shape[0], generator=gen).to(device) < prob).nonzero().squeeze(1)
-        if fused is None:
-            _epoch(Y, head.index_select(0, pick), tail.index_select(0, pick), alpha, n_negatives, gen, mob)
+        if fused is not None:
+            fused(alpha)
         else:
-            fused(head.index_select(0, pick), tail.index_select(0, pick), alpha, n_negatives, gen)
+            pick = (torch.rand(prob.shape[0], generator=gen).to(device) < prob).nonzero().squeeze(1)
+            _epoch(Y, head.index_select(0, pick), tail.index_select(0, pick), alpha, n_negatives, gen, mob)
         if progress is not None and e % 10 == 0:
             progress(e / n_epochs)
     return Y.cpu().numpy()
 
 
 def _fused_epoch(
-    Y: torch.Tensor, mob: torch.Tensor | None
-) -> Callable[[torch.Tensor, torch.Tensor, float, int, torch.Generator], None] | None:
-    """On the CPU, ``_epoch`` as one compiled loop (``layout_cpu.epoch``: same updates, same random draws, about a
-    third of the time at 60,000 samples); None on other devices, which keep the batched torch epoch."""
+    Y: torch.Tensor, head: torch.Tensor, tail: torch.Tensor, prob: torch.Tensor, mob: torch.Tensor | None,
+    n_negatives: int, gen: torch.Generator,
+) -> Callable[[float], None] | None:
+    """On the CPU, one epoch (of learning rate ``alpha``) as compiled loops (``layout_cpu``): the same edges and
+    negatives drawn from ``gen`` as the torch epoch, the same updates, a third of its time at 60,000 samples. None on
+    other devices, which keep the batched torch epoch."""
     if Y.device.type != "cpu":
         return None
-    from .layout_cpu import PARTS, epoch
+    from .layout_cpu import epoch, sample_edges
 
     Yn = Y.numpy()  # shares memory with Y: the compiled epoch updates Y in place
     scale = np.ones(len(Yn), np.float32) if mob is None else np.ascontiguousarray(mob.numpy().ravel())
-    upd = np.empty((PARTS, *Yn.shape), np.float32)
+    upd = np.empty_like(Yn)
+    heads, tails, probs = head.numpy(), tail.numpy(), prob.numpy()
+    picked = np.empty(len(probs), np.int64)
 
-    def run(head: torch.Tensor, tail: torch.Tensor, alpha: float, n_negatives: int, gen: torch.Generator) -> None:
-        neg = torch.randint(Yn.shape[0], (head.numel() * n_negatives,), generator=gen)
-        epoch(Yn, head.numpy(), tail.numpy(), neg.numpy(), np.float32(alpha), np.float32(ATTRACTION_SCALE * alpha),
+    def run(alpha: float) -> None:
+        count = sample_edges(torch.rand(len(probs), generator=gen).numpy(), probs, picked)
+        pick = picked[:count]
+        neg = torch.randint(Yn.shape[0], (count * n_negatives,), generator=gen)
+        epoch(Yn, heads[pick], tails[pick], neg.numpy(), np.float32(alpha), np.float32(ATTRACTION_SCALE * alpha),
               scale, upd)
 
     return run

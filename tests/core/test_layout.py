@@ -84,6 +84,10 @@ def test_compiled_cpu_epoch_makes_the_torch_epochs_updates():
     neg = torch.randint(len(X), (len(head) * 5,), generator=torch.Generator().manual_seed(2)).numpy()
     Yn = init.copy()
     layout_cpu.epoch(Yn, head, tail, neg, np.float32(0.5), np.float32(0.5 * layout.ATTRACTION_SCALE), mobility,
-                     np.empty((layout_cpu.PARTS, *Yn.shape), np.float32))
+                     np.empty_like(Yn))
     assert np.abs(Yt.numpy() - init).max() > 0.1, "the epoch moved nothing: the comparison would be empty"
     np.testing.assert_allclose(Yn, Yt.numpy(), atol=1e-5)
+    draws, prob = np.random.default_rng(3).random((2, 1000)).astype(np.float32)
+    picked = np.empty(1000, np.int64)
+    count = layout_cpu.sample_edges(draws, prob, picked)
+    np.testing.assert_array_equal(picked[:count], (draws < prob).nonzero()[0])
