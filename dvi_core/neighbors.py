@@ -54,7 +54,7 @@ def exact_query(
         if exclude_self:
             rows = torch.arange(q.shape[0], device=R.device)
             d2[rows, rows + s] = -float("inf")  # self always ranks first, then dropped
-        d2, idx = torch.topk(d2, kk, dim=1, largest=False)
+        d2, idx = _smallest_k(d2, kk)
         if exclude_self:
             d2, idx = d2[:, 1:], idx[:, 1:]
         out_i.append(idx)
@@ -76,6 +76,8 @@ def cross_query(
     At, Bt = _as_tensor(A, device), _as_tensor(B, device)
     a2, b2 = (At * At).sum(1, keepdim=True), (Bt * Bt).sum(1)[None, :]
     ka, kb = min(k_ab, Bt.shape[0]), min(k_ba, At.shape[0])
+    if At.device.type == "cpu":
+        return _cross_query_cpu(At, Bt, a2, b2, ka, kb)
     out_i, out_d = [], []
     best_d = torch.full((kb, Bt.shape[0]), float("inf"), device=At.device)
     best_i = torch.zeros((kb, Bt.shape[0]), dtype=torch.int64, device=At.device)
@@ -93,6 +95,41 @@ def cross_query(
     ab = (torch.cat(out_i).cpu().numpy(), torch.cat(out_d).cpu().numpy().astype(np.float32))
     ba = (best_i.T.contiguous().cpu().numpy(), best_d.T.sqrt().cpu().numpy().astype(np.float32))
     return ab, ba
+
+
+def _smallest_k(d2: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(d2, k, dim=1, largest=False)``; on the CPU one compiled pass (``knn_select``), several times
+    cheaper than torch's selection, which costs as much as the matrix product at 64 dimensions."""
+    if d2.device.type != "cpu":
+        return torch.topk(d2, k, dim=1, largest=False)
+    from .knn_select import smallest_k_rows
+
+    out_d = np.empty((d2.shape[0], k), np.float32)
+    out_i = np.empty((d2.shape[0], k), np.int64)
+    smallest_k_rows(d2.numpy(), k, out_d, out_i)
+    return torch.from_numpy(out_d), torch.from_numpy(out_i)
+
+
+def _cross_query_cpu(
+    At: torch.Tensor, Bt: torch.Tensor, a2: torch.Tensor, b2: torch.Tensor, ka: int, kb: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``cross_query`` on the CPU: each block's rows and columns are selected by compiled passes (``knn_select``),
+    so the one matrix product is nearly all the cost."""
+    from .knn_select import merge_smallest_k_cols
+
+    out_i, out_d = [], []
+    best_d = np.full((Bt.shape[0], kb), np.inf, np.float32)
+    best_i = np.zeros((Bt.shape[0], kb), np.int64)
+    buf = torch.empty((min(_CHUNK, At.shape[0]), Bt.shape[0]), dtype=At.dtype)
+    for s in range(0, At.shape[0], _CHUNK):
+        a = At[s : s + _CHUNK]
+        d2 = torch.addmm(b2, a, Bt.T, alpha=-2.0, out=buf[: a.shape[0]]).add_(a2[s : s + _CHUNK]).clamp_min_(0)
+        d, i = _smallest_k(d2, ka)
+        out_i.append(i)
+        out_d.append(d.sqrt_())
+        merge_smallest_k_cols(d2.numpy(), s, best_d, best_i)
+    ab = (torch.cat(out_i).numpy(), torch.cat(out_d).numpy())
+    return ab, (best_i, np.sqrt(best_d))
 
 
 def _drop_self(idx: np.ndarray, dist: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -64,3 +64,26 @@ def test_cross_query_gives_both_exact_searches():
     np.testing.assert_array_equal(ba_i, want_ba)
     np.testing.assert_allclose(ab_d, want_ab_d, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(ba_d, want_ba_d, rtol=1e-4, atol=1e-4)
+
+
+def test_compiled_selection_keeps_what_torch_topk_keeps_and_breaks_ties_by_index():
+    import torch
+
+    from dvi_core import knn_select
+
+    d = np.random.default_rng(5).random((50, 300)).astype(np.float32)
+    d[0, :] = 1.0  # one row all ties: the first columns win
+    d[1, 10] = -np.inf  # exact_query's mark for "self"
+    out_d, out_i = np.empty((50, 8), np.float32), np.empty((50, 8), np.int64)
+    knn_select.smallest_k_rows(d, 8, out_d, out_i)
+    want_d, want_i = torch.topk(torch.from_numpy(d), 8, dim=1, largest=False)
+    np.testing.assert_array_equal(out_d, want_d.numpy())
+    assert [set(r) for r in out_i[1:].tolist()] == [set(r) for r in want_i[1:].tolist()]
+    np.testing.assert_array_equal(out_i[0], np.arange(8))
+    assert out_i[1, 0] == 10
+    best_d, best_i = np.full((300, 6), np.inf, np.float32), np.zeros((300, 6), np.int64)
+    for s in range(0, 50, 16):  # columns merged block by block, as cross_query feeds them
+        knn_select.merge_smallest_k_cols(d[s : s + 16], s, best_d, best_i)
+    want_d, want_i = torch.topk(torch.from_numpy(d), 6, dim=0, largest=False)
+    np.testing.assert_array_equal(best_d, want_d.numpy().T)
+    assert [set(r) for r in best_i.tolist()] == [set(r) for r in want_i.numpy().T.tolist()]
