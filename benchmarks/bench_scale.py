@@ -133,6 +133,7 @@ PARTS = (  # (module, attribute, label): the parts of a step whose inclusive sec
     ("dvi_core.projector", "DVIProjector._complex", "fit: kNN + complexes"),
     ("dvi_core.projector", "knn", "fit: kNN + complexes: kNN graph"),
     ("dvi_core.projector", "exact_query", "fit: exact searches (boundary points)"),
+    ("dvi_core.projector", "cross_query", "fit: exact searches (boundary points)"),
     ("dvi_core.projector", "DVIProjector._layout", "fit: layout"),
     ("dvi_core.projector", "DVIProjector._init_models", "fit: decoder init (frame)"),
     ("dvi_core.projector", "train_models", "fit: decoder training"),
@@ -503,7 +504,8 @@ def metrics_markdown(steps: list[dict[str, Any]]) -> list[str]:
 
 def parts_markdown(steps: list[dict[str, Any]]) -> list[str]:
     """Seconds per part of each step (inclusive: a part's nested parts are in its time too)."""
-    labels = [label for _, _, label in PARTS if any(label in s.get("parts", {}) for s in steps)]
+    labels = [label for label in dict.fromkeys(label for _, _, label in PARTS)  # a label may time several functions
+              if any(label in s.get("parts", {}) for s in steps)]
     if not labels:
         return []
     lines = ["", "Seconds per part (wall time, inclusive; the rest of a step is loading, copying and the glue):", "",

@@ -21,7 +21,7 @@ from . import boundary as _boundary
 from . import graph, layout, persist
 from .metrics import neighbor_preserving_rate
 from .model import Decoder, Encoder, build_decoder, build_models, forget, memorize, refit_frame, set_frame
-from .neighbors import exact_query, features_digest, knn
+from .neighbors import cross_query, exact_query, features_digest, knn
 from .placement import LayoutEncoder
 from .settle import settle
 from .train import LossWeights, TrainData, train_models
@@ -326,14 +326,15 @@ class DVIProjector:
         kb = min(k, len(B) - 1)
         idx, dist = knn(X, k, seed=self.seed, device=self.device)
         G = graph.fuzzy_simplicial_set(idx, dist)
-        bi, bd = exact_query(B, X, kb, device=self.device)
+        # each sample's nearest boundary points and each boundary point's nearest samples: one pass over the
+        # |X| x |B| distances (the costly search at 60,000 x 6,000 x 512)
+        (bi, bd), (idx_xb, _) = cross_query(X, B, kb, k, device=self.device)
         extra = [graph.boundary_complex(bi, bd, n) * boundary_weight]
         if kb >= 2:
             ii, dd = exact_query(B, B, kb, exclude_self=True, device=self.device)
             Gb = graph.fuzzy_simplicial_set(ii, dd).tocoo()
             extra.append(type(Gb)((Gb.data * boundary_weight, (Gb.row + n, Gb.col + n))))
         edges = graph.complex_edges(G, extra, n + len(B), n_epochs=200)
-        idx_xb, _ = exact_query(X, B, k, device=self.device)  # each boundary point's nearest samples
         return edges, idx_xb, G, idx, graph.complex_edges(G, [], n, n_epochs=200)
 
     def _npr(self, knn_now: np.ndarray, Xp: np.ndarray, prev: StepProjection) -> np.ndarray:
