@@ -30,6 +30,9 @@ from tensorboard_plugin_dvi.jobs import ProjectionService
 MAX_ZOOM = 8
 TILE_SIZES = (256, 512)
 """Overview sizes rendered ahead for each projected step (the tab's first request and its double-density one)."""
+LANDSCAPE_PNG_LEVEL = 1
+"""zlib level of landscape PNGs: a tile a user waits for encodes some 30% faster than at level 3, for about 18% more
+bytes (some 26 KB for a 256 px tile of the demo)."""
 PYRAMID_TILE_SIZE = 256
 """The size of the tiles the tab asks for (its ``TILE_SIZE`` in ``frontend/state/tiles.js``): rendered ahead."""
 
@@ -373,7 +376,8 @@ def render_landscape(model: Any, head: Any, bounds: tuple[float, float, float, f
     uniform cells), so a tile shows everything the overview does at no more than one overview pixel per cell.
     ``stop``: see :func:`method.render`."""
     cell = min(1 << tile[0], 8)
-    return encode_png(method.render(model, head, tile_bounds(bounds, tile), size, n_classes, cell=cell, stop=stop))
+    pixels = method.render(model, head, tile_bounds(bounds, tile), size, n_classes, cell=cell, stop=stop)
+    return encode_png(pixels, compress_level=LANDSCAPE_PNG_LEVEL)
 
 
 def read_png(path: str) -> bytes | None:
@@ -428,10 +432,10 @@ def resize_png(png: bytes, size: int) -> bytes:
         return out.getvalue()
 
 
-def encode_png(pixels: np.ndarray) -> bytes:
+def encode_png(pixels: np.ndarray, compress_level: int = 3) -> bytes:
     """PNG bytes of a uint8 image [H, W] or [H, W, 3]."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG", compress_level=3)
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
