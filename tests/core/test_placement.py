@@ -161,3 +161,21 @@ def test_a_large_seed_still_loads(tmp_path, digits):
     st = DVIProjector(seed=2**40, **FAST).fit_step(digits.train, digits.head)
     st.save(tmp_path / "s.npz")
     assert StepProjection.load(tmp_path / "s.npz").config_["seed"] == 2**40
+
+
+def test_new_points_are_placed_against_a_wider_set_of_references():
+    """With n_neighbors=15 a new point still weighs its MIN_PLACEMENT_NEIGHBORS nearest references: 15 of them
+    lie at one place of the layout and the next 25, barely farther, at another: the point leaves the first group
+    (with 15 references it sits on it)."""
+    assert placement.MIN_PLACEMENT_NEIGHBORS == 40, "the benchmark-tuned value"
+    rng = np.random.default_rng(0)
+    near = rng.normal(0.0, 0.001, (15, 2)) + [1.0, 0.0]  # features: 15 at ~1, 25 at ~1.02, 60 far away
+    ring = rng.normal(0.0, 0.001, (25, 2)) + [0.0, 1.02]
+    far = rng.normal(0.0, 0.01, (60, 2)) + [40.0, 40.0]
+    X = torch.as_tensor(np.concatenate([near, ring, far]), dtype=torch.float32)
+    Y = torch.as_tensor(np.concatenate([np.zeros((15, 2)), np.full((25, 2), 10.0), np.full((60, 2), -50.0)]),
+                        dtype=torch.float32)
+    enc = LayoutEncoder(2, 2, n_neighbors=15)
+    enc.store(X, Y, torch.zeros(len(X), 2))
+    y = enc(torch.zeros(1, 2))[0].numpy()
+    assert np.linalg.norm(y) > 2.0, f"placed at {y}: on the 15 nearest references alone"
