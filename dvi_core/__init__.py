@@ -50,7 +50,7 @@ proportion to the share of its 15 neighbours it lost and one that kept 14 or 15 
 where the model changed; 200 / 80 epochs above 20,000 samples), then the boundary points alone against the fixed
 samples (their edges would otherwise pull samples out of their neighbourhoods). Its encoder is non-parametric
 (``placement.LayoutEncoder``): the step's samples and boundary points map exactly onto the layout; a new point
-is placed as umap-learn's ``transform`` does (membership-weighted mean of its k nearest references in a 64-d PCA
+is placed as umap-learn's ``transform`` does (membership-weighted mean of its max(k, 40) nearest references, 64-d PCA
 frame, then 100 deterministic epochs against the fixed layout) and, when its position would decode to another
 class than its own, moved the least way (plus one step) towards its nearest reference of its class. The decoder
 is smooth: a small MLP in the same frame (trained from the layout plus jitter back to the features with
@@ -71,7 +71,7 @@ D = 2 is allowed (the map is still learned, which is handy for toy data); D < 2 
 from . import boundary, landscape, metrics
 from .projector import DVIProjector, StepProjection
 
-__version__ = "0.5.0"
+__version__ = "0.5.1"
 """Version of the method: part of the plugin's cache key, so results of another version are never served."""
 
 __all__ = ["__version__", "DVIProjector", "StepProjection", "boundary", "landscape", "metrics"]
