@@ -157,6 +157,7 @@ def main() -> None:
     n_epochs = 3 if args.quick else args.epochs
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
+    load_start = list(os.getloadavg())
     ep = load_epochs(max(n_epochs, 10))
     print(f"CNN features ready in {time.perf_counter() - t0:.0f}s; test accuracy per epoch {np.round(ep.acc, 3)}")
     methods = args.methods.split(",")
@@ -181,7 +182,7 @@ def main() -> None:
               "metrics_are": "fractions in [0,1]; temporal: Spearman correlation in [-1,1]; ccr: mean |confidence "
                              "change| (lower is better); speckle: fraction of coloured landscape pixels; peak_mib: "
                              "extra resident memory during the call",
-              "methods": rows, "torch_threads": torch.get_num_threads()}
+              "methods": rows, "torch_threads": torch.get_num_threads(), "load_average_start": load_start}
     _write(result, args.results_dir)  # the per-epoch methods, in case the one long AlignedUMAP fit is interrupted
     if "aligned-umap" in methods:
         rows["aligned-umap"] = _aligned_umap(ep, n_epochs, bnds)
@@ -190,6 +191,7 @@ def main() -> None:
         from proj_snapshot_cost import measure as snapshot_cost
 
         result["snapshot"] = snapshot_cost()
+    result["load_average_end"] = list(os.getloadavg())
     _write(result, args.results_dir)
     print(text_table(result))
     print(f"total {time.perf_counter() - t0:.0f}s; rows: {', '.join(m[0] for m in METRICS)}")

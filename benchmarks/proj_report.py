@@ -61,6 +61,14 @@ def text_table(result: dict[str, Any]) -> str:
     return "\n".join(lines + [""] + target_check(result))
 
 
+def _load(avg: list[float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in avg)
+
+
+def _secs(ts: list[float]) -> str:
+    return ", ".join(f"{t:.2f}" for t in ts)
+
+
 def markdown_table(result: dict[str, Any]) -> str:
     """Markdown version with the run's context and the target check."""
     header, rows = table_rows(result)
@@ -70,6 +78,9 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"Epochs: {result['epochs']}; test accuracy per epoch: {[round(a, 3) for a in result['test_accuracy']]}; "
         f"umap-learn compile (warm-up, not in its wall time): {_fmt(result['umap_compile_s'], 'wall_s')} s.",
         f"Metrics: {result['metrics_are']}. Last column: mean over epochs 1.. (wall s: total; peak: max).",
+        *([f"Load average (1, 5, 15 min) at the start: {_load(result['load_average_start'])}; at the end: "
+           f"{_load(result['load_average_end'])}; torch threads: {result.get('torch_threads')}."]
+          if "load_average_start" in result and "load_average_end" in result else []),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -146,7 +157,9 @@ def _wall_lines(result: dict[str, Any], d: list[dict[str, Any]], u: list[dict[st
     if snap:
         r = snap["ratio_encoder_to_epoch"]
         lines.append(f"snapshot with encoder= {snap['snapshot_encoder_s']:.2f}s (median of the steps after the first) "
-                     f"vs one demo-CNN epoch {snap['epoch_s']:.2f}s: ratio {r:.2f} vs 0.2 -> {_verdict(r <= 0.2)}")
+                     f"vs one demo-CNN epoch {snap['epoch_s']:.2f}s: ratio {r:.3f} vs 0.2 -> {_verdict(r <= 0.2)}"
+                     + (f" (epochs {_secs(snap['epochs_s'])} s; snapshots {_secs(snap['snapshot_encoder_all_s'])} s)"
+                        if "epochs_s" in snap else ""))
         if "snapshot_encoder_first_s" in snap:
             lines.append(f"first snapshot of the run with encoder= (also stores the run's thumbnails, once): "
                          f"{snap['snapshot_encoder_first_s']:.2f}s, ratio {snap['ratio_first_to_epoch']:.2f}")
