@@ -293,19 +293,34 @@ ZOOM_JS = """(factor) => new Promise((resolve) => {
   const canvas = document.querySelector('[data-testid=map-canvas]');
   const overlay = canvas.nextElementSibling;
   const r = canvas.getBoundingClientRect();
+  performance.clearResourceTimings();  // the tile requests' timings are read after the zoom (tile_timing)
   const t0 = performance.now();
   const z0 = __dvi.panels[0].tiles.z;
   overlay.dispatchEvent(new WheelEvent('wheel', {deltaY: -Math.log(factor) / 0.0015, clientX: r.left + r.width / 2,
     clientY: r.top + r.height / 2, bubbles: true, cancelable: true}));
   function check() {
     const t = __dvi.panels[0].tiles;
-    if (t.z > z0 && t.wanted > 0 && t.drawn === t.wanted) resolve({ms: performance.now() - t0, z: t.z, tiles: t.wanted,
-      sharpness: t.pxPerUnit / t.overviewPxPerUnit});
+    if (t.z > z0 && t.wanted > 0 && t.drawn === t.wanted) resolve({t0, ms: performance.now() - t0, z: t.z,
+      tiles: t.wanted, sharpness: t.pxPerUnit / t.overviewPxPerUnit});
     else if (performance.now() - t0 > 20000) resolve({ms: NaN, z: t.z, tiles: t.wanted, sharpness: null});
     else requestAnimationFrame(check);
   }
   requestAnimationFrame(check);
 })"""
+
+TILE_TIMING_JS = """(t0) => performance.getEntriesByType('resource')
+  .filter((e) => /[?&]z=[1-9]/.test(e.name) && e.startTime >= t0).map((e) => [e.startTime - t0, e.responseEnd - t0])"""
+
+
+def tile_timing(page, zoom: dict) -> dict:
+    """Where a zoom's time went, from the browser's resource timings of its tile requests (ms after the wheel
+    event): the first request sent, the last answer received; the rest of ``ms`` is decoding and drawing."""
+    spans = page.evaluate(TILE_TIMING_JS, zoom["t0"]) if "t0" in zoom else []
+    if not spans:
+        return {"tile_requests": 0}
+    return {"tile_requests": len(spans), "first_request_ms": round(min(a for a, _ in spans), 1),
+            "last_answer_ms": round(max(b for _, b in spans), 1)}
+
 
 RESET_JS = """() => document.querySelector('[data-testid=map-canvas]').nextElementSibling.dispatchEvent(
   new MouseEvent('dblclick', {bubbles: true}))"""
@@ -418,7 +433,7 @@ def cold_zooms(browser, base: str, run: str, renderer: str, count: int = 3) -> l
         time.sleep(0.3)
         state = tiles_ahead(base, run, steps[index])
         z = page.evaluate(ZOOM_JS, 4.0)
-        out.append({**z, "step": steps[index], "tiles_ahead_at_zoom": state})
+        out.append({**z, **tile_timing(page, z), "step": steps[index], "tiles_ahead_at_zoom": state})
         page.evaluate(RESET_JS)
         time.sleep(0.3)
     page.close()
@@ -448,7 +463,8 @@ def measure(browser, base: str, run: str, renderer: str, moves: int, real: bool 
         if real:  # as a user meets it: the tab showing the step while the plugin renders its tiles ahead
             waits.append(wait_for_tiles_ahead(base, run, steps[(2 * k + 1) % len(steps)]))
         time.sleep(0.3)
-        zooms.append(page.evaluate(ZOOM_JS, 4.0))
+        z = page.evaluate(ZOOM_JS, 4.0)
+        zooms.append({**z, **tile_timing(page, z)})
         page.evaluate(RESET_JS)
         time.sleep(0.3)
     zoom_ms = [z["ms"] for z in zooms]
@@ -461,6 +477,8 @@ def measure(browser, base: str, run: str, renderer: str, moves: int, real: bool 
            "zoom4x_sharp_ms_median": float(np.median(zoom_ms)), "zoom4x_sharp_ms_max": float(np.max(zoom_ms)),
            "zoom4x_tile_level": zooms[0]["z"], "zoom4x_tiles": zooms[0]["tiles"],
            "zoom4x_tile_sharpness_vs_overview": zooms[0]["sharpness"],
+           "zoom4x_timings": [{k: z.get(k) for k in ("ms", "tile_requests", "first_request_ms", "last_answer_ms")}
+                              for z in zooms],
            "projection_fetches": page.evaluate("__dvi.fetches.projectionFetches")}
     if real:
         cold_ms = [z["ms"] for z in cold_zoom]
@@ -610,10 +628,24 @@ def map_table(env: dict, results: list) -> list[str]:
                   f"- **cold, rendered on demand**: {r['zoom4x_cold_ms_median']:.0f} ms median, "
                   f"{r['zoom4x_cold_ms_max']:.0f} ms max: zoomed 0.3 s after a step was first drawn, none of its "
                   f"tiles rendered ahead (the step's pyramid at the zoom: {states}); "
-                  f"{r['zoom4x_cold'][0]['tiles']} tiles rendered by the plugin while rendering ahead pauses."]
+                  f"{r['zoom4x_cold'][0]['tiles']} tiles rendered by the plugin while rendering ahead pauses.",
+                  "- where the time goes (medians, ms after the wheel event; the browser's resource timings of the "
+                  "tile requests): " + "; ".join(
+                      f"{name}: first tile requested at {spans[0]:.0f}, last tile answered at {spans[1]:.0f}, "
+                      f"all drawn at {spans[2]:.0f}" for name, spans in (
+                          ("rendered ahead", _spans(r["zoom4x_timings"])), ("cold", _spans(r["zoom4x_cold"])))
+                      if spans) + "."]
     lines += ["", "Measured without a GPU: WebGL runs on Chromium's software rasterizer (SwiftShader), so these "
               "frame times are an upper bound; hardware WebGL was not measured here."]
     return lines
+
+
+def _spans(zooms: list[dict]) -> tuple[float, float, float] | None:
+    """Median (first tile requested, last tile answered, all drawn) over zooms with tile timings, or None."""
+    timed = [z for z in zooms if z.get("tile_requests")]
+    if not timed:
+        return None
+    return tuple(float(np.median([z[k] for z in timed])) for k in ("first_request_ms", "last_answer_ms", "ms"))
 
 
 def timebar_table(t: dict | None) -> list[str]:
