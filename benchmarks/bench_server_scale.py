@@ -30,6 +30,8 @@ Writes ``results/server_scale.{json,md}`` (``--quick``: 10,000 x 10, ``results/s
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -39,6 +41,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -274,6 +277,20 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+@contextlib.contextmanager
+def held(path: str | None) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (waited for) while the block runs; nothing when ``path`` is None."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="10,000 samples x 10 steps")
@@ -281,6 +298,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--keep", help="write the logdir here and keep it (default: a temporary folder, removed)")
     parser.add_argument("--no-hook", action="store_true", help="do not run the projection job's after-step hook")
+    parser.add_argument("--lock", help="hold an exclusive flock on this file while TensorBoard is timed (not while "
+                        "the logdir is written), so timing runs of others do not overlap with the timed part")
     args = parser.parse_args()
     steps, n = (10, 10_000) if args.quick else (args.steps, args.samples)
     torch.set_num_threads(1)
@@ -290,15 +309,19 @@ def main() -> None:
     hook = None if args.no_hook else JobHook()
     run, model, last, write_s = write_logdir(logdir, n, steps, hook)
     print(f"logdir written in {write_s:.0f} s", flush=True)
-    proc, url = start_tensorboard(logdir, "--dvi_autoproject", "off")
-    try:
-        base = url + "/data/plugin/dvi"
-        wait_listed(base, steps)
-        routes = measure_routes(base, steps, n)
-        new_step = measure_new_step(base, logdir, run, model, steps, last, hook)
-        memory = rss_mb(proc.pid)
-    finally:
-        stop(proc)
+    with held(args.lock):
+        load_timed = os.getloadavg()[0]
+        proc, url = start_tensorboard(logdir, "--dvi_autoproject", "off")
+        try:
+            base = url + "/data/plugin/dvi"
+            wait_listed(base, steps)
+            routes = measure_routes(base, steps, n)
+            new_step = measure_new_step(base, logdir, run, model, steps, last, hook)
+            memory = rss_mb(proc.pid)
+        finally:
+            stop(proc)
+    if args.lock:  # the routes' load, not the writing's
+        load_start = load_timed
     report = {"steps": steps, "n": n, "write_s": write_s, "hook_s": hook.seconds if hook else None,
               "routes": routes, "new_step": new_step, "rss_mb": memory,
               "load_average": [load_start, os.getloadavg()[0]], "cpus": os.cpu_count(), "machine": platform.machine(),
