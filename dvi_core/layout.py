@@ -1,4 +1,5 @@
-"""Fast non-parametric UMAP layout in torch (the map of the default ``"dvi"`` variant).
+"""Fast non-parametric UMAP layout (the map of the default ``"dvi"`` variant): compiled loops on the CPU
+(``layout_cpu``), batched torch epochs on other devices.
 
 UMAP's stochastic gradient optimisation, vectorised per epoch: every edge is applied with
 probability weight / max_weight (sampling in proportion to weight), with 5 random
