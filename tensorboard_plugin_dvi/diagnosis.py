@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import functools
 import io
 import json
 import logging
@@ -21,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 from tensorboard import errors
 
-from tensorboard_plugin_dvi import binary, cube, storage, suspects
+from tensorboard_plugin_dvi import binary, cube, storage, suspects, textcols
 from tensorboard_plugin_dvi.catalog import RunIndex
 from tensorboard_plugin_dvi.dynamics import Dynamics, Positions, StepInput
 
@@ -357,14 +356,14 @@ def table_json(table: dict[str, np.ndarray], header: dict[str, Any]) -> bytes:
     NaN as null). The same bytes as ``json.dumps`` of those lists, formatted a column at a time with numpy: at 100,000
     samples ``json.dumps`` of the lists took most of a first request (0.3-0.7 s), numpy a few times less."""
     n = len(table["id"])
-    texts = {name: _text(table[name], as_json=True) for name in COLUMNS} if n else {}
+    texts = {name: textcols.column_text(table[name], as_json=True) for name in COLUMNS} if n else {}
     if not n or any(t is None for t in texts.values()):
         body = {**header, "columns": {name: _json_list(table[name]) for name in COLUMNS}}
         return json.dumps(body, allow_nan=False).encode("utf-8")
     parts = [json.dumps(header, allow_nan=False)[:-1].encode("utf-8"), b', "columns": {']
     for k, name in enumerate(COLUMNS):
         parts += [b", " if k else b"", json.dumps(name).encode("utf-8"), b": [",
-                  _rows([*texts[name], _const(n, b", ")])[:-2], b"]"]
+                  textcols.rows([*texts[name], textcols.const(n, b", ")])[:-2], b"]"]
     return b"".join([*parts, b"}}"])
 
 
@@ -373,17 +372,17 @@ def table_csv(table: dict[str, np.ndarray], classes: list[str]) -> bytes:
     ``csv.writer`` writes for the rounded values (see :func:`table_json`), formatted a column at a time."""
     names = [*COLUMNS[:2], "label_name", *COLUMNS[2:]]
     n = len(table["id"])
-    texts = {name: _text(table[name], as_json=False) for name in COLUMNS if name != "split"} if n else {}
+    texts = {name: textcols.column_text(table[name], as_json=False) for name in COLUMNS if name != "split"} if n else {}
     if not n or any(v is None for v in texts.values()):
         return _table_csv_rows(table, classes)
-    texts["split"] = _lookup(np.asarray(table["split"]) == 1, [b"test", b"train"])
+    texts["split"] = textcols.lookup(np.asarray(table["split"]) == 1, [b"test", b"train"])
     label = np.asarray(table["label"], np.int64)
     found, codes = np.unique(label, return_inverse=True)
-    texts["label_name"] = _lookup(codes, [_csv_field(_class_name(classes, int(c))) for c in found])
+    texts["label_name"] = textcols.lookup(codes, [textcols.csv_field(_class_name(classes, int(c))) for c in found])
     blocks: list[np.ndarray] = []
     for k, name in enumerate(names):
-        blocks += [*texts[name], _const(n, b"\n" if k == len(names) - 1 else b",")]
-    return b",".join(_csv_field(name) for name in names) + b"\n" + _rows(blocks)
+        blocks += [*texts[name], textcols.const(n, b"\n" if k == len(names) - 1 else b",")]
+    return b",".join(textcols.csv_field(name) for name in names) + b"\n" + textcols.rows(blocks)
 
 
 def _table_csv_rows(table: dict[str, np.ndarray], classes: list[str]) -> bytes:
@@ -397,125 +396,6 @@ def _table_csv_rows(table: dict[str, np.ndarray], classes: list[str]) -> bytes:
     columns["label_name"] = [_class_name(classes, c) for c in columns["label"]]
     writer.writerows(zip(*(columns[n] for n in names), strict=True))
     return out.getvalue().encode("utf-8")
-
-
-# -- column text with numpy. A column's text is a list of blocks, each a uint8 [w, N] matrix: char j of row i's piece,
-#    0 where the row writes nothing there (no text holds a NUL). Blocks stack into one [W, N] matrix (long contiguous
-#    copies), whose transpose read in order and without its zeros is the text row after row ------------------------
-
-_FRACTION = 5
-"""Decimals the floats are rounded to (as :func:`_json_list` rounds them)."""
-_FAST_LIMIT = 1e10
-"""Floats below this (rounded) magnitude are written by the fast path: their shortest repr is their 5-decimal form."""
-
-
-@functools.cache
-def _digit_table(width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``width`` zero-padded decimal digits of every integer below ``10**width`` (uint8 [width, 10**width]), and
-    how many digits each needs once trailing zeros are dropped (at least one)."""
-    values = np.arange(10 ** width)
-    chars = np.stack([(values // 10 ** (width - 1 - j)) % 10 + 48 for j in range(width)]).astype(np.uint8)
-    kept = np.full(len(values), width, np.int64)
-    for k in range(1, width):
-        kept -= values % 10 ** k == 0
-    return chars, kept
-
-
-def _rows(blocks: list[np.ndarray]) -> bytes:
-    """Row by row, each block's piece in turn."""
-    flat = np.concatenate(blocks).T.ravel()
-    return flat[flat != 0].tobytes()
-
-
-def _const(n: int, text: bytes, where: np.ndarray | None = None) -> np.ndarray:
-    """``text`` in every row (or where ``where`` is true)."""
-    block = np.empty((len(text), n), np.uint8)
-    block[:] = np.frombuffer(text, np.uint8)[:, None]
-    if where is not None:
-        block *= where
-    return block
-
-
-def _lookup(codes: np.ndarray, texts: list[bytes]) -> list[np.ndarray]:
-    """Row i's text is ``texts[codes[i]]``."""
-    table = np.zeros((max([1, *(len(t) for t in texts)]), len(texts)), np.uint8)
-    for k, t in enumerate(texts):
-        table[:len(t), k] = np.frombuffer(t, np.uint8)
-    return [np.take(table, np.asarray(codes, np.int64), axis=1)]
-
-
-def _digits(values: np.ndarray, where: np.ndarray | None = None) -> list[np.ndarray]:
-    """Non-negative integers in decimal without leading zeros (0 is one digit), in 4-digit groups from a table."""
-    table, _ = _digit_table(4)
-    width = len(str(int(values.max()))) if len(values) else 1
-    if width <= 4:
-        chars = np.take(table, values, axis=1)[-width:]
-    else:
-        chars = np.concatenate([np.take(table, (values // 10 ** (4 * g)) % 10_000, axis=1)
-                                for g in range((width + 3) // 4 - 1, -1, -1)])[-width:]
-    least = 10 ** np.arange(width - 1, -1, -1)  # digit j is written when the value has that many digits
-    least[-1] = 0
-    keep = values >= least[:, None]
-    chars *= keep if where is None else keep & where
-    return [chars]
-
-
-def _integers(values: np.ndarray, where: np.ndarray | None = None) -> list[np.ndarray]:
-    """Integers as Python's ``str`` writes them."""
-    v = np.asarray(values, np.int64)
-    minus = v < 0
-    sign = [_const(len(v), b"-", minus if where is None else minus & where)] if minus.any() else []
-    return [*sign, *_digits(np.abs(v), where)]
-
-
-def _floats(values: np.ndarray, null: bytes) -> list[np.ndarray] | None:
-    """Floats rounded to 5 decimals as ``repr`` writes them, NaN as ``null``; None when a value is infinite or too
-    large (the caller formats the column in Python then)."""
-    rounded = np.round(np.asarray(values, np.float64), _FRACTION)
-    nan = np.isnan(rounded)
-    mag = np.abs(np.where(nan, 0.0, rounded))
-    if not np.isfinite(mag).all() or (len(mag) and mag.max() >= _FAST_LIMIT):
-        return None
-    n = len(mag)
-    scaled = np.rint(mag * 10 ** _FRACTION).astype(np.int64)
-    whole, frac = np.divmod(scaled, 10 ** _FRACTION)
-    tiny = (scaled > 0) & (scaled < 10)  # below 1e-4 repr writes 1e-05 ... 9e-05
-    plain = ~nan & ~tiny
-    table, kept = _digit_table(_FRACTION)
-    frac_chars = np.take(table, frac, axis=1)
-    frac_chars *= (np.arange(_FRACTION)[:, None] < kept[frac]) & plain
-    minus = np.signbit(rounded) & ~nan
-    blocks = [_const(n, b"-", minus)] if minus.any() else []
-    blocks += [*_digits(whole, plain), _const(n, b".", plain), frac_chars]
-    if tiny.any():
-        blocks += [((scaled % 10 + 48) * tiny).astype(np.uint8)[None, :], _const(n, b"e-05", tiny)]
-    if nan.any() and null:
-        blocks.append(_const(n, null, nan))
-    return blocks
-
-
-def _text(values: np.ndarray, as_json: bool) -> list[np.ndarray] | None:
-    """A column's values as JSON (``as_json``) or as ``csv.writer`` writes them; None when a float is too large or
-    infinite for the fast path."""
-    values = np.asarray(values)
-    if values.dtype.kind == "b":
-        return _lookup(values.astype(np.int64), [b"false", b"true"] if as_json else [b"False", b"True"])
-    if values.dtype.kind in "iu":
-        return _integers(values)
-    if values.dtype.kind == "f":
-        return _floats(values, b"null" if as_json else b"")
-    names = [str(v) for v in values.tolist()]  # e.g. the category names: a few distinct strings
-    found = {name: k for k, name in enumerate(dict.fromkeys(names))}
-    codes = np.fromiter(map(found.__getitem__, names), np.int64, len(names))
-    encode = (lambda s: json.dumps(s).encode("utf-8")) if as_json else _csv_field
-    return _lookup(codes, [encode(name) for name in found])
-
-
-def _csv_field(value: str) -> bytes:
-    """One field as ``csv.writer`` writes it among others (quoted when it holds a comma, quote or line break)."""
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(["", value])
-    return out.getvalue()[1:-1].encode("utf-8")
 
 
 def suspects_csv(rows: list[dict[str, Any]], classes: list[str]) -> bytes:
