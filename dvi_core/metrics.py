@@ -233,6 +233,11 @@ def _graph_rows(step: StepProjection, X: np.ndarray, rows: np.ndarray, k: int) -
     return knn_rows(X, rows, k, device=step.device)[0]
 
 
+def _placed(step: StepProjection, B: np.ndarray, Y: np.ndarray | None) -> np.ndarray:
+    """``step.transform(B)``, or ``Y`` when the caller gave those positions."""
+    return step.transform(B) if Y is None else np.asarray(Y, np.float32)
+
+
 def evaluate_step(
     step: StepProjection,
     head: torch.nn.Module,
@@ -249,6 +254,7 @@ def evaluate_step(
     test_embedding: np.ndarray | None = None,
     prev_train_embedding: np.ndarray | None = None,
     prev_test_embedding: np.ndarray | None = None,
+    boundary_embedding: np.ndarray | None = None,
     bounds: tuple[float, float, float, float] | None = None,
     resolution: int = 256,
     max_samples: int | None = EVAL_MAX_N,
@@ -259,6 +265,9 @@ def evaluate_step(
     ``train_embedding`` / ``test_embedding``: ``step.transform`` of the split when the caller already has it;
     ``prev_train_embedding`` / ``prev_test_embedding``: ``prev.transform`` of the previous features (step t-1's
     positions of the same samples, e.g. from its stored result).
+    ``boundary_embedding``: ``step.transform(boundary)`` when the caller already has it, e.g.
+    ``step.boundary_embedding_`` when ``boundary`` are the points the step was fit with (references map exactly
+    onto their layout positions, so this is the same quantity without placing them again).
     ``bounds``: the square box (x0, y0, x1, y1) of the landscape the user is shown (default ``step.bounds_``);
     the landscape metrics render it at ``resolution`` px.
     Returns ``{"train": {...}, "test": {...}}`` with keys nn, boundary, ppr, ccr, temporal, trustworthiness,
@@ -281,6 +290,12 @@ def evaluate_step(
     out: dict[str, dict[str, float | None]] = {}
     splits = [("train", train_features, train_embedding, boundary, prev_train_features, prev_train_embedding),
               ("test", test_features, test_embedding, test_boundary, prev_test_features, prev_test_embedding)]
+    placed = {"train": boundary_embedding}
+    if boundary is not None and boundary_embedding is not None and len(boundary_embedding) != len(boundary):
+        raise ValueError(
+            f"The 'boundary_embedding' parameter of evaluate_step must hold one position per boundary sample "
+            f"({len(boundary)}). Got {len(boundary_embedding)} instead."
+        )
     for name, X, Y, Bd, Xp, Yp in splits:
         if X is None:
             out[name] = dict.fromkeys(("nn", "boundary", "ppr", "ccr", "temporal", "trustworthiness",
@@ -299,7 +314,8 @@ def evaluate_step(
         c = p.argmax(1)
         res: dict[str, float | None] = {
             "nn": float(_overlap(knn_x, knn_y).mean()),
-            "boundary": None if Bd is None else boundary_preservation(Xs, Bd, Ys, step.transform(Bd), k),
+            "boundary": None if Bd is None else boundary_preservation(Xs, Bd, Ys, _placed(step, Bd, placed.get(name)),
+                                                                      k),
             "ppr": float((c == q.argmax(1)).mean()),
             "ccr": float(np.abs(p[r, c] - q[r, c]).mean()),
             "temporal": None,

@@ -31,6 +31,7 @@ from .graph import smooth_knn_memberships
 from .losses import GRAD_CLIP, attraction_coeff, repulsion_coeff
 from .model import Decoder, _Frame
 from .neighbors import exact_query
+from .placement_cpu import refine
 
 _CHUNK = 4096
 _SPARE = 5  # candidates beyond k searched for each new point (re-ranked exactly)
@@ -120,16 +121,27 @@ class LayoutEncoder(_Frame):
                 y[new] = self._keep_prediction(z[new], y[new], idx[new], decoder)
         return y
 
-    def _refine(self, y: torch.Tensor, nbr: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """UMAP's transform epochs against the fixed layout (expected attraction, shared seeded negatives)."""
+    def _refine(self, y: torch.Tensor, nbr: torch.Tensor, w: torch.Tensor, compiled: bool = True) -> torch.Tensor:
+        """UMAP's transform epochs against the fixed layout (expected attraction, shared seeded negatives).
+
+        On the CPU in float32 one compiled loop (``placement_cpu.refine``, the same arithmetic; ``compiled=False``
+        forces the torch loop, which runs on any device).
+        """
         gen = torch.Generator().manual_seed(0)
         negs = torch.randint(self.keys.shape[0], (self.n_epochs, self.n_negatives), generator=gen).to(y.device)
         w = w / w.max(1, keepdim=True).values  # per point: its place must not depend on the others in its batch
         rep = (5.0 * w.sum(1, keepdim=True) / self.n_negatives)  # UMAP: 5 negatives per sampled edge
         pos = self.values[nbr]  # [Q, k, 2]
+        alphas = [self.learning_rate * (1.0 - e / self.n_epochs) for e in range(self.n_epochs)]
+        if compiled and y.device.type == "cpu" and y.dtype == pos.dtype == w.dtype == torch.float32:
+            out = y.numpy().copy()
+            by_axis = pos.transpose(1, 2).contiguous().numpy()  # [Q, 2, k]: x and y each contiguous (SIMD)
+            negs_by_axis = self.values[negs].transpose(1, 2).contiguous().numpy()  # [E, 2, n]
+            refine(out, by_axis, w.contiguous().numpy(), rep[:, 0].contiguous().numpy(), negs_by_axis,
+                   np.array(alphas, np.float32))
+            return torch.from_numpy(out)
         y = y.clone()
-        for e in range(self.n_epochs):
-            alpha = self.learning_rate * (1.0 - e / self.n_epochs)
+        for e, alpha in enumerate(alphas):
             diff = y[:, None, :] - pos
             coeff = attraction_coeff(diff.pow(2).sum(2, keepdim=True).clamp_min(1e-12))
             grad = ((coeff * diff).clamp(-GRAD_CLIP, GRAD_CLIP) * w[:, :, None]).sum(1)

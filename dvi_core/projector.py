@@ -127,6 +127,14 @@ class StepProjection:
         self.n_features_in_ = int(config["n_features"])
         self.bounds_ = square_bounds(self.embedding_)
 
+    @property
+    def boundary_embedding_(self) -> np.ndarray | None:
+        """Layout positions float32 [M, 2] of the M boundary points the step was fit with, in their order (what
+        ``transform`` maps them to: they are references of the placement encoder); None for the MLP encoder."""
+        if not isinstance(self.encoder, LayoutEncoder):
+            return None
+        return self.encoder.values[len(self.embedding_) :].cpu().numpy()
+
     def knn_of(self, X: np.ndarray, k: int) -> np.ndarray:
         """k-nearest-neighbour indices [N, k] of ``X``: the stored graph when ``X`` is what this step was fit on."""
         if self.knn_ is not None and self.knn_.shape == (len(X), k) and self.features_digest_ == features_digest(X):

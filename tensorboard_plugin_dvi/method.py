@@ -292,6 +292,7 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
     scores = metrics.evaluate_step(
         fitted, head, feats_train, test_features=feats[test] if has_test else None,
         boundary=b_train, test_boundary=b_test, prev=prev,
+        boundary_embedding=fitted.boundary_embedding_,  # b_train's layout: what transform(b_train) gives
         prev_train_features=None if prev_feats is None else prev_feats[train],
         prev_test_features=None if prev_feats is None or not has_test else prev_feats[test],
         k=settings.n_neighbors, train_embedding=xy[train], test_embedding=xy[test],

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from core_budget import FAST
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 
-from dvi_core import metrics
+from dvi_core import DVIProjector, metrics
+from dvi_core.boundary import boundary_samples
 
 
 def _points(n: int = 200, d: int = 2, seed: int = 0) -> np.ndarray:
@@ -204,3 +206,19 @@ def test_evaluate_step_subsamples_large_splits_and_gives_full_values_on_request(
         assert sub[key] == pytest.approx(full[key], abs=0.05), key
     assert sub["landscape_agreement"] == full["landscape_agreement"] and sub["speckle"] == full["speckle"]
     assert sub != full, "nothing was subsampled"
+
+
+def test_evaluate_step_scores_the_fitted_boundary_layout_as_transform_places_it(digits):
+    """The boundary points a step was fit with are references of its placement: ``transform`` maps them onto
+    ``boundary_embedding_``, so passing those positions gives the same boundary metric without placing them."""
+    B = boundary_samples(digits.head, digits.train, seed=0)
+    step = DVIProjector(seed=0, **FAST).fit_step(digits.train, digits.head, boundary=B)
+    laid = step.boundary_embedding_
+    assert laid.shape == (len(B), 2)
+    np.testing.assert_allclose(step.transform(B), laid, atol=1e-6)
+    kw = dict(boundary=B, train_embedding=step.embedding_)
+    placed = metrics.evaluate_step(step, digits.head, digits.train, **kw)["train"]
+    given = metrics.evaluate_step(step, digits.head, digits.train, boundary_embedding=laid, **kw)["train"]
+    assert given["boundary"] is not None and given == placed
+    with pytest.raises(ValueError, match="boundary_embedding"):
+        metrics.evaluate_step(step, digits.head, digits.train, boundary_embedding=laid[1:], **kw)

@@ -179,3 +179,19 @@ def test_new_points_are_placed_against_a_wider_set_of_references():
     enc.store(X, Y, torch.zeros(len(X), 2))
     y = enc(torch.zeros(1, 2))[0].numpy()
     assert np.linalg.norm(y) > 2.0, f"placed at {y}: on the 15 nearest references alone"
+
+
+def test_compiled_refine_equals_the_torch_refine():
+    """The CPU refine (one numba loop, placement_cpu) and the torch loop give the same places up to float rounding:
+    points spread near and far from a layout of 300 references, each with 40 neighbours of uneven weights."""
+    gen = torch.Generator().manual_seed(1)
+    values = torch.randn(300, 2, generator=gen) * 5
+    enc = LayoutEncoder(4, 4, n_ref=300)
+    enc.values = values
+    nbr = torch.randint(300, (200, 40), generator=gen)
+    w = torch.rand(200, 40, generator=gen) + 0.01
+    start = values[nbr].mean(1) + torch.randn(200, 2, generator=gen) * torch.linspace(0.0, 3.0, 200)[:, None]
+    compiled = enc._refine(start, nbr, w)
+    plain = enc._refine(start, nbr, w, compiled=False)
+    assert (compiled - start).abs().max() > 0.1, "the refine moved nothing: the comparison says nothing"
+    np.testing.assert_allclose(compiled.numpy(), plain.numpy(), atol=1e-4)
