@@ -1,13 +1,14 @@
 """The placement encoder's refine epochs as one compiled loop (numba), for ``LayoutEncoder._refine`` on the CPU.
 
-Why: the torch refine makes a dozen passes a epoch over [Q, k, 2] tensors (gather, subtract, power, clip, weight,
+Why: the torch refine makes a dozen passes an epoch over [Q, k, 2] tensors (gather, subtract, power, clip, weight,
 sum) and as many over the negatives; at 10,000 new points x 40 references x 100 epochs that was about 16 % of the
 60k x 512 benchmark step. A point's refine depends only on its own position, so here each point runs all its
 epochs in registers. Same arithmetic as the torch path: the same negatives (drawn by the caller's torch
 generator), coefficients, clip and order (attraction summed over the references, then the mean repulsion over
 the negatives, both from the position at the epoch's start), so the two agree up to float rounding.
 ``fastmath=True`` lets the sums over a point's references and negatives run in SIMD lanes (a reordered sum:
-rounding only; 2x here). ``cache=True`` keeps the compiled code on disk, so only the first use on a machine pays the compile.
+rounding only; 2x here). ``cache=True`` keeps the compiled code on disk, so only the first use on a machine pays
+the compile.
 """
 
 from __future__ import annotations
