@@ -87,3 +87,18 @@ def test_compiled_selection_keeps_what_torch_topk_keeps_and_breaks_ties_by_index
     want_d, want_i = torch.topk(torch.from_numpy(d), 6, dim=0, largest=False)
     np.testing.assert_array_equal(best_d, want_d.numpy().T)
     assert [set(r) for r in best_i.tolist()] == [set(r) for r in want_i.numpy().T.tolist()]
+
+
+def test_blocked_row_selection_equals_a_stable_sort_with_ties_and_every_width():
+    from dvi_core import knn_select
+
+    rng = np.random.default_rng(7)
+    for width, k in [(5, 5), (31, 4), (32, 1), (33, 32), (100, 7), (257, 20)]:
+        d = rng.integers(0, 6, (40, width)).astype(np.float32)  # few values: many exact ties, across blocks too
+        d[3, width // 2] = -np.inf
+        d[4, :] = np.arange(width, 0, -1)  # strictly falling: a new candidate in every block
+        out_d, out_i = np.empty((40, k), np.float32), np.empty((40, k), np.int64)
+        knn_select.smallest_k_rows(d, k, out_d, out_i)
+        want_i = np.argsort(d, axis=1, kind="stable")[:, :k]  # ties: the smaller index first
+        np.testing.assert_array_equal(out_i, want_i)
+        np.testing.assert_array_equal(out_d, np.take_along_axis(d, want_i, 1))
