@@ -222,3 +222,19 @@ def test_evaluate_step_scores_the_fitted_boundary_layout_as_transform_places_it(
     assert given["boundary"] is not None and given == placed
     with pytest.raises(ValueError, match="boundary_embedding"):
         metrics.evaluate_step(step, digits.head, digits.train, boundary_embedding=laid[1:], **kw)
+
+
+def test_compiled_rank_penalty_counts_candidates_in_any_block_and_at_equal_thresholds():
+    """The compiled count tests blocks of entries at once: candidates in the first, a middle and the ragged last
+    block, and entries equal to a threshold (which count for the thresholds above only), give the plain count."""
+    from dvi_core import knn_select
+
+    rng = np.random.default_rng(9)
+    for width in (7, 32, 95, 1000):
+        d2 = (10.0 + rng.integers(0, 3, (5, width))).astype(np.float32)  # mostly above every threshold
+        for r in range(5):
+            d2[r, rng.choice(width, min(width, 12), replace=False)] = rng.integers(0, 6, min(width, 12))
+        dn = np.sort(rng.integers(0, 7, (5, 4)), 1).astype(np.float32)
+        t = torch.as_tensor(d2)
+        plain = sum(int(((t < torch.as_tensor(dn[:, j : j + 1])).sum(1) - 2).clamp_min(0).sum()) for j in range(4))
+        assert knn_select.rank_penalty(d2, dn, 2) == plain
