@@ -39,19 +39,35 @@ def smallest_k_rows(d: np.ndarray, k: int, out_d: np.ndarray, out_i: np.ndarray)
     entry as before. The same entries are inserted in the same order, so the result is the entry-by-entry pass's;
     it takes half the time (0.36 s instead of 0.78 s of CPU time for 10,000 x 66,000 entries).
     """
-    n = d.shape[1]
     for r in range(d.shape[0]):
         vals, idx, row = out_d[r], out_i[r], d[r]
         vals[:] = np.inf
         idx[:] = 0
         for j in range(k):
             _insert(vals, idx, row[j], j)
-        j = k
-        while j + _BLOCK <= n:
-            if _any_below(row, j, vals[k - 1]):
-                _walk(row, j, j + _BLOCK, vals, idx)
-            j += _BLOCK
-        _walk(row, j, n, vals, idx)
+        _merge_row(row, k, 0, vals, idx)
+
+
+@numba.njit(cache=True, nogil=True)
+def merge_smallest_k_rows(d: np.ndarray, col_offset: int, best_d: np.ndarray, best_i: np.ndarray) -> None:
+    """Merge the entries of ``d`` float32 [Q, C] (columns ``col_offset ...`` of a larger matrix) into each row's
+    running ``k`` smallest, ``best_d`` float32 [Q, k] ascending and ``best_i`` int64 [Q, k] columns, filled by
+    ``smallest_k_rows`` on the columns before. Blocks fed left to right give ``smallest_k_rows`` of the whole."""
+    for r in range(d.shape[0]):
+        _merge_row(d[r], 0, col_offset, best_d[r], best_i[r])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _merge_row(row: np.ndarray, start: int, col_offset: int, vals: np.ndarray, idx: np.ndarray) -> None:
+    """Insert each of ``row[start:]`` below the full list's current last value, in order, as column
+    ``col_offset + j``: blocks of ``_BLOCK`` with nothing below it (most) are passed over after one test."""
+    n = row.shape[0]
+    j = start
+    while j + _BLOCK <= n:
+        if _any_below(row, j, vals[vals.shape[0] - 1]):
+            _walk(row, j, j + _BLOCK, col_offset, vals, idx)
+        j += _BLOCK
+    _walk(row, j, n, col_offset, vals, idx)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -64,13 +80,13 @@ def _any_below(row: np.ndarray, j: int, thr: np.float32) -> bool:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _walk(row: np.ndarray, start: int, stop: int, vals: np.ndarray, idx: np.ndarray) -> None:
+def _walk(row: np.ndarray, start: int, stop: int, col_offset: int, vals: np.ndarray, idx: np.ndarray) -> None:
     """Insert each of ``row[start:stop]`` that is below the list's current last value, in order."""
     last = vals.shape[0] - 1
     for t in range(start, stop):
         v = row[t]
         if v < vals[last]:
-            _insert(vals, idx, v, t)
+            _insert(vals, idx, v, col_offset + t)
 
 
 @numba.njit(cache=True, nogil=True)

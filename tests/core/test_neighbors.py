@@ -102,3 +102,36 @@ def test_blocked_row_selection_equals_a_stable_sort_with_ties_and_every_width():
         want_i = np.argsort(d, axis=1, kind="stable")[:, :k]  # ties: the smaller index first
         np.testing.assert_array_equal(out_i, want_i)
         np.testing.assert_array_equal(out_d, np.take_along_axis(d, want_i, 1))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_tiled_cpu_search_equals_a_stable_sort_across_key_blocks_with_ties_self_and_k_over_n(threads: int):
+    """Queries and keys beyond one tile (more than 512 queries, more than 4,096 keys; tiles on one thread, whole
+    rows on two): integer points give exact distances and many ties, which keep the smaller index first."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _check_exact_query_on_integer_points()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_exact_query_on_integer_points() -> None:
+    rng = np.random.default_rng(11)
+    X = rng.integers(0, 4, (4500, 3)).astype(np.float32)
+    Q = rng.integers(0, 4, (600, 3)).astype(np.float32)
+    d2 = ((Q[:, None, :] - X[None]) ** 2).sum(2)
+    want = np.argsort(d2, axis=1, kind="stable")[:, :9]
+    idx, dist = neighbors.exact_query(X, Q, 9)
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_allclose(dist, np.sqrt(np.take_along_axis(d2, want, 1)), atol=1e-5)
+    self_d2 = ((X[:700, None, :] - X[None]) ** 2).sum(2)
+    self_d2[np.arange(700), np.arange(700)] = -1.0  # self first, then dropped
+    idx, _ = neighbors.exact_query(X, X[:700], 5, exclude_self=True)
+    assert idx.shape == (700, 5)
+    np.testing.assert_array_equal(idx, np.argsort(self_d2, axis=1, kind="stable")[:, 1:6])
+    idx, dist = neighbors.exact_query(X[:6], Q[:3], 10)  # k > n: every key, nearest first
+    assert idx.shape == (3, 6) and sorted(idx[0].tolist()) == list(range(6))
+    assert (np.diff(dist, axis=1) >= 0).all()
