@@ -15,18 +15,19 @@ import numpy as np
 
 from .losses import GRAD_CLIP, A, B
 
-_A = np.float32(A)
-_B = np.float32(B)
-_CLIP = np.float32(GRAD_CLIP)
-_ATTRACT = np.float32(-2.0 * A * B)
-_REPEL = np.float32(2.0 * B)
-_TINY = np.float32(1e-12)
-_SOFT = np.float32(0.001)
+# UMAP's constants (dvi_core.losses) as float32, for this module's and placement_cpu's compiled loops
+A32 = np.float32(A)
+B32 = np.float32(B)
+CLIP32 = np.float32(GRAD_CLIP)
+ATTRACT32 = np.float32(-2.0 * A * B)
+REPEL32 = np.float32(2.0 * B)
+TINY32 = np.float32(1e-12)
+SOFT32 = np.float32(0.001)
 
 
 @numba.njit(cache=True, nogil=True)
 def _clip(v: np.float32) -> np.float32:
-    return max(-_CLIP, min(_CLIP, v))
+    return max(-CLIP32, min(CLIP32, v))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -48,9 +49,9 @@ def epoch(
         h, t = head[p], tail[p]
         dx = Y[h, 0] - Y[t, 0]
         dy = Y[h, 1] - Y[t, 1]
-        d2 = max(dx * dx + dy * dy, _TINY)
-        d2b = d2 ** _B
-        c = _ATTRACT * d2b / d2 / (np.float32(1) + _A * d2b)
+        d2 = max(dx * dx + dy * dy, TINY32)
+        d2b = d2 ** B32
+        c = ATTRACT32 * d2b / d2 / (np.float32(1) + A32 * d2b)
         upd[h, 0] += _clip(c * dx) * attract_step
         upd[h, 1] += _clip(c * dy) * attract_step
     for j in range(neg.shape[0] // max(n, 1)):
@@ -59,7 +60,7 @@ def epoch(
             dx = Y[h, 0] - Y[o, 0]
             dy = Y[h, 1] - Y[o, 1]
             d2 = dx * dx + dy * dy
-            c = _REPEL / ((_SOFT + d2) * (np.float32(1) + _A * d2 ** _B))  # its own negative: dx = dy = 0
+            c = REPEL32 / ((SOFT32 + d2) * (np.float32(1) + A32 * d2 ** B32))  # its own negative: dx = dy = 0
             upd[h, 0] += _clip(c * dx) * alpha
             upd[h, 1] += _clip(c * dy) * alpha
     for v in range(Y.shape[0]):

@@ -16,21 +16,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .losses import GRAD_CLIP, A, B
+from .layout_cpu import A32, ATTRACT32, B32, CLIP32, REPEL32, SOFT32, TINY32
 
-_A = np.float32(A)
-_B = np.float32(B)
-_CLIP = np.float32(GRAD_CLIP)
-_ATTRACT = np.float32(-2.0 * A * B)
-_REPEL = np.float32(2.0 * B)
-_TINY = np.float32(1e-12)
-_SOFT = np.float32(0.001)
 _ONE = np.float32(1)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _clip(v: np.float32) -> np.float32:
-    return max(-_CLIP, min(_CLIP, v))
+    return max(-CLIP32, min(CLIP32, v))
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -54,9 +47,9 @@ def refine(
             for j in range(k):
                 dx = yx - pos[q, 0, j]
                 dy = yy - pos[q, 1, j]
-                d2 = max(dx * dx + dy * dy, _TINY)
-                d2b = d2 ** _B
-                c = _ATTRACT * d2b / d2 / (_ONE + _A * d2b)
+                d2 = max(dx * dx + dy * dy, TINY32)
+                d2b = d2 ** B32
+                c = ATTRACT32 * d2b / d2 / (_ONE + A32 * d2b)
                 gx += _clip(c * dx) * w[q, j]
                 gy += _clip(c * dy) * w[q, j]
             nx = np.float32(0)
@@ -65,7 +58,7 @@ def refine(
                 dx = yx - neg_pos[e, 0, j]
                 dy = yy - neg_pos[e, 1, j]
                 d2 = dx * dx + dy * dy
-                c = _REPEL / ((_SOFT + d2) * (_ONE + _A * d2 ** _B))
+                c = REPEL32 / ((SOFT32 + d2) * (_ONE + A32 * d2 ** B32))
                 nx += _clip(c * dx)
                 ny += _clip(c * dy)
             gx += nx / fn * rep[q]
