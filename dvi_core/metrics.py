@@ -233,11 +233,6 @@ def _graph_rows(step: StepProjection, X: np.ndarray, rows: np.ndarray, k: int) -
     return knn_rows(X, rows, k, device=step.device)[0]
 
 
-def _placed(step: StepProjection, B: np.ndarray, Y: np.ndarray | None) -> np.ndarray:
-    """``step.transform(B)``, or ``Y`` when the caller gave those positions."""
-    return step.transform(B) if Y is None else np.asarray(Y, np.float32)
-
-
 def evaluate_step(
     step: StepProjection,
     head: torch.nn.Module,
@@ -288,15 +283,15 @@ def evaluate_step(
     classes, white = class_grid(step, head, bounds=box, resolution=resolution)
     spk = speckle(classes, white)
     out: dict[str, dict[str, float | None]] = {}
-    splits = [("train", train_features, train_embedding, boundary, prev_train_features, prev_train_embedding),
-              ("test", test_features, test_embedding, test_boundary, prev_test_features, prev_test_embedding)]
-    placed = {"train": boundary_embedding}
+    splits = [("train", train_features, train_embedding, boundary, boundary_embedding, prev_train_features,
+               prev_train_embedding),
+              ("test", test_features, test_embedding, test_boundary, None, prev_test_features, prev_test_embedding)]
     if boundary is not None and boundary_embedding is not None and len(boundary_embedding) != len(boundary):
         raise ValueError(
             f"The 'boundary_embedding' parameter of evaluate_step must hold one position per boundary sample "
             f"({len(boundary)}). Got {len(boundary_embedding)} instead."
         )
-    for name, X, Y, Bd, Xp, Yp in splits:
+    for name, X, Y, Bd, Bd_y, Xp, Yp in splits:
         if X is None:
             out[name] = dict.fromkeys(("nn", "boundary", "ppr", "ccr", "temporal", "trustworthiness",
                                        "landscape_agreement", "speckle"))
@@ -314,8 +309,8 @@ def evaluate_step(
         c = p.argmax(1)
         res: dict[str, float | None] = {
             "nn": float(_overlap(knn_x, knn_y).mean()),
-            "boundary": None if Bd is None else boundary_preservation(Xs, Bd, Ys, _placed(step, Bd, placed.get(name)),
-                                                                      k),
+            "boundary": None if Bd is None else boundary_preservation(
+                Xs, Bd, Ys, step.transform(Bd) if Bd_y is None else np.asarray(Bd_y, np.float32), k),
             "ppr": float((c == q.argmax(1)).mean()),
             "ccr": float(np.abs(p[r, c] - q[r, c]).mean()),
             "temporal": None,

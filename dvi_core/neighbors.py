@@ -59,7 +59,7 @@ def exact_query(
         if exclude_self:
             rows = torch.arange(q.shape[0], device=R.device)
             d2[rows, rows + s] = -float("inf")  # self always ranks first, then dropped
-        d2, idx = _smallest_k(d2, kk)
+        d2, idx = torch.topk(d2, kk, dim=1, largest=False)
         if exclude_self:
             d2, idx = d2[:, 1:], idx[:, 1:]
         out_i.append(idx)
@@ -102,11 +102,9 @@ def cross_query(
     return ab, ba
 
 
-def _smallest_k(d2: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.topk(d2, k, dim=1, largest=False)``; on the CPU one compiled pass (``knn_select``), several times
-    cheaper than torch's selection, which costs as much as the matrix product at 64 dimensions."""
-    if d2.device.type != "cpu":
-        return torch.topk(d2, k, dim=1, largest=False)
+def _smallest_k_cpu(d2: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(d2, k, dim=1, largest=False)`` of a CPU tensor as one compiled pass (``knn_select``), several
+    times cheaper than torch's selection, which costs as much as the matrix product at 64 dimensions."""
     from .knn_select import smallest_k_rows
 
     out_d = np.empty((d2.shape[0], k), np.float32)
@@ -170,7 +168,7 @@ def _cross_query_cpu(
     for s in range(0, At.shape[0], _CHUNK):
         a = At[s : s + _CHUNK]
         d2 = torch.addmm(b2, a, Bt.T, alpha=-2.0, out=buf[: a.shape[0]]).add_(a2[s : s + _CHUNK]).clamp_min_(0)
-        d, i = _smallest_k(d2, ka)
+        d, i = _smallest_k_cpu(d2, ka)
         out_i.append(i)
         out_d.append(d.sqrt_())
         merge_smallest_k_cols(d2.numpy(), s, best_d, best_i)

@@ -193,7 +193,7 @@ def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarr
                             | (high < landscape.WHITE_MARGIN - margin))
         if uniform.any():
             cell_of = _cell_of(knots, size)
-            _fill_bilinear(out, coarse, knots, np.nonzero(uniform[np.ix_(cell_of, cell_of)] & ~have))
+            _fill_bilinear(out, coarse, knots, cell_of, np.nonzero(uniform[np.ix_(cell_of, cell_of)] & ~have))
         region = region & ~uniform
         if not region.any():
             break
@@ -207,16 +207,16 @@ def _cell_of(knots: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.searchsorted(knots, np.arange(size), side="right") - 1, 0, len(knots) - 2)
 
 
-def _fill_bilinear(out: torch.Tensor, coarse: torch.Tensor, knots: np.ndarray,
+def _fill_bilinear(out: torch.Tensor, coarse: torch.Tensor, knots: np.ndarray, cell_of: np.ndarray,
                    pixels: tuple[np.ndarray, np.ndarray]) -> None:
     """Write into ``out`` [size, size, C], at ``pixels`` (rows, columns), the bilinear interpolation of the four
-    corners of each pixel's cell of the knot grid ``coarse`` [n, n, C]. Corners are gathered by flat row index
-    (``index_select``: several times faster than indexing the grid with a pair of index tensors)."""
+    corners of each pixel's cell (``cell_of``, :func:`_cell_of`) of the knot grid ``coarse`` [n, n, C]. Corners are
+    gathered by flat row index (``index_select``: several times faster than indexing the grid with a pair of index
+    tensors)."""
     ys, xs = pixels
     if not len(ys):
         return
     size, n = out.shape[0], len(knots)
-    cell_of = _cell_of(knots, size)
     frac = ((np.arange(size) - knots[cell_of]) / (knots[cell_of + 1] - knots[cell_of])).astype(np.float32)
     ty, tx = torch.from_numpy(frac[ys])[:, None], torch.from_numpy(frac[xs])[:, None]
     flat = coarse.reshape(n * n, -1)
