@@ -105,8 +105,10 @@ def _logits(model: StepProjection, head: torch.nn.Module, points: np.ndarray,
 
 
 def render(model: StepProjection, head: torch.nn.Module, bounds: tuple[float, float, float, float], size: int,
-           n_classes: int, cell: int = 1, stop: Callable[[], bool] | None = None) -> np.ndarray:
-    """The landscape over ``bounds`` as uint8 [size, size, 3] (row 0 is the top, largest y).
+           n_classes: int, cell: int = 1, stop: Callable[[], bool] | None = None,
+           height: int | None = None) -> np.ndarray:
+    """The landscape over ``bounds`` as uint8 [height, size, 3] (row 0 is the top, largest y; ``height``: ``size``
+    unless given, for a rectangular view).
 
     ``cell > 1`` renders adaptively: the head is evaluated on a grid every ``cell`` pixels, and exactly at every
     pixel of a cell whose corners disagree in class or come near a decision boundary; inside the other cells the
@@ -116,11 +118,22 @@ def render(model: StepProjection, head: torch.nn.Module, bounds: tuple[float, fl
     ``stop``: a render done ahead of need checks it every few thousand points and raises :class:`RenderStopped`
     when it says so (a user's request is waiting for the CPU).
     """
-    pts = landscape.grid_points(bounds, size)
-    if cell <= 1 or size < 4 * cell:
-        return landscape.colorize(_logits(model, head, pts, stop), n_classes).reshape(size, size, 3)
-    return landscape.colorize(_adaptive_logits(model, head, pts, size, cell, stop),
-                              n_classes).reshape(size, size, 3)
+    rows = size if height is None else height
+    pts = grid_points(bounds, size, rows)
+    if cell <= 1 or min(size, rows) < 4 * cell:
+        return landscape.colorize(_logits(model, head, pts, stop), n_classes).reshape(rows, size, 3)
+    return landscape.colorize(_adaptive_logits(model, head, pts, (rows, size), cell, stop),
+                              n_classes).reshape(rows, size, 3)
+
+
+def grid_points(bounds: tuple[float, float, float, float], width: int, height: int) -> np.ndarray:
+    """Pixel centres [height * width, 2] of a ``width`` x ``height`` image of ``bounds``, row-major, row 0 at the
+    largest y (for a square image the same points as ``landscape.grid_points``)."""
+    x0, y0, x1, y1 = bounds
+    xs = x0 + (np.arange(width) + 0.5) * ((x1 - x0) / width)
+    ys = y1 - (np.arange(height) + 0.5) * ((y1 - y0) / height)
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
 
 
 MARGIN_FLOOR = 0.005
@@ -145,46 +158,55 @@ def _edge_margin(gap: np.ndarray) -> np.ndarray:
     return MARGIN_FLOOR + CURVATURE_SAFETY * corners
 
 
-def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarray, size: int,
+def _knots(length: int, step: int) -> np.ndarray:
+    """Pixel rows (or columns) of one level's cell corners: every ``step`` pixels, and the last pixel."""
+    return np.unique(np.r_[np.arange(0, length, step), length - 1])
+
+
+def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarray, shape: tuple[int, int],
                      cell: int, stop: Callable[[], bool] | None = None) -> torch.Tensor:
-    """Logits at every pixel: exact where class or boundary may change inside a cell, interpolated elsewhere.
+    """Logits at every pixel of a ``shape`` = (height, width) image: exact where class or boundary may change
+    inside a cell, interpolated elsewhere.
 
     Refined as a quadtree: the pixel grid is evaluated every ``cell`` pixels; a cell whose four corners share a class
     and lie on the same side of the white band's edge, clear of it by a margin that grows with the gap's curvature
     there (:func:`_edge_margin`), is interpolated bilinearly from them; any other cell is halved and its new corners
     evaluated, down to single pixels (all exact). A boundary crossing a cell thus costs the pixels along it rather
     than the whole cell, and no interpolated cell is ever larger than ``cell``."""
-    grid = pts.reshape(size, size, 2)
-    have = np.zeros((size, size), bool)  # pixels evaluated exactly
+    height, width = shape
+    grid = pts.reshape(height, width, 2)
+    have = np.zeros((height, width), bool)  # pixels evaluated exactly
     out: torch.Tensor | None = None
     region: np.ndarray | None = None  # cells of the current level still to decide (None: all of them)
-    prev_knots: np.ndarray | None = None
+    prev: tuple[np.ndarray, np.ndarray] | None = None
     step = cell
     while True:
-        knots = np.unique(np.r_[np.arange(0, size, step), size - 1])  # pixel rows/columns of this level's corners
-        n = len(knots)
+        ky, kx = _knots(height, step), _knots(width, step)  # pixel rows/columns of this level's corners
+        ny, nx = len(ky), len(kx)
         if region is None:
-            region = np.ones((n - 1, n - 1), bool)
+            region = np.ones((ny - 1, nx - 1), bool)
         else:  # a cell of this level lies in the region when its parent cell (one level up) was not uniform
-            parent = np.searchsorted(prev_knots, knots[:-1], side="right") - 1
-            region = region[np.ix_(parent, parent)]
-        corner = np.zeros((n, n), bool)
+            assert prev is not None
+            py = np.searchsorted(prev[0], ky[:-1], side="right") - 1
+            px = np.searchsorted(prev[1], kx[:-1], side="right") - 1
+            region = region[np.ix_(py, px)]
+        corner = np.zeros((ny, nx), bool)
         for di in (0, 1):
             for dj in (0, 1):
-                corner[di:n - 1 + di, dj:n - 1 + dj] |= region
-        rows, cols = np.nonzero(corner & ~have[np.ix_(knots, knots)])
-        todo = np.c_[knots[rows], knots[cols]]
+                corner[di:ny - 1 + di, dj:nx - 1 + dj] |= region
+        rows, cols = np.nonzero(corner & ~have[np.ix_(ky, kx)])
+        todo = np.c_[ky[rows], kx[cols]]
         if len(todo):
             values = _logits(model, head, grid[todo[:, 0], todo[:, 1]], stop)
             if out is None:
-                out = torch.empty((size, size, values.shape[1]), dtype=values.dtype)
+                out = torch.empty((height, width, values.shape[1]), dtype=values.dtype)
             out[torch.from_numpy(todo[:, 0]), torch.from_numpy(todo[:, 1])] = values
             have[todo[:, 0], todo[:, 1]] = True
         if step == 1 or not region.any():
             break
         assert out is not None
-        coarse = out[torch.from_numpy(knots)][:, torch.from_numpy(knots)]  # [n, n, C]; corners of region cells exact
-        cls, gap = (a.reshape(n, n).numpy() for a in landscape.class_and_gap(coarse.reshape(n * n, -1)))
+        coarse = out[torch.from_numpy(ky)][:, torch.from_numpy(kx)]  # [ny, nx, C]; corners of region cells exact
+        cls, gap = (a.reshape(ny, nx).numpy() for a in landscape.class_and_gap(coarse.reshape(ny * nx, -1)))
         margin = _edge_margin(gap)
         low = np.minimum(np.minimum(gap[:-1, :-1], gap[1:, :-1]), np.minimum(gap[:-1, 1:], gap[1:, 1:]))
         high = np.maximum(np.maximum(gap[:-1, :-1], gap[1:, :-1]), np.maximum(gap[:-1, 1:], gap[1:, 1:]))
@@ -192,14 +214,14 @@ def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarr
         uniform = region & ((same & (low >= landscape.WHITE_MARGIN + margin))
                             | (high < landscape.WHITE_MARGIN - margin))
         if uniform.any():
-            cell_of = _cell_of(knots, size)
-            _fill_bilinear(out, coarse, knots, cell_of, np.nonzero(uniform[np.ix_(cell_of, cell_of)] & ~have))
+            cy, cx = _cell_of(ky, height), _cell_of(kx, width)
+            _fill_bilinear(out, coarse, (ky, kx), (cy, cx), np.nonzero(uniform[np.ix_(cy, cx)] & ~have))
         region = region & ~uniform
         if not region.any():
             break
-        prev_knots, step = knots, max(1, step // 2)
+        prev, step = (ky, kx), max(1, step // 2)
     assert out is not None
-    return out.reshape(size * size, -1)
+    return out.reshape(height * width, -1)
 
 
 def _cell_of(knots: np.ndarray, size: int) -> np.ndarray:
@@ -207,23 +229,26 @@ def _cell_of(knots: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.searchsorted(knots, np.arange(size), side="right") - 1, 0, len(knots) - 2)
 
 
-def _fill_bilinear(out: torch.Tensor, coarse: torch.Tensor, knots: np.ndarray, cell_of: np.ndarray,
-                   pixels: tuple[np.ndarray, np.ndarray]) -> None:
-    """Write into ``out`` [size, size, C], at ``pixels`` (rows, columns), the bilinear interpolation of the four
-    corners of each pixel's cell (``cell_of``, :func:`_cell_of`) of the knot grid ``coarse`` [n, n, C]. Corners are
-    gathered by flat row index (``index_select``: several times faster than indexing the grid with a pair of index
-    tensors)."""
+def _fill_bilinear(out: torch.Tensor, coarse: torch.Tensor, knots: tuple[np.ndarray, np.ndarray],
+                   cell_of: tuple[np.ndarray, np.ndarray], pixels: tuple[np.ndarray, np.ndarray]) -> None:
+    """Write into ``out`` [height, width, C], at ``pixels`` (rows, columns), the bilinear interpolation of the four
+    corners of each pixel's cell (``cell_of`` per axis, :func:`_cell_of`) of the knot grid ``coarse`` [ny, nx, C]
+    (``knots``: its pixel rows and columns). Corners are gathered by flat row index (``index_select``: several times
+    faster than indexing the grid with a pair of index tensors)."""
     ys, xs = pixels
     if not len(ys):
         return
-    size, n = out.shape[0], len(knots)
-    frac = ((np.arange(size) - knots[cell_of]) / (knots[cell_of + 1] - knots[cell_of])).astype(np.float32)
-    ty, tx = torch.from_numpy(frac[ys])[:, None], torch.from_numpy(frac[xs])[:, None]
-    flat = coarse.reshape(n * n, -1)
-    corner = torch.from_numpy(cell_of[ys] * n + cell_of[xs])  # each pixel's cell's top-left knot
+    height, width = out.shape[0], out.shape[1]
+    (ky, kx), (cy, cx) = knots, cell_of
+    nx = len(kx)
+    fy = ((np.arange(height) - ky[cy]) / (ky[cy + 1] - ky[cy])).astype(np.float32)
+    fx = ((np.arange(width) - kx[cx]) / (kx[cx + 1] - kx[cx])).astype(np.float32)
+    ty, tx = torch.from_numpy(fy[ys])[:, None], torch.from_numpy(fx[xs])[:, None]
+    flat = coarse.reshape(len(ky) * nx, -1)
+    corner = torch.from_numpy(cy[ys] * nx + cx[xs])  # each pixel's cell's top-left knot
     top = flat.index_select(0, corner) * (1 - tx) + flat.index_select(0, corner + 1) * tx
-    bottom = flat.index_select(0, corner + n) * (1 - tx) + flat.index_select(0, corner + n + 1) * tx
-    out.view(size * size, -1).index_copy_(0, torch.from_numpy(ys * size + xs), top * (1 - ty) + bottom * ty)
+    bottom = flat.index_select(0, corner + nx) * (1 - tx) + flat.index_select(0, corner + nx + 1) * tx
+    out.view(height * width, -1).index_copy_(0, torch.from_numpy(ys * width + xs), top * (1 - ty) + bottom * ty)
 
 
 def predict(model: StepProjection, head: torch.nn.Module, points: np.ndarray) -> np.ndarray:

@@ -15,7 +15,13 @@ MIN_SIZE = 16
 MAX_POINTS = 100_000
 MAX_BODY_BYTES = 8 << 20
 MAX_COORD = 1e30  # finite in float32 with room for the arithmetic of decoding
+MAX_VIEW_SIDE = 2048
+MAX_VIEW_PIXELS = 2048 * 1024
+"""A viewport landscape (``box``) is at most this many pixels a side and in all (some 32 tiles of 256 px)."""
+VIEW_REACH = 1.0
+"""A viewport's data box lies within the step's bounds widened by this many times their size on every side."""
 _INT = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: str.isdigit also accepts '²' and '①'
+_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")  # ASCII; no nan, inf, 0x, '_'
 
 
 def _bad(name: str, why: str) -> errors.InvalidArgumentError:
@@ -66,6 +72,44 @@ def tile(args: Any, max_zoom: int) -> tuple[int, int, int]:
     z = integer(args, "z", lo=0, hi=max_zoom)
     side = 1 << z
     return (z, integer(args, "tx", lo=0, hi=side - 1), integer(args, "ty", lo=0, hi=side - 1))
+
+
+def view(args: Any, bounds: tuple[float, float, float, float]) -> tuple[tuple[float, float, float, float], int, int]:
+    """A viewport landscape's data box and image size: ``box=x0,y0,x1,y1`` (finite numbers, x0 < x1, y0 < y1,
+    within the step's ``bounds`` widened by :data:`VIEW_REACH` times their size on each side), ``width`` and
+    ``height`` in pixels (each 1..:data:`MAX_VIEW_SIDE`, together at most :data:`MAX_VIEW_PIXELS`); not combined
+    with ``size`` or a tile's ``z``, ``tx``, ``ty``."""
+    for other in ("size", "z", "tx", "ty"):
+        if args.get(other) not in (None, ""):
+            raise _bad(other, "cannot be combined with 'box' (a viewport is sized by 'width' and 'height')")
+    raw = required(args, "box")
+    parts = raw.split(",")
+    if len(parts) != 4:
+        raise _bad("box", f"must be four comma-separated numbers x0,y0,x1,y1, got {raw[:60]!r}")
+    box = tuple(_finite_float(part, raw) for part in parts)
+    if not (box[0] < box[2] and box[1] < box[3]):
+        raise _bad("box", f"must have x0 < x1 and y0 < y1, got {raw[:60]!r}")
+    bx0, by0, bx1, by1 = bounds
+    rx, ry = VIEW_REACH * (bx1 - bx0), VIEW_REACH * (by1 - by0)
+    if box[0] < bx0 - rx or box[2] > bx1 + rx or box[1] < by0 - ry or box[3] > by1 + ry:
+        raise _bad("box", f"must lie within the step's map bounds {[round(b, 4) for b in bounds]} widened by "
+                          f"{VIEW_REACH:g} times their size on each side, got {raw[:60]!r}")
+    width = integer(args, "width", lo=1, hi=MAX_VIEW_SIDE)
+    height = integer(args, "height", lo=1, hi=MAX_VIEW_SIDE)
+    if width * height > MAX_VIEW_PIXELS:
+        raise _bad("width", f"times 'height' must be at most {MAX_VIEW_PIXELS} pixels, got {width} x {height}")
+    return box, width, height  # type: ignore[return-value]
+
+
+def _finite_float(text: str, raw: str) -> float:
+    """One number of ``box``: a plain decimal (ASCII, at most 40 characters), finite and within float32 range."""
+    text = text.strip()
+    if len(text) > 40 or not _FLOAT.fullmatch(text):
+        raise _bad("box", f"must be four comma-separated decimal numbers, got {raw[:60]!r}")
+    value = float(text)
+    if not math.isfinite(value) or abs(value) > MAX_COORD:
+        raise _bad("box", f"must hold finite numbers with |v| <= {MAX_COORD:g}, got {raw[:60]!r}")
+    return value
 
 
 def json_body(request: Any, name: str = "body") -> Any:

@@ -253,6 +253,8 @@ class DviPlugin(base_plugin.TBPlugin):
     @route()
     def _serve_landscape(self, request: wrappers.Request) -> Answer:
         index, step = self._index_step(request)
+        if request.args.get("box") is not None:  # a viewport's data box, at screen resolution
+            return self.views.landscape_view(index, step, request.args), "image/png"
         size = params.integer(request.args, "size", default=self._default_size, lo=params.MIN_SIZE,
                               hi=params.MAX_SIZE)
         return self.views.landscape(index, step, size, params.tile(request.args, views.MAX_ZOOM)), "image/png"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import io
+import math
 import os
 import threading
 from collections.abc import Callable, Hashable
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 from tensorboard import errors
 
-from tensorboard_plugin_dvi import cache, flight, fsio, method, storage, trajectory, transfer
+from tensorboard_plugin_dvi import cache, flight, fsio, method, params, storage, trajectory, transfer
 from tensorboard_plugin_dvi.catalog import RunIndex
 from tensorboard_plugin_dvi.jobs import ProjectionService
 
@@ -229,6 +230,27 @@ class Views:
         self.service.want_pyramid(index, step, zooming=tile[0] > 0)
         return png if bucket == size else resize_png(png, size)
 
+    def landscape_view(self, index: RunIndex, step: int, args: Any) -> bytes:
+        """PNG of the landscape over a viewport's data box (``box``, ``width``, ``height``; see :func:`params.view`):
+        what the tab draws first on a zoom whose tiles are not rendered yet, then replaces with the tiles. Rendered
+        like the tile level of the same sharpness (:func:`view_cell`), so it is as exact; kept in memory only (the
+        in-memory PNG cache), never written to disk."""
+        self.require_head(index, "landscape")
+        with self.service.on_demand():  # rendering ahead waits, as for tiles
+            result = self.ready_result(index, step)
+            box, width, height = params.view(args, tuple(float(b) for b in result.bounds))
+            cell = view_cell(result.bounds, box, width, height)
+            key = ("view", result.model_path, box, width, height)
+
+            def render() -> bytes:
+                pixels = method.render(self.model(index, step, result), self.head(index, step), box, width,
+                                       int(index.records[step]["n_classes"]), cell=cell, height=height)
+                return encode_png(pixels, compress_level=LANDSCAPE_PNG_LEVEL)
+
+            png = self._pngs.get(key, lambda: self.flights.run(key, render))
+        self.service.want_pyramid(index, step, zooming=True)  # zooming: this step's tiles are rendered first
+        return png
+
     def _landscape_png(self, index: RunIndex, step: int, result: cache.StepResult, size: int,
                        tile: tuple[int, int, int]) -> bytes:
         path = self.results.results(index.store).landscape_path(index.records[step], size, result.bounds, tile)
@@ -378,6 +400,17 @@ def render_landscape(model: Any, head: Any, bounds: tuple[float, float, float, f
     cell = min(1 << tile[0], 8)
     pixels = method.render(model, head, tile_bounds(bounds, tile), size, n_classes, cell=cell, stop=stop)
     return encode_png(pixels, compress_level=LANDSCAPE_PNG_LEVEL)
+
+
+def view_cell(bounds: tuple[float, ...], box: tuple[float, ...], width: int, height: int) -> int:
+    """The adaptive cell of a viewport render: that of the tile level whose pixels are as dense as the viewport's
+    (level z: ``min(2**z, 8)``, see :func:`render_landscape`), by the viewport's coarser axis; 1 (every pixel exact)
+    at or below level 0's density."""
+    density = min(width / (box[2] - box[0]), height / (box[3] - box[1]))
+    ratio = density * (bounds[2] - bounds[0]) / PYRAMID_TILE_SIZE  # 2**z for a view exactly as dense as level z
+    if not ratio >= 2:
+        return 1
+    return min(8, 1 << int(math.floor(math.log2(ratio) + 1e-9)))
 
 
 def read_png(path: str) -> bytes | None:

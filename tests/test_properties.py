@@ -19,7 +19,7 @@ GET_ROUTES = ["runs", "projection", "landscape", "sample", "thumbnail", "metrics
               "index.js", "nope.js"]
 POST_ROUTES = ["predict", "project"]
 PARAMS = ["run", "step", "size", "id", "format", "z", "tx", "ty", "k", "rows", "cols", "split", "start", "end",
-          "base"]
+          "base", "box", "width", "height"]
 EXAMPLES = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                             HealthCheck.too_slow])
 
@@ -90,6 +90,30 @@ def test_wrong_methods_answer_405(app, route, method):
     expected = "POST" if route in POST_ROUTES else "GET"
     if method not in (expected, "HEAD"):
         assert resp.status_code == 405, (method, route, resp.status_code)
+
+
+box_number = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                       st.floats(min_value=-40, max_value=40).map(repr),
+                       st.integers(min_value=-(10 ** 60), max_value=10 ** 60).map(str), tricky_text)
+box_text = st.one_of(st.lists(box_number, min_size=0, max_size=6).map(",".join), tricky_text)
+view_size = st.one_of(st.integers(min_value=-5, max_value=5000).map(str), tricky_text)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(box=box_text, width=view_size, height=view_size, extra=st.dictionaries(st.sampled_from(["size", "z", "tx"]),
+                                                                               tricky_text, max_size=1))
+def test_any_viewport_box_is_a_png_or_a_named_400(app, box, width, height, extra):
+    """The landscape's viewport form: hostile boxes and sizes answer a PNG or a 400 naming the parameter."""
+    args = {"run": "noisy", "step": "1", "box": box, "width": width, "height": height, **extra}
+    resp = app.client.get("/data/plugin/dvi/landscape", query_string=args)
+    _check(resp, f"GET landscape {args!r}")
+    assert resp.status_code in (200, 400), (args, resp.status_code, resp.get_data()[:200])
+    if resp.status_code == 400:
+        message = json.loads(resp.get_data())["error"]
+        assert any(f"'{name}'" in message for name in ("box", "width", "height", "size", "z", "tx")), message
+    else:
+        assert resp.mimetype == "image/png"
 
 
 @pytest.mark.parametrize("value", ["²", "①", "٣", "９", "1" * 400])
