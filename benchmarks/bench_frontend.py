@@ -4,7 +4,8 @@ Measures, per renderer (WebGL, canvas 2D fallback):
 - frame time while playing (positions interpolated between steps, landscapes cross-faded), median and p95;
 - slider move → the new step drawn with its landscape: on the first visit to each projected step (fetch, parse,
   decode, upload; the overview landscape is prerendered as the plugin's background job does), and again once cached;
-- zooming 4x → every visible landscape tile at the new level drawn (the re-rendered, sharp landscape).
+- zooming 4x → the visible map drawn sharp at the new level (the re-rendered landscape: a viewport image of the
+  visible part when the level's tiles are not known to be rendered, else the tiles), and every tile drawn.
 
 Targets: slider p95 <= 150 ms at 10k points, zoom 4x sharp within 500 ms, >= 10 frames a second at 50k points.
 
@@ -18,8 +19,9 @@ not the projection's or the landscape renderer's. Pass `--url` to measure agains
 (its first run is used), or `--logdir` to have this script run `dvi-project` on a logdir (projections and landscape
 overviews not yet cached) and start a real `tensorboard` on it. Against a real TensorBoard, zoom 4x is measured
 twice: `cold`, right after a step is first drawn, before the plugin's background job has rendered any of its tiles
-ahead (the visible tiles are rendered on demand), and as a user meets it, after the tab has shown the step until the
-plugin reports (in `runs`, `status.tiles_ahead`) that it rendered the step's tile pyramid; that wait is reported.
+ahead (the viewport image, then the visible tiles, are rendered on demand), and as a user meets it, after the tab
+has shown the step until the plugin reports (in `runs`, `status.tiles_ahead`) that it rendered the step's tile
+pyramid; that wait is reported.
 
     python benchmarks/bench_frontend.py            # writes benchmarks/results/frontend.json and frontend.md
     python benchmarks/bench_frontend.py --only-timebar   # only the 1,000-step time bar; keeps the other results
@@ -30,6 +32,7 @@ plugin reports (in `runs`, `status.tiles_ahead`) that it rendered the step's til
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import json
 import os
@@ -235,6 +238,8 @@ def make_server(runs: dict) -> ThreadingHTTPServer:
                 return self.reply(200, json.dumps({"runs": [r.info() for r in runs.values()]}), "application/json")
             if rest == "projection" and run:
                 return self.reply(200, run.projection(int(q["step"])), "application/octet-stream")
+            if rest == "landscape" and run and "box" in q:  # viewport images are not served by this stand-in:
+                return self.reply(404, json.dumps({"error": "no viewport images here"}), "application/json")
             if rest == "landscape" and run:
                 tile = [int(q.get(k, 0)) for k in ("z", "tx", "ty")]
                 return self.reply(200, run.landscape(int(q["step"]), int(q.get("size", 256)), *tile), "image/png")
@@ -298,28 +303,42 @@ ZOOM_JS = """(factor) => new Promise((resolve) => {
   const z0 = __dvi.panels[0].tiles.z;
   overlay.dispatchEvent(new WheelEvent('wheel', {deltaY: -Math.log(factor) / 0.0015, clientX: r.left + r.width / 2,
     clientY: r.top + r.height / 2, bubbles: true, cancelable: true}));
+  let sharp = null;  // {ms, by}: the first frame the visible map was sharp at the new level (viewport image or tiles)
   function check() {
     const t = __dvi.panels[0].tiles;
-    if (t.z > z0 && t.wanted > 0 && t.drawn === t.wanted) resolve({t0, ms: performance.now() - t0, z: t.z,
+    const ms = performance.now() - t0;
+    const isSharp = t.sharp === undefined ? t.wanted > 0 && t.drawn === t.wanted : t.sharp;  // a tab without viewports
+    if (!sharp && t.z > z0 && isSharp) sharp = {ms, by: t.firstSharp ? t.firstSharp.by : null};
+    if (sharp && t.wanted > 0 && t.drawn === t.wanted) resolve({t0, ms: sharp.ms, by: sharp.by, tiles_ms: ms, z: t.z,
       tiles: t.wanted, sharpness: t.pxPerUnit / t.overviewPxPerUnit});
-    else if (performance.now() - t0 > 20000) resolve({ms: NaN, z: t.z, tiles: t.wanted, sharpness: null});
+    else if (ms > 20000) resolve({ms: NaN, z: t.z, tiles: t.wanted, sharpness: null});
     else requestAnimationFrame(check);
   }
   requestAnimationFrame(check);
 })"""
 
-TILE_TIMING_JS = """(t0) => performance.getEntriesByType('resource')
-  .filter((e) => /[?&]z=[1-9]/.test(e.name) && e.startTime >= t0).map((e) => [e.startTime - t0, e.responseEnd - t0])"""
+ZOOM_FACTS = ("ms", "by", "tiles_ms", "viewport_requests", "viewport_first_request_ms", "viewport_last_answer_ms",
+              "tile_requests", "first_request_ms", "last_answer_ms")
+"""What each zoom records: sharp (``ms``, by a viewport image or the tiles), every tile drawn (``tiles_ms``), and
+the requests' timings."""
+
+TILE_TIMING_JS = """([t0, pattern]) => performance.getEntriesByType('resource')
+  .filter((e) => new RegExp(pattern).test(e.name) && e.startTime >= t0)
+  .map((e) => [e.startTime - t0, e.responseEnd - t0])"""
 
 
 def tile_timing(page, zoom: dict) -> dict:
-    """Where a zoom's time went, from the browser's resource timings of its tile requests (ms after the wheel
-    event): the first request sent, the last answer received; the rest of ``ms`` is decoding and drawing."""
-    spans = page.evaluate(TILE_TIMING_JS, zoom["t0"]) if "t0" in zoom else []
-    if not spans:
-        return {"tile_requests": 0}
-    return {"tile_requests": len(spans), "first_request_ms": round(min(a for a, _ in spans), 1),
-            "last_answer_ms": round(max(b for _, b in spans), 1)}
+    """Where a zoom's time went, from the browser's resource timings of its tile and viewport requests (ms after the
+    wheel event): the first request sent, the last answer received; the rest is decoding and drawing."""
+    out: dict = {}
+    for name, pattern in (("tile", "[?&]z=[1-9]"), ("viewport", "[?&]box=")):
+        spans = page.evaluate(TILE_TIMING_JS, [zoom["t0"], pattern]) if "t0" in zoom else []
+        prefix = "" if name == "tile" else "viewport_"
+        out[f"{name}_requests"] = len(spans)
+        if spans:
+            out[f"{prefix}first_request_ms"] = round(min(a for a, _ in spans), 1)
+            out[f"{prefix}last_answer_ms"] = round(max(b for _, b in spans), 1)
+    return out
 
 
 RESET_JS = """() => document.querySelector('[data-testid=map-canvas]').nextElementSibling.dispatchEvent(
@@ -477,8 +496,7 @@ def measure(browser, base: str, run: str, renderer: str, moves: int, real: bool 
            "zoom4x_sharp_ms_median": float(np.median(zoom_ms)), "zoom4x_sharp_ms_max": float(np.max(zoom_ms)),
            "zoom4x_tile_level": zooms[0]["z"], "zoom4x_tiles": zooms[0]["tiles"],
            "zoom4x_tile_sharpness_vs_overview": zooms[0]["sharpness"],
-           "zoom4x_timings": [{k: z.get(k) for k in ("ms", "tile_requests", "first_request_ms", "last_answer_ms")}
-                              for z in zooms],
+           "zoom4x_timings": [{k: z.get(k) for k in ZOOM_FACTS} for z in zooms],
            "projection_fetches": page.evaluate("__dvi.fetches.projectionFetches")}
     if real:
         cold_ms = [z["ms"] for z in cold_zoom]
@@ -515,6 +533,7 @@ def main() -> None:
     ap.add_argument("--only-timebar", action="store_true",
                     help="measure only the long-log time bar; the other results are kept from the results file")
     args = ap.parse_args()
+    load_start = [round(x, 2) for x in os.getloadavg()]
     from playwright.sync_api import sync_playwright
 
     server = tensorboard = None
@@ -556,7 +575,7 @@ def main() -> None:
            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "viewport": "1400x860, device pixel ratio 1",
            "data": "synthetic (http_api.md contract)" if server else args.describe or
            (f"a real `tensorboard` on {os.path.abspath(args.logdir)}" if args.logdir else base),
-           "load_average": [round(x, 2) for x in os.getloadavg()]}
+           "load_average": [round(x, 2) for x in os.getloadavg()], "load_average_start": load_start}
     write_results(args.name, env, results, timebar, keep_others=args.only_timebar)
 
 
@@ -598,12 +617,13 @@ def map_table(env: dict, results: list) -> list[str]:
              + ("the overview landscape and level-3 tiles rendered ahead by the stand-in server). " if server else
                 "overviews rendered ahead by `dvi-project` or the plugin's background job, as a projected step's "
                 "are). ")
-             + "Zoom 4x: from the wheel event until every visible tile of the new level is drawn; the tiles' pixels "
-             "per data unit relative to the overview's in the last column"
+             + "Zoom 4x sharp: from the wheel event until the visible map is first drawn at the new level's "
+             "resolution, by a viewport image (the visible part rendered as one image, asked for when the level's "
+             "tiles are not known to be rendered) or by every visible tile; the level's pixels per data unit relative "
+             "to the overview's in the last column"
              + ("." if server else "; as a user meets it: after the tab has shown the step while the plugin "
                 "rendered the step's tiles ahead in the background (the wait is below, with the cold number).")
-             + (f" Load average while measuring: {', '.join(f'{x:.1f}' for x in env['load_average'])}."
-                if env.get("load_average") else ""), "",
+             + (f" Load average while measuring: {_loads(env)}." if env.get("load_average") else ""), "",
              "Targets: slider p95 <= 150 ms at 10k points; zoom 4x sharp within 500 ms; >= 10 fps at 50k points.", "",
              "| points | renderer | fps | frame median (ms) | frame p95 (ms) | slider p95 (ms) | uncached p95 (ms) | "
              "zoom 4x sharp median / max (ms) | tiles (level) | tile sharpness |",
@@ -621,31 +641,60 @@ def map_table(env: dict, results: list) -> list[str]:
         waits = ", ".join(f"{w:.1f}" for w in r["zoom4x_waited_for_tiles_ahead_s"])
         lines += ["", f"Zoom 4x at {r['points']:,} points ({r['renderer']}), two ways:", "",
                   f"- **tiles rendered ahead** (the table): {r['zoom4x_sharp_ms_median']:.0f} ms median, "
-                  f"{r['zoom4x_sharp_ms_max']:.0f} ms max. Before each zoom the tab showed the step until the plugin "
+                  f"{r['zoom4x_sharp_ms_max']:.0f} ms max (sharp by {_by(r['zoom4x_timings'])}; every tile drawn: "
+                  f"{_median(r['zoom4x_timings'], 'tiles_ms')} ms median). Before each zoom the tab showed the step "
+                  "until the plugin "
                   f"reported its tile pyramid rendered (`status.tiles_ahead` in `runs`): waited {waits} s after "
                   "the slider move (the background job renders the pyramids of the steps the tab drew, in the "
                   "order it drew them, the newest first; a step a user zooms into goes to the front).",
                   f"- **cold, rendered on demand**: {r['zoom4x_cold_ms_median']:.0f} ms median, "
-                  f"{r['zoom4x_cold_ms_max']:.0f} ms max: zoomed 0.3 s after a step was first drawn, none of its "
-                  f"tiles rendered ahead (the step's pyramid at the zoom: {states}); "
-                  f"{r['zoom4x_cold'][0]['tiles']} tiles rendered by the plugin while rendering ahead pauses.",
-                  "- where the time goes (medians, ms after the wheel event; the browser's resource timings of the "
-                  "tile requests): " + "; ".join(
-                      f"{name}: first tile requested at {spans[0]:.0f}, last tile answered at {spans[1]:.0f}, "
-                      f"all drawn at {spans[2]:.0f}" for name, spans in (
-                          ("rendered ahead", _spans(r["zoom4x_timings"])), ("cold", _spans(r["zoom4x_cold"])))
-                      if spans) + "."]
+                  f"{r['zoom4x_cold_ms_max']:.0f} ms max (sharp by {_by(r['zoom4x_cold'])}): zoomed 0.3 s after a "
+                  f"step was first drawn, none of its tiles rendered ahead (the step's pyramid at the zoom: {states}); "
+                  f"then its {r['zoom4x_cold'][0]['tiles']} tiles, rendered by the plugin while rendering ahead "
+                  f"pauses, all drawn at {_median(r['zoom4x_cold'], 'tiles_ms')} ms median.",
+                  "- where the time goes (medians, ms after the wheel event; the browser's resource timings): "
+                  + "; ".join(f"{name}: {text}" for name, text in (
+                      ("rendered ahead", _spans(r["zoom4x_timings"])), ("cold", _spans(r["zoom4x_cold"])))
+                      if text) + "."]
     lines += ["", "Measured without a GPU: WebGL runs on Chromium's software rasterizer (SwiftShader), so these "
               "frame times are an upper bound; hardware WebGL was not measured here."]
     return lines
 
 
-def _spans(zooms: list[dict]) -> tuple[float, float, float] | None:
-    """Median (first tile requested, last tile answered, all drawn) over zooms with tile timings, or None."""
-    timed = [z for z in zooms if z.get("tile_requests")]
-    if not timed:
+def _spans(zooms: list[dict]) -> str | None:
+    """The median request timeline of zooms: viewport images requested and answered, then tiles; sharp; None when
+    no request was timed."""
+    parts = []
+    for kind, prefix in (("viewport", "viewport_"), ("tile", "")):
+        timed = [z for z in zooms if z.get(f"{kind}_requests")]
+        if timed:
+            first = float(np.median([z[f"{prefix}first_request_ms"] for z in timed]))
+            last = float(np.median([z[f"{prefix}last_answer_ms"] for z in timed]))
+            parts.append(f"{kind}{'s' if kind == 'tile' else ' halves'} requested at {first:.0f}, "
+                         f"last answered at {last:.0f} ({len(timed)} of {len(zooms)} zooms)")
+    if not parts:
         return None
-    return tuple(float(np.median([z[k] for z in timed])) for k in ("first_request_ms", "last_answer_ms", "ms"))
+    return ", ".join(parts) + f"; sharp at {_median(zooms, 'ms')}"
+
+
+def _median(zooms: list[dict], key: str) -> str:
+    values = [z[key] for z in zooms if z.get(key) is not None]
+    return f"{float(np.median(values)):.0f}" if values else "?"
+
+
+def _by(zooms: list[dict]) -> str:
+    """How the zooms first got sharp: 'a viewport image in 3 of 3', ..."""
+    counts = collections.Counter(z.get("by") or "tiles" for z in zooms)
+    names = {"viewport": "a viewport image", "tiles": "the tiles"}
+    return ", ".join(f"{names.get(k, k)} in {n} of {len(zooms)}" for k, n in counts.most_common())
+
+
+def _loads(env: dict) -> str:
+    """'1.2, 1.0, 0.9 (at the start: ...)': the load averages at the end of the run and, if recorded, its start."""
+    text = ", ".join(f"{x:.1f}" for x in env["load_average"])
+    if env.get("load_average_start"):
+        text += " at the end, " + ", ".join(f"{x:.1f}" for x in env["load_average_start"]) + " at the start"
+    return text
 
 
 def timebar_table(t: dict | None) -> list[str]:

@@ -199,10 +199,10 @@ async function fetchImage(url) {
 export function createApi({landscapeSize = 512, maxTiles = 600} = {}) {
   const projections = new Map(); // key -> Promise<projection>
   const landscapes = new Map(); // key -> Promise<HTMLImageElement>
-  const tiles = new Map(); // key -> Promise<HTMLImageElement | null>, least recently used first
+  const tiles = new Map(); // key -> {p: Promise<HTMLImageElement | null>, cachedOnly}, least recently used first
   const latest = new Map(); // slot -> token
   const loaded = new Map(); // run -> parsed projections (bases for compact answers)
-  const stats = {projectionFetches: 0, projectionBytes: 0, lastProjectionBytes: 0, landscapeFetches: 0, tileFetches: 0};
+  const stats = {projectionFetches: 0, projectionBytes: 0, lastProjectionBytes: 0, landscapeFetches: 0, tileFetches: 0, viewportFetches: 0};
 
   const key = (run, step) => `${run}\u0000${step}`;
 
@@ -275,25 +275,49 @@ export function createApi({landscapeSize = 512, maxTiles = 600} = {}) {
     return p;
   }
 
-  function tileUrl(run, step, z, tx, ty, size = 256) {
-    return `./landscape?${query({run, step, z, tx, ty, size})}`;
+  function tileUrl(run, step, z, tx, ty, size = 256, cachedOnly = false) {
+    return `./landscape?${query({run, step, z, tx, ty, size, cached: cachedOnly ? 1 : null})}`;
   }
 
-  /** One landscape tile (see state/tiles.js) as a decoded image, or null when the server has none (yet). */
-  function tile(run, step, z, tx, ty, size = 256) {
+  /**
+   * One landscape tile (see state/tiles.js) as a decoded image, or null when the server has none (yet).
+   * `cachedOnly`: only a tile the plugin rendered already (null, at once, when it did not); a later plain request
+   * for the same tile renders it.
+   */
+  function tile(run, step, z, tx, ty, size = 256, {cachedOnly = false} = {}) {
     const k = `${key(run, step)}\u0000${z}/${tx}/${ty}/${size}`;
-    if (tiles.has(k)) {
-      const p = tiles.get(k);
+    const hit = tiles.get(k);
+    if (hit) {
       tiles.delete(k);
-      tiles.set(k, p);
-      return p;
+      tiles.set(k, hit);
+      if (!hit.cachedOnly || cachedOnly) return hit.p;
+      return hit.p.then((img) => img || tile(run, step, z, tx, ty, size)); // not rendered then: render it now
     }
     stats.tileFetches++;
-    const p = fetchImage(tileUrl(run, step, z, tx, ty, size));
-    tiles.set(k, p);
-    p.then((img) => img || tiles.delete(k), () => tiles.delete(k));
+    const entry = {p: fetchImage(tileUrl(run, step, z, tx, ty, size, cachedOnly)), cachedOnly};
+    tiles.set(k, entry);
+    const drop = () => tiles.get(k) === entry && tiles.delete(k);
+    entry.p.then((img) => img || drop(), drop);
     while (tiles.size > maxTiles) tiles.delete(tiles.keys().next().value);
-    return p;
+    return entry.p;
+  }
+
+  function viewportUrl(run, step, box, width, height) {
+    return `./landscape?${query({run, step, box: box.map((v) => String(v)).join(','), width, height})}`;
+  }
+
+  /**
+   * The landscape over data box [x0, y0, x1, y1] as one `width` x `height` image (a cold zoom's first sharp paint,
+   * see state/tiles.js), or null when the server has none; not cached here (the tiles replace it).
+   */
+  function viewport(run, step, box, width, height) {
+    stats.viewportFetches++;
+    return fetchImage(viewportUrl(run, step, box, width, height));
+  }
+
+  /** Asks the plugin to load what rendering `step`'s landscape needs (a zoom right after then waits less). */
+  function warm(run, step) {
+    return fetch(`./landscape?${query({run, step, warm: 1})}`, {credentials: 'same-origin', priority: 'low'}).then(() => true, () => false);
   }
 
   async function predict(run, step, points) {
@@ -316,5 +340,5 @@ export function createApi({landscapeSize = 512, maxTiles = 600} = {}) {
   const metrics = (run, step) => getJson('metrics', {run, step}, {priority: 'low'});
   const thumbnailUrl = (run, id) => `./thumbnail?${query({run, id})}`;
 
-  return {runs, projection, cachedProjection, landscape, landscapeUrl, tile, tileUrl, predict, sample, json, metrics, thumbnailUrl, claim, stats};
+  return {runs, projection, cachedProjection, landscape, landscapeUrl, tile, tileUrl, viewport, viewportUrl, warm, predict, sample, json, metrics, thumbnailUrl, claim, stats};
 }

@@ -233,7 +233,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
     header.setStatus(sel.statusLine(s));
     const tb = sel.timebarModel(s);
     const tl = s.timeline && s.timeline.run === sel.primaryRun(s) ? s.timeline : null;
-    timebar.update(tb, overviewOf(tl, tb.steps));
+    timebar.update(tb, overviewOf(tl, tb.steps), !tl && !!sel.primaryRun(s)); // the strip's place kept while it loads
     alarmsCard.classList.toggle('dvi-hidden', !tl);
     if (tl) alarmList.update({run: tl.run, alarms: tl.alarms, pending: tl.pending, error: tl.error, current: s.step}); // the time bar's step
     legend.update({classes: sel.classesOf(r0), colors: sel.colorsOf(r0), activeLabel: s.filter.label, hasHead: !!r0 && r0.has_head !== false});
@@ -265,7 +265,7 @@ export function createApp(root, {api = createApi(), renderer = 'auto', host = co
   async function fetchRuns() {
     try {
       const runs = await api.runs();
-      store.set({runs, loaded: true, error: null});
+      store.set({runs, loaded: true, error: null, runsAt: performance.now()});
       return true;
     } catch (e) {
       store.set({error: e.message, loaded: true});

@@ -7,7 +7,8 @@ import {createMapPanel} from './views/mappanel.js';
 import {withPanel} from './state/store.js';
 import {runInfo, colorsOf, classesOf, stepForRun, previousStep, fallbackStep, readySet} from './state/selectors.js';
 import {computeMask} from './state/mask.js';
-import {OVERVIEW_SIZE, TILE_SIZE, tileLevel, visibleTiles, visibleRect, pixelsPerUnit, zoomAheadTile} from './state/tiles.js';
+import {OVERVIEW_SIZE, TILE_SIZE, tileLevel, visibleTiles, visibleRect, pixelsPerUnit, zoomAheadTile, viewportImage, splitViewport, pyramidReady,
+  firstPaint, containsBox, visibleMap} from './state/tiles.js';
 
 export const PENDING_POLL_MS = 1000;
 export const ANIMATION_MS = 650;
@@ -15,11 +16,15 @@ export const ANIMATION_MS = 650;
 export const LOW_RES_POINTS = 20000;
 export const ANIMATION_RENDER_SCALE = 0.7;
 export const TILE_DEBOUNCE_MS = 60;
+/** A step drawn and at rest this long asks the plugin to load its model (see warm), unless playing. */
+export const WARM_DELAY_MS = 50;
 export const PREDICT_THROTTLE_MS = 120;
 /** Background prefetch: at most this many points (points × steps) of projected steps are loaded ahead. */
 export const PREFETCH_MAX_POINTS = 2_000_000;
 export const PREFETCH_DELAY_MS = 200;
 const MAX_TILE_LAYERS = 96;
+/** Viewport images kept (each level's newest over the older ones; the tiles replace them). */
+const MAX_VIEWPORT_GROUPS = 4;
 /** A map at rest this long at the overview level fetches the level-1 tile under its centre (see zoomAhead). */
 export const ZOOM_AHEAD_MS = 1500;
 
@@ -51,7 +56,9 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
   let destroyed = false;
   let shown = null; // {step, data, prev (the previous step, aligned, once loaded), overview: image | null}
   let trajectorySample = null;
-  const tiles = {z: 0, layers: new Map(), timer: 0, aheadTimer: 0, aheadStep: null, drawn: 0, wanted: 0, requested: 0};
+  const tiles = {z: 0, layers: new Map(), timer: 0, aheadTimer: 0, aheadStep: null, drawn: 0, wanted: 0, requested: 0,
+    views: new Map(), viewSeq: 0, viewRequests: 0, viewDrawn: false, viewPxPerUnit: null, sharp: false, firstSharp: null, loadedZ: 0,
+    warmTimer: 0, warmed: new Set(), inflight: null};
   const report = (patch) => store.set((s) => withPanel(s, run, patch));
 
   /** Shows the panel's step for the store's shared step; resolves once shown or superseded. */
@@ -146,8 +153,13 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     const {mask, count, note} = maskOf(next);
     stopAnimation();
     shown = next;
+    next.shownAt = performance.now();
     tiles.layers.clear();
+    tiles.views.clear();
+    tiles.inflight = null;
     tiles.drawn = 0;
+    tiles.loadedZ = 0;
+    tiles.firstSharp = null;
     const base = {labels: next.data.labels, pred: next.data.pred, highlight: mask};
     const facts = {shown: next.step, accuracy: next.data.accuracy, matched: count, total: next.data.n, note, error: null};
     report(keepPending ? facts : {...facts, pending: null, progress: null});
@@ -156,6 +168,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
       scatter.set({...base, from: next.data.pos, t: 0, landscapes: {a: overviewLayer(next), b: null}, bounds: {a: next.data.bounds, b: null}, renderScale: 1});
       scatter.draw();
       scheduleTiles();
+      scheduleWarm(next);
       return Promise.resolve();
     }
     const from = scatter.positions();
@@ -183,6 +196,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
         stopAnimation();
         report({});
         scheduleTiles();
+        scheduleWarm(next);
       };
       anim = requestAnimationFrame(frame);
     });
@@ -199,9 +213,34 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
   }
 
   // ---------- tiles: a sharp landscape at any zoom ----------
+  /**
+   * Loads the tiles TILE_DEBOUNCE_MS after the camera last moved; at once when nothing was scheduled and the move
+   * changes the tile level (a zoom's first wheel event: a cold zoom's viewport image is asked for without delay).
+   */
   function scheduleTiles() {
+    const pending = tiles.timer !== 0;
     clearTimeout(tiles.timer);
-    tiles.timer = setTimeout(loadTiles, TILE_DEBOUNCE_MS);
+    tiles.timer = 0;
+    if (!pending && shown && !anim && tileLevel(shown.data.bounds, scatter.getView().scale, window.devicePixelRatio || 1) !== tiles.loadedZ) {
+      loadTiles();
+      tiles.timer = setTimeout(() => (tiles.timer = 0), TILE_DEBOUNCE_MS); // later moves within the window wait
+      return;
+    }
+    tiles.timer = setTimeout(() => {
+      tiles.timer = 0;
+      loadTiles();
+    }, TILE_DEBOUNCE_MS);
+  }
+
+  /** The step was drawn: once it rests WARM_DELAY_MS (not while playing), the plugin loads its model and head. */
+  function scheduleWarm(s) {
+    clearTimeout(tiles.warmTimer);
+    if (!hasHead() || tiles.warmed.has(s.step)) return;
+    tiles.warmTimer = setTimeout(() => {
+      if (shown !== s || destroyed || store.get().playing) return;
+      tiles.warmed.add(s.step);
+      api.warm(run, s.step);
+    }, WARM_DELAY_MS);
   }
 
   function loadTiles() {
@@ -213,20 +252,69 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     tiles.z = tileLevel(b, v.scale, window.devicePixelRatio || 1);
     const wanted = tiles.z ? visibleTiles(b, v, w, h, tiles.z).slice(0, MAX_TILE_LAYERS) : [];
     tiles.wanted = wanted.length;
+    const levelChanged = tiles.z !== tiles.loadedZ;
+    tiles.loadedZ = tiles.z;
+    if (levelChanged) tiles.firstSharp = null;
     applyTiles();
-    for (const t of wanted) fetchTile(s, t);
+    const r = info();
+    const visible = visibleMap(b, v, w, h);
+    // A viewport image still on its way that no longer covers the view (the zoom went on): as a level change.
+    const outgrown = !!(tiles.inflight && tiles.inflight.z === tiles.z && visible && !containsBox(tiles.inflight.box, visible, 1e-6));
+    const how = firstPaint({z: tiles.z, levelChanged: levelChanged || outgrown, missing: wanted.filter((t) => !tiles.layers.has(tileKey(t))).length,
+      ready: pyramidReady(r && r.status && r.status.tiles_ahead, s.step, tiles.z, s.shownAt, store.get().runsAt),
+      viewport: tiles.z ? viewportImage(b, v, w, h, tiles.z) : null});
+    if (how === 'viewport') {
+      // A cold zoom: the visible part first, as one image in two halves (both render workers), then the tiles.
+      const seq = ++tiles.viewSeq;
+      const vp = viewportImage(b, v, w, h, tiles.z);
+      tiles.inflight = vp;
+      fetchViewport(s, vp, seq).then(() => {
+        if (shown !== s || seq !== tiles.viewSeq) return;
+        tiles.inflight = null;
+        for (const t of wanted) fetchTile(s, t);
+      });
+      // Meanwhile the centre tile, only if the plugin has it rendered: then its pyramid is, and the tiles come at once.
+      if (wanted.length) fetchTile(s, wanted[0], {cachedOnly: true, then: () => {
+        if (shown === s && seq === tiles.viewSeq) for (const t of wanted) fetchTile(s, t);
+      }});
+    } else {
+      tiles.viewSeq++;
+      tiles.inflight = null;
+      for (const t of wanted) fetchTile(s, t);
+    }
     clearTimeout(tiles.aheadTimer);
     if (!tiles.z) tiles.aheadTimer = setTimeout(() => zoomAhead(s), ZOOM_AHEAD_MS);
   }
 
-  function fetchTile(s, t) {
-    const k = `${t.z}/${t.tx}/${t.ty}`;
+  const tileKey = (t) => `${t.z}/${t.tx}/${t.ty}`;
+
+  /** Fetches viewport image `vp` (in halves) of shown step `s`; resolves once every part is drawn or failed. */
+  function fetchViewport(s, vp, seq) {
+    const parts = splitViewport(vp, 2);
+    const group = {z: vp.z, box: vp.box, parts: parts.length, loaded: 0, images: []};
+    tiles.viewRequests++;
+    return Promise.all(parts.map((part) => api.viewport(run, s.step, part.box, part.width, part.height).then((image) => {
+      if (!image || shown !== s || destroyed) return;
+      group.images.push({image, bounds: part.box, z: part.z, viewport: true});
+      group.loaded++;
+      if (group.loaded === 1) {
+        tiles.views.set(seq, group);
+        while (tiles.views.size > MAX_VIEWPORT_GROUPS) tiles.views.delete(tiles.views.keys().next().value);
+      }
+      applyTiles();
+    }, () => null)));
+  }
+
+  /** Loads tile `t` of shown step `s` and draws it; `cachedOnly`: only if rendered already, then calls `then`. */
+  function fetchTile(s, t, {cachedOnly = false, then = null} = {}) {
+    const k = tileKey(t);
     if (tiles.layers.has(k)) return;
     tiles.requested++;
-    api.tile(run, s.step, t.z, t.tx, t.ty, TILE_SIZE).then((image) => {
+    api.tile(run, s.step, t.z, t.tx, t.ty, TILE_SIZE, {cachedOnly}).then((image) => {
       if (!image || shown !== s || destroyed) return;
       tiles.layers.set(k, {image, bounds: t.bounds, z: t.z});
       applyTiles();
+      if (then) then();
     }, () => null);
   }
 
@@ -241,14 +329,35 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     fetchTile(s, zoomAheadTile(s.data.bounds, scatter.getView()));
   }
 
-  /** Draws the overview, then the loaded tiles in view from coarse to the wanted level (finer ones are skipped). */
+  /**
+   * Draws the overview, then the viewport images and loaded tiles in view from coarse to the wanted level (finer
+   * ones are skipped; at a level, its tiles over its viewport images). Once every wanted tile is drawn, that level's
+   * viewport images are dropped: the tiles replace them.
+   */
   function applyTiles() {
     if (!shown || anim) return;
     const {w, h} = scatter.size();
-    const rect = visibleRect(scatter.getView(), w, h);
-    const layers = [...tiles.layers.values()].filter((l) => l.z <= tiles.z && overlaps(l.bounds, rect)).sort((a, b) => a.z - b.z);
+    const view = scatter.getView();
+    const rect = visibleRect(view, w, h);
+    const inView = (l) => l.z <= tiles.z && overlaps(l.bounds, rect);
+    const tileLayers = [...tiles.layers.values()].filter(inView);
+    tiles.drawn = tileLayers.filter((l) => l.z === tiles.z).length;
+    const complete = tiles.z > 0 && tiles.wanted > 0 && tiles.drawn >= tiles.wanted;
+    if (complete) for (const [k, g] of tiles.views) if (g.z === tiles.z) tiles.views.delete(k);
+    const viewLayers = [...tiles.views.values()].flatMap((g) => g.images).filter(inView);
+    const layers = [...viewLayers, ...tileLayers].sort((a, b) => a.z - b.z || (a.viewport ? 0 : 1) - (b.viewport ? 0 : 1));
     const kept = layers.slice(-MAX_TILE_LAYERS);
-    tiles.drawn = kept.filter((l) => l.z === tiles.z).length;
+    tiles.viewDrawn = kept.some((l) => l.viewport && l.z === tiles.z);
+    const visible = visibleMap(shown.data.bounds, view, w, h);
+    const covered = [...tiles.views.values()].some((g) => g.z === tiles.z && g.loaded === g.parts && visible && containsBox(g.box, visible, 1e-6));
+    tiles.sharp = tiles.z > 0 && (complete || covered);
+    const vl = kept.find((l) => l.viewport && l.z === tiles.z);
+    tiles.viewPxPerUnit = vl ? (vl.image.naturalWidth || vl.image.width) / (vl.bounds[2] - vl.bounds[0]) : null;
+    // How this level first got sharp (for the tests and the benchmark): by a viewport image, or by its tiles.
+    if (tiles.sharp && !tiles.firstSharp) {
+      tiles.firstSharp = {z: tiles.z, by: complete ? 'tiles' : 'viewport', tilesDrawn: tiles.drawn, wanted: tiles.wanted,
+        pxPerUnit: complete ? pixelsPerUnit(shown.data.bounds, TILE_SIZE, tiles.z) : tiles.viewPxPerUnit};
+    }
     scatter.set({landscapes: {a: [...overviewLayer(shown), ...kept], b: null}});
   }
 
@@ -354,6 +463,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     clearTimeout(timer);
     clearTimeout(tiles.timer);
     clearTimeout(tiles.aheadTimer);
+    clearTimeout(tiles.warmTimer);
     clearTimeout(hv.timer);
     clearTimeout(prefetchTimer);
     stopAnimation();
@@ -370,6 +480,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
       frames: scatter.frames, renderer: scatter.renderer, landscape: !!(shown && shown.overview), animating: !!anim,
       selected: store.get().selected === null ? -1 : aligner.indexOf(run, store.get().selected), trajectory: !!trajectorySample,
       tiles: {z: tiles.z, drawn: tiles.drawn, wanted: tiles.wanted, requested: tiles.requested, aheadStep: tiles.aheadStep,
+        sharp: tiles.sharp, viewRequests: tiles.viewRequests, viewDrawn: tiles.viewDrawn, viewPxPerUnit: tiles.viewPxPerUnit, firstSharp: tiles.firstSharp,
         pxPerUnit: b && tiles.z ? pixelsPerUnit(b, TILE_SIZE, tiles.z) : null, overviewPxPerUnit: b ? pixelsPerUnit(b, OVERVIEW_SIZE) : null},
     };
   }

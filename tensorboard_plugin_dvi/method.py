@@ -24,8 +24,8 @@ from tensorboard_plugin_dvi import cache, storage
 CHUNK = 16384
 """Points decoded per batch when rendering or predicting (16k x 512 float32 features = 32 MiB)."""
 
-__all__ = ["CHUNK", "version", "project_step", "load_model", "render", "predict", "class_colors", "square_bounds",
-           "boundary_samples"]
+__all__ = ["CHUNK", "version", "project_step", "load_model", "render", "warm", "predict", "class_colors",
+           "square_bounds", "boundary_samples"]
 
 
 def version() -> str:
@@ -71,6 +71,11 @@ def _fused_head(model: StepProjection, head: torch.nn.Module) -> landscape.Fused
         while len(_fused) > _FUSED_MAX:
             _fused.popitem(last=False)
     return fused
+
+
+def warm(model: StepProjection, head: torch.nn.Module) -> None:
+    """Build the fused evaluator of ``head`` on ``model`` now (cached), so the first render need not."""
+    _fused_head(model, head)
 
 
 class RenderStopped(Exception):
@@ -163,17 +168,17 @@ def _knots(length: int, step: int) -> np.ndarray:
     return np.unique(np.r_[np.arange(0, length, step), length - 1])
 
 
-def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarray, shape: tuple[int, int],
+def _adaptive_logits(model: StepProjection, head: torch.nn.Module, pts: np.ndarray, shape: int | tuple[int, int],
                      cell: int, stop: Callable[[], bool] | None = None) -> torch.Tensor:
-    """Logits at every pixel of a ``shape`` = (height, width) image: exact where class or boundary may change
-    inside a cell, interpolated elsewhere.
+    """Logits at every pixel of a ``shape`` = (height, width) image (an int: a square one): exact where class or
+    boundary may change inside a cell, interpolated elsewhere.
 
     Refined as a quadtree: the pixel grid is evaluated every ``cell`` pixels; a cell whose four corners share a class
     and lie on the same side of the white band's edge, clear of it by a margin that grows with the gap's curvature
     there (:func:`_edge_margin`), is interpolated bilinearly from them; any other cell is halved and its new corners
     evaluated, down to single pixels (all exact). A boundary crossing a cell thus costs the pixels along it rather
     than the whole cell, and no interpolated cell is ever larger than ``cell``."""
-    height, width = shape
+    height, width = (shape, shape) if isinstance(shape, int) else shape
     grid = pts.reshape(height, width, 2)
     have = np.zeros((height, width), bool)  # pixels evaluated exactly
     out: torch.Tensor | None = None

@@ -253,11 +253,15 @@ class DviPlugin(base_plugin.TBPlugin):
     @route()
     def _serve_landscape(self, request: wrappers.Request) -> Answer:
         index, step = self._index_step(request)
+        if params.choice(request.args, "warm", ("", "1"), default="") == "1":  # the tab drew the step
+            return self.views.warm(index, step), "application/json"
         if request.args.get("box") is not None:  # a viewport's data box, at screen resolution
             return self.views.landscape_view(index, step, request.args), "image/png"
         size = params.integer(request.args, "size", default=self._default_size, lo=params.MIN_SIZE,
                               hi=params.MAX_SIZE)
-        return self.views.landscape(index, step, size, params.tile(request.args, views.MAX_ZOOM)), "image/png"
+        cached_only = params.choice(request.args, "cached", ("", "1"), default="") == "1"  # rendered ones only
+        return self.views.landscape(index, step, size, params.tile(request.args, views.MAX_ZOOM), cached_only), \
+            "image/png"
 
     @route(method="POST")
     def _serve_predict(self, request: wrappers.Request) -> Answer:

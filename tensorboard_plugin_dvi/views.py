@@ -46,6 +46,11 @@ class LRU:
         self._data: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
         self._lock = threading.Lock()
 
+    def peek(self, key: Hashable) -> Any:
+        """The cached value of ``key``, or None (nothing is computed)."""
+        with self._lock:
+            return self._data.get(key)
+
     def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
         with self._lock:
             if key in self._data:
@@ -218,14 +223,25 @@ class Views:
 
             raise errors.NotFoundError(f"Run {index.name!r} {NO_HEAD.format(what=what)}.")
 
-    def landscape(self, index: RunIndex, step: int, size: int, tile: tuple[int, int, int] = (0, 0, 0)) -> bytes:
+    def landscape(self, index: RunIndex, step: int, size: int, tile: tuple[int, int, int] = (0, 0, 0),
+                  cached_only: bool = False) -> bytes:
         """PNG of the classification landscape: the step's whole map, or one tile (zoom z, column x, row y from the
-        top) of it; rendered at a cached size bucket and resized when ``size`` is not one."""
+        top) of it; rendered at a cached size bucket and resized when ``size`` is not one. ``cached_only``: only an
+        image rendered already (in memory or on disk), else 404; nothing is rendered."""
         self.require_head(index, "landscape")
-        with self.service.on_demand():  # rendering ahead waits while a user's landscapes are answered
+        if cached_only:
             result = self.ready_result(index, step)
             bucket = cache.size_bucket(size)
-            png = self._landscape_png(index, step, result, bucket, tile)
+            path = self.results.results(index.store).landscape_path(index.records[step], bucket, result.bounds, tile)
+            png = self._pngs.peek((path,)) or read_png(path)
+            if png is None:
+                raise errors.NotFoundError(f"Landscape tile {tile} of step {step} is not rendered yet (asked for with "
+                                           "cached=1: only rendered images).")
+        else:
+            with self.service.on_demand():  # rendering ahead waits while a user's landscapes are answered
+                result = self.ready_result(index, step)
+                bucket = cache.size_bucket(size)
+                png = self._landscape_png(index, step, result, bucket, tile)
         # the tab drew (or prefetched) this step: render its tile pyramid ahead; asked for its tiles: zooming, first
         self.service.want_pyramid(index, step, zooming=tile[0] > 0)
         return png if bucket == size else resize_png(png, size)
@@ -241,15 +257,24 @@ class Views:
             box, width, height = params.view(args, tuple(float(b) for b in result.bounds))
             cell = view_cell(result.bounds, box, width, height)
             key = ("view", result.model_path, box, width, height)
+            model, head = self.model(index, step, result), self.head(index, step)
 
             def render() -> bytes:
-                pixels = method.render(self.model(index, step, result), self.head(index, step), box, width,
-                                       int(index.records[step]["n_classes"]), cell=cell, height=height)
+                pixels = method.render(model, head, box, width, int(index.records[step]["n_classes"]), cell=cell,
+                                       height=height)
                 return encode_png(pixels, compress_level=LANDSCAPE_PNG_LEVEL)
 
             png = self._pngs.get(key, lambda: self.flights.run(key, render))
         self.service.want_pyramid(index, step, zooming=True)  # zooming: this step's tiles are rendered first
         return png
+
+    def warm(self, index: RunIndex, step: int) -> dict[str, Any]:
+        """Load the step's model and head and build their fused evaluator (``landscape?...&warm=1``): the tab asks
+        when it has drawn a step, so a zoom right after does not wait for them (some 0.1 s on the demo)."""
+        self.require_head(index, "landscape")
+        result = self.ready_result(index, step)
+        method.warm(self.model(index, step, result), self.head(index, step))
+        return {"run": index.name, "step": step, "warm": True}
 
     def _landscape_png(self, index: RunIndex, step: int, result: cache.StepResult, size: int,
                        tile: tuple[int, int, int]) -> bytes:

@@ -19,7 +19,7 @@ GET_ROUTES = ["runs", "projection", "landscape", "sample", "thumbnail", "metrics
               "index.js", "nope.js"]
 POST_ROUTES = ["predict", "project"]
 PARAMS = ["run", "step", "size", "id", "format", "z", "tx", "ty", "k", "rows", "cols", "split", "start", "end",
-          "base", "box", "width", "height"]
+          "base", "box", "width", "height", "warm", "cached"]
 EXAMPLES = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                             HealthCheck.too_slow])
 

@@ -151,3 +151,31 @@ def test_viewport_parameters_are_checked(app, query, name, why):
     resp = app.get(f"landscape?run=noisy&step=3&{query}")
     message = json.loads(resp.get_data())["error"] if resp.status_code == 400 else resp.get_data()[:200]
     assert resp.status_code == 400 and f"'{name}'" in message and why in message, (query, message)
+
+
+def test_warm_loads_the_steps_model_and_answers_json(app):
+    resp = app.get("landscape?run=noisy&step=2&warm=1")
+    assert resp.status_code == 200 and json.loads(resp.get_data()) == {"run": "noisy", "step": 2, "warm": True}
+    index = app.index("noisy")
+    result = app.plugin.views.ready_result(index, 2)
+    model, head = app.plugin.views.model(index, 2, result), app.plugin.views.head(index, 2)
+    assert (id(model), id(head)) in method._fused, "the fused evaluator was built"
+    resp = app.get("landscape?run=noisy&step=2&warm=yes")
+    assert resp.status_code == 400 and "'warm'" in json.loads(resp.get_data())["error"]
+
+
+def test_cached_only_tiles_are_served_when_rendered_and_never_rendered_for_it(app):
+    import glob
+
+    root = app.index("noisy").directory
+    query = "landscape?run=noisy&step=4&size=256&z=5&tx=17&ty=14"
+    before = set(glob.glob(f"{root}/**/*.png", recursive=True))
+    missing = app.get(query + "&cached=1")
+    assert missing.status_code == 404 and "not rendered yet" in json.loads(missing.get_data())["error"]
+    assert set(glob.glob(f"{root}/**/*.png", recursive=True)) == before, "asking cached-only rendered nothing"
+    rendered = app.get(query)
+    assert rendered.status_code == 200
+    again = app.get(query + "&cached=1")
+    assert again.status_code == 200 and again.get_data() == rendered.get_data()
+    bad = app.get(query + "&cached=yes")
+    assert bad.status_code == 400 and "'cached'" in json.loads(bad.get_data())["error"]

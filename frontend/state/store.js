@@ -10,6 +10,7 @@ import {DEFAULT_CAMERA} from './camera.js';
 export const INITIAL_STATE = Object.freeze({
   runs: [], // the `runs` route's list
   loaded: false, // the runs list was fetched at least once
+  runsAt: 0, // when (performance.now()) the runs list was last received
   error: null, // last error reaching the plugin (string) or null
   run: null, // the run shown when not comparing
   compare: false,

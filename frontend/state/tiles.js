@@ -73,3 +73,94 @@ export function zoomAheadTile(bounds, view) {
   const ty = clamp(Math.floor((bounds[3] - view.cy) / th));
   return {z: 1, tx, ty, bounds: tileBounds(bounds, 1, tx, ty)};
 }
+
+// ---------- the viewport image: a cold zoom's first sharp paint ----------
+
+/** A viewport image's edges lie on the level's pixel grid at multiples of this many pixels (the tiles' cell). */
+export const VIEWPORT_SNAP = 8;
+/** The plugin's limits on a viewport image (see http_api.md): pixels a side and in all. */
+export const MAX_VIEWPORT_SIDE = 2048;
+export const MAX_VIEWPORT_PIXELS = 2048 * 1024;
+
+/**
+ * The visible part of `bounds` at level z as one image of the level's pixels: {z, box, width, height, col, row}
+ * (col, row: its top-left pixel in the level's pixel grid, whose column 0 is the map's left edge and row 0 its top),
+ * or null when nothing of the map is in view. The box is snapped outward to multiples of `snap` pixels, so its pixel
+ * centres are the tiles' own and its cells start where theirs do.
+ */
+export function viewportImage(bounds, view, w, h, z, tileSize = TILE_SIZE, snap = VIEWPORT_SNAP) {
+  const ppu = pixelsPerUnit(bounds, tileSize, z);
+  const total = tileSize * 2 ** z;
+  const [vx0, vy0, vx1, vy1] = visibleRect(view, w, h);
+  const clamp = (v) => Math.max(0, Math.min(total, v));
+  const c0 = clamp(Math.floor(((vx0 - bounds[0]) * ppu) / snap) * snap);
+  const c1 = clamp(Math.ceil(((vx1 - bounds[0]) * ppu) / snap) * snap);
+  const r0 = clamp(Math.floor(((bounds[3] - vy1) * ppu) / snap) * snap);
+  const r1 = clamp(Math.ceil(((bounds[3] - vy0) * ppu) / snap) * snap);
+  if (c1 <= c0 || r1 <= r0) return null;
+  const box = [bounds[0] + c0 / ppu, bounds[3] - r1 / ppu, bounds[0] + c1 / ppu, bounds[3] - r0 / ppu];
+  return {z, box, width: c1 - c0, height: r1 - r0, col: c0, row: r0};
+}
+
+/**
+ * A viewport image cut in `parts` strips across its longer side, each a multiple of `snap` pixels (the plugin renders
+ * two at once: one per render worker); an image too small to cut is returned whole.
+ */
+export function splitViewport(v, parts = 2, snap = VIEWPORT_SNAP) {
+  const wide = v.width >= v.height;
+  const length = wide ? v.width : v.height;
+  const cuts = [0];
+  for (let k = 1; k < parts; k++) {
+    const at = Math.round((length * k) / parts / snap) * snap;
+    if (at > cuts[cuts.length - 1] && at < length) cuts.push(at);
+  }
+  cuts.push(length);
+  const ppu = v.width / (v.box[2] - v.box[0]);
+  const out = [];
+  for (let k = 0; k + 1 < cuts.length; k++) {
+    const a = cuts[k];
+    const b = cuts[k + 1];
+    if (wide) {
+      out.push({z: v.z, width: b - a, height: v.height, col: v.col + a, row: v.row,
+        box: [v.box[0] + a / ppu, v.box[1], k + 2 === cuts.length ? v.box[2] : v.box[0] + b / ppu, v.box[3]]});
+    } else {
+      out.push({z: v.z, width: v.width, height: b - a, col: v.col, row: v.row + a,
+        box: [v.box[0], k + 2 === cuts.length ? v.box[1] : v.box[3] - b / ppu, v.box[2], v.box[3] - a / ppu]});
+    }
+  }
+  return out;
+}
+
+/**
+ * Whether the plugin is known to have rendered `step`'s tiles of level z ahead: its `status.tiles_ahead` (from the
+ * `runs` route) reaches level z and, in an answer received after the tab first drew the step (`statusAt` >
+ * `shownAt`: the plugin queues a step's pyramid when the tab first asks for its landscape), lists the step neither
+ * queued nor rendering.
+ */
+export function pyramidReady(ahead, step, z, shownAt, statusAt) {
+  if (!ahead || !Number.isFinite(ahead.depth) || z > ahead.depth || !(statusAt > shownAt)) return false;
+  return ahead.running !== step && !(Array.isArray(ahead.queued) && ahead.queued.includes(step));
+}
+
+/**
+ * How a view at level z first gets sharp: 'viewport' (ask for the visible part as one image, then the tiles) when the
+ * level just changed, some of its visible tiles are not loaded, the plugin is not known to have them rendered, and
+ * the image is within the plugin's limits; else 'tiles'.
+ */
+export function firstPaint({z, levelChanged, missing, ready, viewport}) {
+  if (!z || !levelChanged || !missing || ready || !viewport) return 'tiles';
+  const {width, height} = viewport;
+  return width <= MAX_VIEWPORT_SIDE && height <= MAX_VIEWPORT_SIDE && width * height <= MAX_VIEWPORT_PIXELS ? 'viewport' : 'tiles';
+}
+
+/** Whether data box `a` [x0, y0, x1, y1] contains box `b` (within `eps` of a unit). */
+export function containsBox(a, b, eps = 1e-9) {
+  return a[0] <= b[0] + eps && a[1] <= b[1] + eps && a[2] >= b[2] - eps && a[3] >= b[3] - eps;
+}
+
+/** The visible part of `bounds` (the visible rectangle clipped to it), or null when none of it is in view. */
+export function visibleMap(bounds, view, w, h) {
+  const r = visibleRect(view, w, h);
+  const c = [Math.max(r[0], bounds[0]), Math.max(r[1], bounds[1]), Math.min(r[2], bounds[2]), Math.min(r[3], bounds[3])];
+  return c[2] > c[0] && c[3] > c[1] ? c : null;
+}

@@ -30,3 +30,30 @@ test('the quality metrics are fetched at low priority, the map\'s projections an
   assert.equal(by('runs').init.priority, undefined);
   assert.equal(by('metrics').init.credentials, 'same-origin');
 });
+
+test('a cached-only tile that is not rendered does not stand in for the tile: a plain request renders it', async () => {
+  const calls = [];
+  const saved = globalThis.fetch;
+  globalThis.fetch = async (url) => {
+    calls.push(url);
+    return new Response(JSON.stringify({error: 'not rendered yet'}), {status: 404, headers: {'Content-Type': 'application/json'}});
+  };
+  try {
+    const api = createApi();
+    const probe = api.tile('r', 3, 2, 1, 0, 256, {cachedOnly: true});
+    const plain = api.tile('r', 3, 2, 1, 0, 256); // asked while the probe is on its way
+    assert.equal(await probe, null);
+    assert.equal(await plain, null);
+  } finally {
+    globalThis.fetch = saved;
+  }
+  assert.equal(calls.length, 2);
+  assert.ok(calls[0].includes('cached=1') && calls[0].includes('z=2&tx=1&ty=0'), calls[0]);
+  assert.ok(!calls[1].includes('cached='), 'the second request renders the tile');
+});
+
+test('the viewport image is asked for by its data box and pixel size', () => {
+  const api = createApi();
+  const url = api.viewportUrl('r', 3, [-1.5, 2, 3.25, 4], 640, 320);
+  assert.equal(url, `./landscape?run=r&step=3&box=${encodeURIComponent('-1.5,2,3.25,4')}&width=640&height=320`);
+});

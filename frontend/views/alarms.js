@@ -92,9 +92,10 @@ export function createOverview({onStep, onZoom}) {
     el.style.setProperty('--dvi-cursor', i < 0 ? '-10px' : `${indexX(i, steps.length, width())}px`);
   }
 
-  /** `m`: {data (timeline.overviewData) | null, steps (the slider's), current (the requested step)}. */
+  /** `m`: {data (timeline.overviewData) | null, reserve (keep the place while loading), steps (the slider's), current (the requested step)}. */
   function update(m) {
-    el.classList.toggle('dvi-hidden', !m.data);
+    el.classList.toggle('dvi-hidden', !m.data && !m.reserve);
+    el.classList.toggle('dvi-reserved', !m.data && !!m.reserve); // loading: its place kept, nothing shown
     if (!m.data) {
       model = null;
       drawKey = null;

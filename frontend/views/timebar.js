@@ -30,15 +30,18 @@ export function createTimebar({onStep, onPlay, onPrev, onNext, onLive, onZoom}) 
     live, stepLabel, acc);
   let key = null;
 
-  /** The time bar model from selectors.timebarModel; `overviewData` from timeline.overviewData (or null). */
-  function update(m, overviewData = null) {
+  /**
+   * The time bar model from selectors.timebarModel; `overviewData` from timeline.overviewData (or null); `reserve`:
+   * the strip's data is loading, so its place is kept (the map does not shrink under the user when it arrives).
+   */
+  function update(m, overviewData = null, reserve = false) {
     const {steps} = m;
     sliderSteps = steps;
     slider.max = String(Math.max(0, steps.length - 1));
     slider.value = String(m.sliderIndex);
     slider.disabled = steps.length < 2;
     slider.classList.toggle('dvi-outside', m.index < 0);
-    overview.update({data: overviewData, steps, current: m.index < 0 ? null : steps[m.index]});
+    overview.update({data: overviewData, reserve, steps, current: m.index < 0 ? null : steps[m.index]});
     zoomNote.classList.toggle('dvi-hidden', !m.zoomed);
     if (m.zoomed) {
       const text = `Steps ${steps[0]}–${steps[steps.length - 1]} · all ${m.total}`;

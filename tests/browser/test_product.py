@@ -258,6 +258,42 @@ def test_zoomed_landscape_is_redrawn_from_sharper_tiles(tab, server):
     assert agree.mean() >= 0.85, f"only {agree.mean():.2f} of the zoomed map's background matches its tile"
 
 
+def test_a_cold_zoom_draws_a_sharp_viewport_image_before_its_tiles(tab, server):
+    """Zooming to a level whose tiles the plugin has not rendered (deeper than it renders ahead, so none can be
+    cached), the tab first draws the visible part of the map as one image at the level's resolution, then the tiles,
+    which replace it."""
+    url, _ = server
+    tab.open("#dvi&p.dvi.run=noisy")
+    tab.goto_step_index(STEPS - 1)
+    requests = []
+    tab.page.on("request", lambda r: requests.append(r.url) if "landscape?" in r.url else None)
+    wheel_zoom(tab, 12.0)
+    tab.wait("__dvi.panels[0].tiles.firstSharp !== null", timeout=60)
+    tiles = tab.js("__dvi.panels[0].tiles")
+    depth = runs_by_name(url)["noisy"]["status"]["tiles_ahead"]["depth"]
+    first = tiles["firstSharp"]
+    assert tiles["z"] > depth, f"level {tiles['z']} is rendered ahead (depth {depth}): zoom deeper"
+    assert first["by"] == "viewport" and first["tilesDrawn"] < first["wanted"], first
+    assert first["pxPerUnit"] >= 4 * tiles["overviewPxPerUnit"], (first, tiles["overviewPxPerUnit"])
+    assert abs(first["pxPerUnit"] - tiles["pxPerUnit"]) < 1e-6 * tiles["pxPerUnit"], "the tiles' own pixel density"
+    views = [u for u in requests if "box=" in u]
+    assert len(views) == 2, f"the viewport in two halves: {views}"
+    assert requests.index(views[-1]) < min(i for i, u in enumerate(requests) if "&z=" in u), "tiles after the viewport"
+    # The tiles arrive and replace it.
+    tab.wait("(t => t.wanted > 0 && t.drawn === t.wanted && !t.viewDrawn)(__dvi.panels[0].tiles)", timeout=120)
+    assert tab.js("__dvi.panels[0].tiles.sharp") is True
+    # Panning at the same level asks for the missing tiles only.
+    before = len([u for u in requests if "box=" in u])
+    geo = tab.js("__dvi.geometry(0)")
+    x, y = tab.page_point(geo["left"] + geo["width"] / 2, geo["top"] + geo["height"] / 2)
+    tab.page.mouse.move(x, y)
+    tab.page.mouse.down()
+    tab.page.mouse.move(x - 120, y - 40, steps=4)
+    tab.page.mouse.up()
+    tab.wait("(t => t.wanted > 0 && t.drawn === t.wanted)(__dvi.panels[0].tiles)", timeout=120)
+    assert len([u for u in requests if "box=" in u]) == before
+
+
 def test_a_map_at_rest_asks_for_its_zoom_tiles_ahead(tab, server):
     """Resting at the overview level, the tab fetches one level-1 tile, which puts its step's tile pyramid first in
     the plugin's render-ahead queue (the overview alone may come from the tab's own cache)."""
