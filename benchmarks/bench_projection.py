@@ -8,10 +8,11 @@ temporal variant: one fit over all epochs' train + test samples, identity relati
 all in this process; prints one table and writes ``benchmarks/results/projection.{json,md}``.
 
 Wall seconds are the forward projection of train and test (DVI: fit_step incl. kNN, complex, layout
-and training, plus transform of test; umap: fit + transform; AlignedUMAP: its one fit divided evenly over
-the epochs; PCA: fit + transform). umap-learn's numba compilation is done once before timing (a warm-up fit)
-and reported separately as its one-time cost. The landscape metrics (DVI only) render 256 px over the box the
-plugin serves (``map_bounds`` of all samples' coordinates), as a user sees it.
+and training, plus transform of test, continued from the test points' previous positions; umap: fit +
+transform; AlignedUMAP: its one fit divided evenly over the epochs; PCA: fit + transform). umap-learn's numba
+compilation is done once before timing (a warm-up fit) and reported separately as its one-time cost. The
+landscape metrics (DVI only) render 256 px over the box the plugin serves (``map_bounds`` of all samples'
+coordinates), as a user sees it.
 """
 
 from __future__ import annotations
@@ -45,22 +46,26 @@ RESULTS = os.path.join(os.path.dirname(__file__), "results")
 def _dvi_epoch(variant: str, ep: Epochs, e: int, state: dict[str, Any], bnd: tuple) -> dict[str, Any]:
     head, X, T = ep.head(e), ep.train[e], ep.test[e]
     prev: StepProjection | None = state.get(variant)
+    prev_yt: np.ndarray | None = state.get(variant + " test")
     proj = DVIProjector(variant=variant, seed=0)
 
     def run() -> tuple[StepProjection, np.ndarray]:
         st = proj.fit_step(X, head, boundary=bnd[0], prev=prev,
                            prev_features=None if prev is None else ep.train[e - 1])
-        return st, st.transform(T)
+        if prev is None or prev_yt is None:
+            return st, st.transform(T)
+        # test points continue from where they were shown at the previous epoch (as the plugin shows them)
+        return st, st.transform(T, prev=prev, prev_features=ep.test[e - 1], prev_embedding=prev_yt)
 
     (st, YT), wall, mem = measured(run)
     res = M.evaluate_step(
         st, head, X, test_features=T, boundary=bnd[0], test_boundary=bnd[1], prev=prev,
         prev_train_features=None if prev is None else ep.train[e - 1],
-        prev_test_features=None if prev is None else ep.test[e - 1],
+        prev_test_features=None if prev is None else ep.test[e - 1], prev_test_embedding=prev_yt,
         train_embedding=st.embedding_, test_embedding=YT,
         bounds=map_bounds(np.concatenate([st.embedding_, YT])),
     )
-    state[variant] = st
+    state[variant], state[variant + " test"] = st, YT
     return {"wall_s": wall, "peak_mib": mem, **res}
 
 

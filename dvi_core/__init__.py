@@ -21,6 +21,8 @@ Public API::
     #   prev_features [N, D] step t-1 features of the same samples; required with prev (for NPR)
     #   progress      callable(fraction in [0, 1])
     step.transform(X) -> float32 [N, 2];  step.inverse_transform(Y) -> float32 [M, D]
+    step.transform(X, prev=step_t_1, prev_features=X_t_1, prev_embedding=Y_t_1)  # new points continue from
+    #   where they were shown at step t-1, as far as their nearest samples did not change (default variant)
     step.embedding_ (float32 [N, 2]), step.bounds_ (x_min, y_min, x_max, y_max), step.npr_, step.n_features_in_
     step.save(path);  StepProjection.load(path, device="cpu")
     #   one plain .npz at exactly `path` (arrays + JSON, read with numpy.load(allow_pickle=False)); load raises
@@ -52,7 +54,9 @@ samples (their edges would otherwise pull samples out of their neighbourhoods). 
 (``placement.LayoutEncoder``): the step's samples and boundary points map exactly onto the layout; a new point
 is placed as umap-learn's ``transform`` does (membership-weighted mean of its max(k, 40) nearest references, 64-d PCA
 frame, then 100 deterministic epochs against the fixed layout) and, when its position would decode to another
-class than its own, moved the least way (plus one step) towards its nearest reference of its class. The decoder
+class than its own, moved the least way (plus one step) towards its nearest reference of its class; given their
+previous features and places, new points keep their previous place relative to their 40 nearest samples in
+proportion to how many of them they kept (``placement.continue_places``). The decoder
 is smooth: a small MLP in the same frame (trained from the layout plus jitter back to the features with
 reconstruction + a prediction-preserving KL term + the temporal term) blended with a Gaussian kernel average of
 the nearby samples' features (``model.KnnMemory``, width about the dot spacing, 16 neighbours), so the landscape
@@ -71,7 +75,7 @@ D = 2 is allowed (the map is still learned, which is handy for toy data); D < 2 
 from . import boundary, landscape, metrics
 from .projector import DVIProjector, StepProjection
 
-__version__ = "0.5.1"
+__version__ = "0.5.2"
 """Version of the method: part of the plugin's cache key, so results of another version are never served."""
 
 __all__ = ["__version__", "DVIProjector", "StepProjection", "boundary", "landscape", "metrics"]

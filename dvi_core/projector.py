@@ -22,7 +22,7 @@ from . import graph, layout, persist
 from .metrics import neighbor_preserving_rate
 from .model import Decoder, Encoder, build_decoder, build_models, forget, memorize, refit_frame, set_frame
 from .neighbors import cross_query, exact_query, features_digest, knn
-from .placement import LayoutEncoder
+from .placement import LayoutEncoder, continue_places
 from .settle import settle
 from .train import LossWeights, TrainData, train_models
 from .validation import check_fit_inputs, check_head_classes, check_params
@@ -142,22 +142,40 @@ class StepProjection:
         return knn(np.asarray(X, np.float32), k, seed=int(self.config_.get("seed", 0)), device=self.device)[0]
 
     @torch.no_grad()
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Project representations [N, D] to float32 [N, 2]."""
-        X = np.ascontiguousarray(X, dtype=np.float32)  # views with negative strides cannot become tensors
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"The 'X' parameter of StepProjection.transform must have shape [N, {self.n_features_in_}]. "
-                f"Got shape {X.shape} instead."
-            )
-        if not np.isfinite(X).all():
-            raise ValueError(
-                "The 'X' parameter of StepProjection.transform must be finite. "
-                f"Got {int((~np.isfinite(X)).any(1).sum())} rows with NaN or inf instead; drop or fix them first."
-            )
+    def transform(
+        self, X: np.ndarray, *, prev: StepProjection | None = None, prev_features: np.ndarray | None = None,
+        prev_embedding: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Project representations [N, D] to float32 [N, 2].
+
+        With ``prev`` (the step this one was fitted after), ``prev_features`` (the same N points' features at that
+        step) and ``prev_embedding`` (where they were shown then, [N, 2]), new points keep their previous place
+        relative to their nearest samples as far as those did not change (``placement.continue_places``): the map
+        moves where the model changed. Applies to the default variant when both steps hold the same samples;
+        otherwise, and without these arguments, the points are placed afresh.
+        """
+        X = _checked_rows(X, self.n_features_in_, "X")
         if isinstance(self.encoder, LayoutEncoder):
-            return _apply(lambda t: self.encoder(t, self.decoder), X, self.device, 2)
-        return _apply(self.encoder, X, self.device, 2)
+            Y = _apply(lambda t: self.encoder(t, self.decoder), X, self.device, 2)
+        else:
+            Y = _apply(self.encoder, X, self.device, 2)
+        given = [a is not None for a in (prev, prev_features, prev_embedding)]
+        if any(given) and not all(given):
+            raise ValueError("The 'prev', 'prev_features' and 'prev_embedding' parameters of StepProjection.transform "
+                             "go together. Got only some of them instead; pass all three or none.")
+        if prev is None or prev_features is None or prev_embedding is None:
+            return Y
+        Xp = _checked_rows(prev_features, prev.n_features_in_, "prev_features", len(X))
+        Yp = _checked_rows(prev_embedding, 2, "prev_embedding", len(X))
+        if not (isinstance(self.encoder, LayoutEncoder) and isinstance(prev.encoder, LayoutEncoder)
+                and len(prev.embedding_) == len(self.embedding_) and len(X)):
+            return Y
+        dev = self.device
+        out = continue_places(
+            self.encoder, self.decoder, torch.from_numpy(X).to(dev), torch.from_numpy(Y).to(dev),
+            torch.from_numpy(self.embedding_).to(dev), prev.encoder.to(dev), torch.from_numpy(Xp).to(dev),
+            torch.from_numpy(prev.embedding_).to(dev), torch.from_numpy(Yp).to(dev))
+        return out.cpu().numpy().astype(np.float32)
 
     @torch.no_grad()
     def inverse_transform(self, Y: np.ndarray) -> np.ndarray:
@@ -202,6 +220,23 @@ def _models_of(cfg: dict[str, Any]) -> tuple[Encoder | LayoutEncoder, Decoder]:
                             cfg["n_neighbors"])
         return enc, build_decoder(cfg["n_features"], cfg["hidden"], cfg["n_layers"], cfg["n_components"], cfg["n_ref"])
     return build_models(cfg["n_features"], cfg["hidden"], cfg["n_layers"], cfg["n_components"])
+
+
+def _checked_rows(A: np.ndarray, width: int, name: str, n: int | None = None) -> np.ndarray:
+    """``A`` as a contiguous float32 [n, width] array of finite values, else a ValueError naming the parameter."""
+    A = np.ascontiguousarray(A, dtype=np.float32)  # views with negative strides cannot become tensors
+    rows = "N" if n is None else str(n)
+    if A.ndim != 2 or A.shape[1] != width or (n is not None and len(A) != n):
+        raise ValueError(
+            f"The '{name}' parameter of StepProjection.transform must have shape [{rows}, {width}]. "
+            f"Got shape {A.shape} instead."
+        )
+    if not np.isfinite(A).all():
+        raise ValueError(
+            f"The '{name}' parameter of StepProjection.transform must be finite. "
+            f"Got {int((~np.isfinite(A)).any(1).sum())} rows with NaN or inf instead; drop or fix them first."
+        )
+    return A
 
 
 @torch.no_grad()

@@ -3,6 +3,7 @@ on new points, deterministic, and the kNN graph a step hands to the next one."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -195,3 +196,47 @@ def test_compiled_refine_equals_the_torch_refine():
     plain = enc._refine(start, nbr, w, compiled=False)
     assert (compiled - start).abs().max() > 0.1, "the refine moved nothing: the comparison says nothing"
     np.testing.assert_allclose(compiled.numpy(), plain.numpy(), atol=1e-4)
+
+
+def test_unchanged_points_continue_from_their_previous_place(digits, fitted):
+    """Same features and samples as the previous step: a new point keeps where it was shown (when that place decodes
+    to its class), moved by its nearest samples' displacement; training samples stay exactly on the layout."""
+    placed = fitted.transform(digits.test)
+    shown = placed + np.float32(0.02)
+    Y = fitted.transform(digits.test, prev=fitted, prev_features=digits.test, prev_embedding=shown)
+    kept = np.all(np.abs(Y - shown) < 1e-5, axis=1)
+    fresh = np.all(np.abs(Y - placed) < 1e-5, axis=1)
+    assert np.all(kept | fresh), "a point went somewhere else than its previous place or its placement"
+    assert kept.mean() > 0.8, f"only {kept.mean():.0%} of the unchanged points kept their previous place"
+    moved = copy.copy(fitted)
+    moved.embedding_ = fitted.embedding_ - np.array([0.05, 0.0], np.float32)  # every sample moves by (+0.05, 0)
+    Y = fitted.transform(digits.test, prev=moved, prev_features=digits.test, prev_embedding=placed)
+    followed = np.all(np.abs(Y - (placed + np.array([0.05, 0.0], np.float32))) < 1e-4, axis=1)
+    assert followed.mean() > 0.8, f"only {followed.mean():.0%} of the points followed their samples"
+    Yt = fitted.transform(digits.train, prev=fitted, prev_features=digits.train, prev_embedding=fitted.embedding_ + 1)
+    np.testing.assert_allclose(Yt, fitted.embedding_, atol=1e-6)
+
+
+def test_points_whose_neighbourhood_changed_are_placed_afresh(digits, fitted):
+    placed = fitted.transform(digits.test)
+    others = digits.test[np.random.default_rng(0).permutation(len(digits.test))]  # unrelated previous features
+    Y = fitted.transform(digits.test, prev=fitted, prev_features=others, prev_embedding=placed + 3.0)
+    fresh = np.all(np.abs(Y - placed) < 1e-5, axis=1)
+    assert fresh.mean() > 0.9, f"{1 - fresh.mean():.0%} of the points kept a place their neighbourhood left"
+
+
+def test_kept_share_counts_common_neighbours():
+    before = np.array([[0, 1, 2, 3], [4, 5, 6, 7]])
+    now = np.array([[3, 2, 9, 8], [4, 5, 6, 7]])
+    np.testing.assert_allclose(placement._kept_share(before, now, 10), [0.5, 1.0])
+    np.testing.assert_allclose(placement._kept_share(before, now[::-1], 10), [0.0, 0.0])
+
+
+def test_continuity_arguments_are_checked(digits, fitted):
+    T = digits.test[:5]
+    with pytest.raises(ValueError, match=r"'prev', 'prev_features' and 'prev_embedding' parameters .* go together"):
+        fitted.transform(T, prev=fitted)
+    with pytest.raises(ValueError, match=r"'prev_embedding' parameter of StepProjection.transform must have shape"):
+        fitted.transform(T, prev=fitted, prev_features=T, prev_embedding=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"'prev_features' parameter of StepProjection.transform must be finite"):
+        fitted.transform(T, prev=fitted, prev_features=T * np.nan, prev_embedding=np.zeros((5, 2)))
