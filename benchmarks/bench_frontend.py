@@ -317,8 +317,9 @@ ZOOM_JS = """(factor) => new Promise((resolve) => {
   requestAnimationFrame(check);
 })"""
 
-ZOOM_FACTS = ("ms", "by", "tiles_ms", "viewport_requests", "viewport_first_request_ms", "viewport_last_answer_ms",
-              "tile_requests", "first_request_ms", "last_answer_ms")
+ZOOM_FACTS = ("ms", "by", "tiles_ms", "probe_requests", "probe_first_request_ms", "probe_last_answer_ms",
+              "viewport_requests", "viewport_first_request_ms", "viewport_last_answer_ms", "tile_requests",
+              "first_request_ms", "last_answer_ms")
 """What each zoom records: sharp (``ms``, by a viewport image or the tiles), every tile drawn (``tiles_ms``), and
 the requests' timings."""
 
@@ -328,12 +329,13 @@ TILE_TIMING_JS = """([t0, pattern]) => performance.getEntriesByType('resource')
 
 
 def tile_timing(page, zoom: dict) -> dict:
-    """Where a zoom's time went, from the browser's resource timings of its tile and viewport requests (ms after the
-    wheel event): the first request sent, the last answer received; the rest is decoding and drawing."""
+    """Where a zoom's time went, from the browser's resource timings of its requests (ms after the wheel event): the
+    centre tile asked for cached-only (the probe), the viewport image's halves, the tiles; each kind's first request
+    sent and last answer received; the rest is decoding and drawing."""
     out: dict = {}
-    for name, pattern in (("tile", "[?&]z=[1-9]"), ("viewport", "[?&]box=")):
+    for name, pattern in (("tile", "^(?!.*cached=1).*[?&]z=[1-9]"), ("viewport", "[?&]box="), ("probe", "cached=1")):
         spans = page.evaluate(TILE_TIMING_JS, [zoom["t0"], pattern]) if "t0" in zoom else []
-        prefix = "" if name == "tile" else "viewport_"
+        prefix = "" if name == "tile" else f"{name}_"
         out[f"{name}_requests"] = len(spans)
         if spans:
             out[f"{prefix}first_request_ms"] = round(min(a for a, _ in spans), 1)
@@ -665,16 +667,17 @@ def _spans(zooms: list[dict]) -> str | None:
     """The median request timeline of zooms: viewport images requested and answered, then tiles; sharp; None when
     no request was timed."""
     parts = []
-    for kind, prefix in (("viewport", "viewport_"), ("tile", "")):
+    names = {"probe": "centre tile asked for if rendered", "viewport": "viewport halves", "tile": "tiles"}
+    for kind, prefix in (("probe", "probe_"), ("viewport", "viewport_"), ("tile", "")):
         timed = [z for z in zooms if z.get(f"{kind}_requests")]
         if timed:
             first = float(np.median([z[f"{prefix}first_request_ms"] for z in timed]))
             last = float(np.median([z[f"{prefix}last_answer_ms"] for z in timed]))
-            parts.append(f"{kind}{'s' if kind == 'tile' else ' halves'} requested at {first:.0f}, "
-                         f"last answered at {last:.0f} ({len(timed)} of {len(zooms)} zooms)")
+            parts.append(f"{names[kind]}: requested at {first:.0f}, last answered at {last:.0f} ({len(timed)} of "
+                         f"{len(zooms)} zooms)")
     if not parts:
         return None
-    return ", ".join(parts) + f"; sharp at {_median(zooms, 'ms')}"
+    return ", ".join(parts) + f"; sharp at {_median(zooms, 'ms')}, every tile drawn at {_median(zooms, 'tiles_ms')}"
 
 
 def _median(zooms: list[dict], key: str) -> str:

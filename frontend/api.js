@@ -178,8 +178,15 @@ function fromJsonProjection(p) {
 
 /** Fetches a PNG and decodes it; null for 202 (not ready) or an error status. */
 async function fetchImage(url) {
-  const resp = await fetch(url, {credentials: 'same-origin'});
-  if (resp.status === 202 || !resp.ok || !(resp.headers.get('Content-Type') || '').startsWith('image/')) return null;
+  return imageOf(await fetch(url, {credentials: 'same-origin'}));
+}
+
+/** Whether an answer is an image (not a 202 "still computing", an error, or JSON). */
+const isImage = (resp) => resp.ok && resp.status !== 202 && (resp.headers.get('Content-Type') || '').startsWith('image/');
+
+/** The decoded image of an answer, or null when it is not an image. */
+async function imageOf(resp) {
+  if (!isImage(resp)) return null;
   const blob = await resp.blob();
   const img = new Image();
   const objectUrl = URL.createObjectURL(blob);
@@ -320,6 +327,24 @@ export function createApi({landscapeSize = 512, maxTiles = 600} = {}) {
     return fetch(`./landscape?${query({run, step, warm: 1})}`, {credentials: 'same-origin', priority: 'low'}).then(() => true, () => false);
   }
 
+  /**
+   * Whether the plugin has tile (z, tx, ty) rendered already (`cached=1`: nothing is rendered for it), resolved as soon
+   * as its answer's status arrives; the image, when there, is decoded meanwhile and kept for `tile`.
+   */
+  function probeTile(run, step, z, tx, ty, size = 256) {
+    const k = `${key(run, step)}\u0000${z}/${tx}/${ty}/${size}`;
+    const hit = tiles.get(k);
+    if (hit) return hit.p.then((img) => !!img);
+    stats.tileFetches++;
+    const resp = fetch(tileUrl(run, step, z, tx, ty, size, true), {credentials: 'same-origin'});
+    const entry = {p: resp.then(imageOf, () => null), cachedOnly: true};
+    tiles.set(k, entry);
+    const drop = () => tiles.get(k) === entry && tiles.delete(k);
+    entry.p.then((img) => img || drop(), drop);
+    while (tiles.size > maxTiles) tiles.delete(tiles.keys().next().value);
+    return resp.then(isImage, () => false);
+  }
+
   async function predict(run, step, points) {
     const resp = await fetch(`./predict?${query({run, step})}`, {
       method: 'POST',
@@ -340,5 +365,5 @@ export function createApi({landscapeSize = 512, maxTiles = 600} = {}) {
   const metrics = (run, step) => getJson('metrics', {run, step}, {priority: 'low'});
   const thumbnailUrl = (run, id) => `./thumbnail?${query({run, id})}`;
 
-  return {runs, projection, cachedProjection, landscape, landscapeUrl, tile, tileUrl, viewport, viewportUrl, warm, predict, sample, json, metrics, thumbnailUrl, claim, stats};
+  return {runs, projection, cachedProjection, landscape, landscapeUrl, tile, tileUrl, probeTile, viewport, viewportUrl, warm, predict, sample, json, metrics, thumbnailUrl, claim, stats};
 }

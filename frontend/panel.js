@@ -58,7 +58,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
   let trajectorySample = null;
   const tiles = {z: 0, layers: new Map(), timer: 0, aheadTimer: 0, aheadStep: null, drawn: 0, wanted: 0, requested: 0,
     views: new Map(), viewSeq: 0, viewRequests: 0, viewDrawn: false, viewPxPerUnit: null, sharp: false, firstSharp: null, loadedZ: 0,
-    warmTimer: 0, warmed: new Set(), inflight: null};
+    warmTimer: 0, warmed: new Set(), inflight: null, probes: 0};
   const report = (patch) => store.set((s) => withPanel(s, run, patch));
 
   /** Shows the panel's step for the store's shared step; resolves once shown or superseded. */
@@ -264,19 +264,21 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
       ready: pyramidReady(r && r.status && r.status.tiles_ahead, s.step, tiles.z, s.shownAt, store.get().runsAt),
       viewport: tiles.z ? viewportImage(b, v, w, h, tiles.z) : null});
     if (how === 'viewport') {
-      // A cold zoom: the visible part first, as one image in two halves (both render workers), then the tiles.
+      // Maybe a cold zoom. First the centre tile, only if the plugin has it rendered (a quick answer either way): if
+      // it has, the step's tiles were rendered ahead and come at once; else the visible part first, as one image in
+      // two halves (both render workers), then the tiles.
       const seq = ++tiles.viewSeq;
       const vp = viewportImage(b, v, w, h, tiles.z);
       tiles.inflight = vp;
-      fetchViewport(s, vp, seq).then(() => {
-        if (shown !== s || seq !== tiles.viewSeq) return;
+      const tilesNow = () => {
         tiles.inflight = null;
         for (const t of wanted) fetchTile(s, t);
+      };
+      probeTile(s, wanted[0]).then((rendered) => {
+        if (shown !== s || seq !== tiles.viewSeq) return;
+        if (rendered) return tilesNow();
+        fetchViewport(s, vp, seq).then(() => shown === s && seq === tiles.viewSeq && tilesNow());
       });
-      // Meanwhile the centre tile, only if the plugin has it rendered: then its pyramid is, and the tiles come at once.
-      if (wanted.length) fetchTile(s, wanted[0], {cachedOnly: true, then: () => {
-        if (shown === s && seq === tiles.viewSeq) for (const t of wanted) fetchTile(s, t);
-      }});
     } else {
       tiles.viewSeq++;
       tiles.inflight = null;
@@ -305,17 +307,24 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
     }, () => null)));
   }
 
-  /** Loads tile `t` of shown step `s` and draws it; `cachedOnly`: only if rendered already, then calls `then`. */
-  function fetchTile(s, t, {cachedOnly = false, then = null} = {}) {
+  /** Loads tile `t` of shown step `s` and draws it. */
+  function fetchTile(s, t) {
     const k = tileKey(t);
     if (tiles.layers.has(k)) return;
     tiles.requested++;
-    api.tile(run, s.step, t.z, t.tx, t.ty, TILE_SIZE, {cachedOnly}).then((image) => {
+    api.tile(run, s.step, t.z, t.tx, t.ty, TILE_SIZE).then((image) => {
       if (!image || shown !== s || destroyed) return;
       tiles.layers.set(k, {image, bounds: t.bounds, z: t.z});
       applyTiles();
-      if (then) then();
     }, () => null);
+  }
+
+  /** Resolves whether the plugin has tile `t` rendered already (as soon as its answer's status is in); renders nothing. */
+  function probeTile(s, t) {
+    if (!t) return Promise.resolve(false);
+    if (tiles.layers.has(tileKey(t))) return Promise.resolve(true);
+    tiles.probes++;
+    return api.probeTile(run, s.step, t.z, t.tx, t.ty, TILE_SIZE);
   }
 
   /**
@@ -480,7 +489,7 @@ export function createPanel({run, store, api, aligner, renderer, compact, contai
       frames: scatter.frames, renderer: scatter.renderer, landscape: !!(shown && shown.overview), animating: !!anim,
       selected: store.get().selected === null ? -1 : aligner.indexOf(run, store.get().selected), trajectory: !!trajectorySample,
       tiles: {z: tiles.z, drawn: tiles.drawn, wanted: tiles.wanted, requested: tiles.requested, aheadStep: tiles.aheadStep,
-        sharp: tiles.sharp, viewRequests: tiles.viewRequests, viewDrawn: tiles.viewDrawn, viewPxPerUnit: tiles.viewPxPerUnit, firstSharp: tiles.firstSharp,
+        sharp: tiles.sharp, probes: tiles.probes, viewRequests: tiles.viewRequests, viewDrawn: tiles.viewDrawn, viewPxPerUnit: tiles.viewPxPerUnit, firstSharp: tiles.firstSharp,
         pxPerUnit: b && tiles.z ? pixelsPerUnit(b, TILE_SIZE, tiles.z) : null, overviewPxPerUnit: b ? pixelsPerUnit(b, OVERVIEW_SIZE) : null},
     };
   }

@@ -57,3 +57,20 @@ test('the viewport image is asked for by its data box and pixel size', () => {
   const url = api.viewportUrl('r', 3, [-1.5, 2, 3.25, 4], 640, 320);
   assert.equal(url, `./landscape?run=r&step=3&box=${encodeURIComponent('-1.5,2,3.25,4')}&width=640&height=320`);
 });
+
+test('probing a tile answers from the status: not rendered is false at once, and a plain request then renders it', async () => {
+  const calls = [];
+  const saved = globalThis.fetch;
+  globalThis.fetch = async (url) => {
+    calls.push(url);
+    return new Response(JSON.stringify({error: 'not rendered yet'}), {status: 404, headers: {'Content-Type': 'application/json'}});
+  };
+  try {
+    const api = createApi();
+    assert.equal(await api.probeTile('r', 3, 4, 7, 9), false);
+    assert.equal(await api.tile('r', 3, 4, 7, 9), null);
+  } finally {
+    globalThis.fetch = saved;
+  }
+  assert.deepEqual(calls.map((u) => u.includes('cached=1')), [true, false]);
+});

@@ -277,11 +277,24 @@ def test_a_cold_zoom_draws_a_sharp_viewport_image_before_its_tiles(tab, server):
     assert first["pxPerUnit"] >= 4 * tiles["overviewPxPerUnit"], (first, tiles["overviewPxPerUnit"])
     assert abs(first["pxPerUnit"] - tiles["pxPerUnit"]) < 1e-6 * tiles["pxPerUnit"], "the tiles' own pixel density"
     views = [u for u in requests if "box=" in u]
+    probes = [u for u in requests if "cached=1" in u]
     assert len(views) == 2, f"the viewport in two halves: {views}"
-    assert requests.index(views[-1]) < min(i for i, u in enumerate(requests) if "&z=" in u), "tiles after the viewport"
+    assert len(probes) == 1 and requests.index(probes[0]) < requests.index(views[0]), "first: is the centre tile there?"
+    plain = [i for i, u in enumerate(requests) if "&z=" in u and "cached=1" not in u]
+    assert requests.index(views[-1]) < min(plain), "tiles after the viewport"
     # The tiles arrive and replace it.
     tab.wait("(t => t.wanted > 0 && t.drawn === t.wanted && !t.viewDrawn)(__dvi.panels[0].tiles)", timeout=120)
     assert tab.js("__dvi.panels[0].tiles.sharp") is True
+    # Those tiles are rendered now: after a reload (same camera) the centre tile answers the probe, and the tiles
+    # come at once, without a viewport image.
+    tab.wait(SAVED_CAMERA_JS, timeout=10)
+    requests.clear()
+    tab.page.reload()
+    tab.attach()
+    tab.wait("(t => t.z > 0 && t.wanted > 0 && t.drawn === t.wanted)(__dvi.panels[0].tiles)", timeout=120)
+    after = tab.js("__dvi.panels[0].tiles")
+    assert after["firstSharp"]["by"] == "tiles" and after["viewRequests"] == 0, after
+    assert not [u for u in requests if "box=" in u]
     # Panning at the same level asks for the missing tiles only.
     before = len([u for u in requests if "box=" in u])
     geo = tab.js("__dvi.geometry(0)")
