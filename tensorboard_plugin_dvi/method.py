@@ -314,10 +314,14 @@ def project_step(store: storage.RunStore, results: cache.ResultCache, record: di
     test = ~train
     xy = np.empty((len(feats), 2), np.float32)
     xy[train] = fitted.embedding_  # the layout itself (what transform gives them, without the search)
-    if test.any():
-        xy[test] = fitted.transform(feats[test])
     # step t-1's positions of these samples: what prev.transform of their previous features gives, stored
     prev_xy = None if prev is None else _aligned_prev_xy(prev_result, data.ids)
+    if test.any() and prev is not None and prev_feats is not None and prev_xy is not None:
+        # held-out samples continue from where the tab showed them at step t-1, as far as their neighbours stayed
+        xy[test] = fitted.transform(feats[test], prev=prev, prev_features=prev_feats[test],
+                                    prev_embedding=prev_xy[test])
+    elif test.any():
+        xy[test] = fitted.transform(feats[test])
     has_test = test.sum() > settings.n_neighbors
     scores = metrics.evaluate_step(
         fitted, head, feats_train, test_features=feats[test] if has_test else None,
