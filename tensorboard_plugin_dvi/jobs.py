@@ -39,6 +39,8 @@ LONG_LOG = 50
 STRIDE_STEPS = 20
 PYRAMID_STEPS = 32
 """At most this many steps wait for their tile pyramid to be rendered ahead; later requests beyond are dropped."""
+PYRAMIDS_REMEMBERED = 4096
+"""The steps whose pyramid was rendered ahead are remembered (for the runs status) up to this many, oldest forgotten."""
 PYRAMID_IDLE_S = 0.5
 """Rendering ahead waits this long after the last on-demand landscape request (the user's requests go first)."""
 
@@ -94,6 +96,8 @@ class ProjectionService:
         self.pyramid: PyramidRenderer | None = None  # installed by the route logic (views.Views)
         self._pyramids: collections.OrderedDict[tuple[str, int], RunIndex] = collections.OrderedDict()
         self._pyramid_running: tuple[str, int] | None = None
+        # steps whose pyramid rendering ahead finished (every tile cached) since they were last queued, newest last
+        self._pyramids_rendered: collections.OrderedDict[tuple[str, int], None] = collections.OrderedDict()
         self.ahead_idle_s = ahead_idle_s
         self._last_demand = time.monotonic()  # when the last on-demand landscape request ended (or the start)
         self._demanding = 0  # on-demand landscape requests being answered now
@@ -152,12 +156,16 @@ class ProjectionService:
                 "recomputing": recomputing, "tiles_ahead": self._tiles_ahead(index)}
 
     def _tiles_ahead(self, index: RunIndex) -> dict[str, Any]:
-        """This run's steps waiting for their tile pyramid (next first), the one rendering, and the depth."""
+        """This run's steps waiting for their tile pyramid (next first), the one rendering, the depth, and the steps
+        whose pyramid is known rendered (a pass ahead found or made every tile since the step was last queued; a step
+        neither queued nor listed there may have none: the queue was full, or the plugin restarted)."""
         with self._cond:
             steps = [step for directory, step in self._pyramids if directory == index.directory]
             running = self._pyramid_running
+            rendered = sorted(step for directory, step in self._pyramids_rendered if directory == index.directory)
         now = running[1] if running is not None and running[0] == index.directory else None
-        return {"depth": self.settings.prerender_depth, "queued": [s for s in steps if s != now], "running": now}
+        return {"depth": self.settings.prerender_depth, "queued": [s for s in steps if s != now], "running": now,
+                "rendered": rendered}
 
     # -- requests --------------------------------------------------------------------------------------------------
 
@@ -248,6 +256,7 @@ class ProjectionService:
                 self._pyramids[key] = index
             else:
                 return
+            self._pyramids_rendered.pop(key, None)  # queued again: "rendered" once this pass finds every tile
             while len(self._pyramids) > PYRAMID_STEPS:
                 self._pyramids.popitem(last=True)
             self._ensure_worker()
@@ -388,6 +397,10 @@ class ProjectionService:
             if done:
                 self._pyramids.pop(key, None)
                 self.pyramids_done += 1
+                self._pyramids_rendered[key] = None
+                self._pyramids_rendered.move_to_end(key)
+                while len(self._pyramids_rendered) > PYRAMIDS_REMEMBERED:
+                    self._pyramids_rendered.popitem(last=False)
             self._cond.notify_all()
 
     def _project(self, index: RunIndex, step: int, state: _RunState) -> str | None:

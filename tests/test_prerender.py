@@ -74,10 +74,15 @@ def test_the_zoomed_step_renders_first_then_the_others_in_the_order_drawn(copy):
         v.landscape(index, 1, 512)  # ... draws 1 again: it keeps its place
         v.landscape(index, 2, 256, (1, 0, 1))  # ... and the user zooms into step 2
         assert service.pyramid_status()["queued"] == [[index.directory, s] for s in (2, 1, 3)]
-        assert service.status(index)["tiles_ahead"] == {"depth": 1, "queued": [2, 1, 3], "running": None}
+        assert service.status(index)["tiles_ahead"] == {"depth": 1, "queued": [2, 1, 3], "running": None,
+                                                        "rendered": []}
         assert set(_tiles(copy)) == {(2, 1, 0, 1)}, "only the asked-for tile is rendered while held"
         service.set_ahead_idle(0)
         assert service.wait_pyramids(300)
+        assert service.status(index)["tiles_ahead"]["rendered"] == [1, 2, 3]
+        service.set_ahead_idle(3600)
+        v.landscape(index, 2, 512)  # drawn again: queued again, so no longer known rendered until a pass checks it
+        assert service.status(index)["tiles_ahead"]["rendered"] == [1, 3]
     finally:
         service.close()
     tiles = _tiles(copy)
@@ -210,3 +215,18 @@ def test_dvi_project_renders_overviews_and_the_newest_steps_pyramid(tmp_path):
     assert cli.main(["--logdir", root, "--quiet", "--threads", "1", "--run", "run2", "--prerender-depth", "0"]) == 0
     assert not _tiles(os.path.join(root, "run2")), "depth 0: overviews only"
     assert len(glob.glob(os.path.join(root, "run2", "**", "*-z0-0-0.png"), recursive=True)) == 2 * len(views.TILE_SIZES)
+
+
+def test_a_step_the_full_queue_dropped_is_not_reported_rendered(copy, monkeypatch):
+    monkeypatch.setattr(jobs, "PYRAMID_STEPS", 1)
+    service, v, index = _service(copy, depth=1)
+    try:
+        v.landscape(index, 1, 512)
+        v.landscape(index, 2, 512)  # the queue is full: step 2 is not queued
+        ahead = service.status(index)["tiles_ahead"]
+        assert ahead["queued"] == [1] and 2 not in ahead["rendered"]
+        service.set_ahead_idle(0)
+        assert service.wait_pyramids(300)
+        assert service.status(index)["tiles_ahead"]["rendered"] == [1], "step 2's tiles were never rendered ahead"
+    finally:
+        service.close()

@@ -134,11 +134,13 @@ export function splitViewport(v, parts = 2, snap = VIEWPORT_SNAP) {
 /**
  * Whether the plugin is known to have rendered `step`'s tiles of level z ahead: its `status.tiles_ahead` (from the
  * `runs` route) reaches level z and, in an answer received after the tab first drew the step (`statusAt` >
- * `shownAt`: the plugin queues a step's pyramid when the tab first asks for its landscape), lists the step neither
- * queued nor rendering.
+ * `shownAt`: the plugin queues a step's pyramid when the tab first asks for its landscape), lists the step as
+ * rendered and neither queued nor rendering. A step in none of the lists is not known rendered (the plugin's queue
+ * may have been full): the tab then asks for the centre tile first.
  */
 export function pyramidReady(ahead, step, z, shownAt, statusAt) {
   if (!ahead || !Number.isFinite(ahead.depth) || z > ahead.depth || !(statusAt > shownAt)) return false;
+  if (!(Array.isArray(ahead.rendered) && ahead.rendered.includes(step))) return false;
   return ahead.running !== step && !(Array.isArray(ahead.queued) && ahead.queued.includes(step));
 }
 

@@ -54,8 +54,11 @@ test('split in two along the longer side at a multiple of 8 pixels; the halves t
 });
 
 test('a step\'s tiles count as rendered only when a status received after the step was drawn says so', () => {
-  const ahead = {depth: 3, queued: [4, 2], running: 7};
-  assert.equal(pyramidReady(ahead, 5, 3, 100, 200), true, 'neither queued nor running, status newer than the draw');
+  const ahead = {depth: 3, queued: [4, 2], running: 7, rendered: [1, 5]};
+  assert.equal(pyramidReady(ahead, 5, 3, 100, 200), true, 'rendered, status newer than the draw');
+  assert.equal(pyramidReady(ahead, 6, 3, 100, 200), false, 'in no list: not known rendered (the queue was full)');
+  assert.equal(pyramidReady({depth: 3, queued: [], running: null}, 5, 3, 100, 200), false, 'a status without the list');
+  assert.equal(pyramidReady({...ahead, queued: [5]}, 5, 3, 100, 200), false, 'queued again since');
   assert.equal(pyramidReady(ahead, 5, 3, 300, 200), false, 'the status predates the draw: the step may be queued since');
   assert.equal(pyramidReady(ahead, 2, 3, 100, 200), false, 'queued');
   assert.equal(pyramidReady(ahead, 7, 3, 100, 200), false, 'rendering');
