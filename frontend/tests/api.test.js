@@ -31,7 +31,8 @@ test('the quality metrics are fetched at low priority, the map\'s projections an
   assert.equal(by('metrics').init.credentials, 'same-origin');
 });
 
-test('a cached-only tile that is not rendered does not stand in for the tile: a plain request renders it', async () => {
+/** Runs `body` with a fetch that answers every request 404 "not rendered yet"; the URLs it was asked for. */
+async function withNotRendered(body) {
   const calls = [];
   const saved = globalThis.fetch;
   globalThis.fetch = async (url) => {
@@ -39,14 +40,20 @@ test('a cached-only tile that is not rendered does not stand in for the tile: a 
     return new Response(JSON.stringify({error: 'not rendered yet'}), {status: 404, headers: {'Content-Type': 'application/json'}});
   };
   try {
-    const api = createApi();
+    await body(createApi());
+  } finally {
+    globalThis.fetch = saved;
+  }
+  return calls;
+}
+
+test('a cached-only tile that is not rendered does not stand in for the tile: a plain request renders it', async () => {
+  const calls = await withNotRendered(async (api) => {
     const probe = api.tile('r', 3, 2, 1, 0, 256, {cachedOnly: true});
     const plain = api.tile('r', 3, 2, 1, 0, 256); // asked while the probe is on its way
     assert.equal(await probe, null);
     assert.equal(await plain, null);
-  } finally {
-    globalThis.fetch = saved;
-  }
+  });
   assert.equal(calls.length, 2);
   assert.ok(calls[0].includes('cached=1') && calls[0].includes('z=2&tx=1&ty=0'), calls[0]);
   assert.ok(!calls[1].includes('cached='), 'the second request renders the tile');
@@ -59,18 +66,9 @@ test('the viewport image is asked for by its data box and pixel size', () => {
 });
 
 test('probing a tile answers from the status: not rendered is false at once, and a plain request then renders it', async () => {
-  const calls = [];
-  const saved = globalThis.fetch;
-  globalThis.fetch = async (url) => {
-    calls.push(url);
-    return new Response(JSON.stringify({error: 'not rendered yet'}), {status: 404, headers: {'Content-Type': 'application/json'}});
-  };
-  try {
-    const api = createApi();
+  const calls = await withNotRendered(async (api) => {
     assert.equal(await api.probeTile('r', 3, 4, 7, 9), false);
     assert.equal(await api.tile('r', 3, 4, 7, 9), null);
-  } finally {
-    globalThis.fetch = saved;
-  }
+  });
   assert.deepEqual(calls.map((u) => u.includes('cached=1')), [true, false]);
 });
