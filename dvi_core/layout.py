@@ -125,24 +125,25 @@ def _fused_epoch(
     Y: torch.Tensor, head: torch.Tensor, tail: torch.Tensor, prob: torch.Tensor, mob: torch.Tensor | None,
     n_negatives: int, gen: torch.Generator,
 ) -> Callable[[float], None] | None:
-    """On the CPU, one epoch (of learning rate ``alpha``) as compiled loops (``layout_cpu``): the same edges and
-    negatives drawn from ``gen`` as the torch epoch, the same updates, a third of its time at 60,000 samples. None on
-    other devices, which keep the batched torch epoch."""
+    """On the CPU, one epoch (of learning rate ``alpha``) as compiled loops (``layout_cpu``): edges and negatives
+    drawn by ``layout_cpu.sample_epoch`` (seeded from ``gen``; the same distribution as the torch epoch's draws, not
+    the same numbers), the torch epoch's updates, a third of its time at 60,000 samples. None on other devices, which
+    keep the batched torch epoch."""
     if Y.device.type != "cpu":
         return None
-    from .layout_cpu import epoch, sample_edges
+    from .layout_cpu import epoch, sample_epoch
 
     Yn = Y.numpy()  # shares memory with Y: the compiled epoch updates Y in place
     scale = np.ones(len(Yn), np.float32) if mob is None else np.ascontiguousarray(mob.numpy().ravel())
     upd = np.empty_like(Yn)
     heads, tails, probs = head.numpy(), tail.numpy(), prob.numpy()
-    picked = np.empty(len(probs), np.int64)
+    picked_h, picked_t = np.empty(len(probs), np.int64), np.empty(len(probs), np.int64)
+    neg = np.empty(len(probs) * n_negatives, np.int64)
+    state = np.array([int(torch.randint(2**62, (1,), generator=gen))], np.uint64)
 
     def run(alpha: float) -> None:
-        count = sample_edges(torch.rand(len(probs), generator=gen).numpy(), probs, picked)
-        pick = picked[:count]
-        neg = torch.randint(Yn.shape[0], (count * n_negatives,), generator=gen)
-        epoch(Yn, heads[pick], tails[pick], neg.numpy(), np.float32(alpha), np.float32(ATTRACTION_SCALE * alpha),
-              scale, upd)
+        count = sample_epoch(probs, heads, tails, len(Yn), n_negatives, state, picked_h, picked_t, neg)
+        epoch(Yn, picked_h[:count], picked_t[:count], neg[: count * n_negatives], np.float32(alpha),
+              np.float32(ATTRACTION_SCALE * alpha), scale, upd)
 
     return run

@@ -2,8 +2,8 @@
 
 Why: the torch epoch (``layout._epoch``) makes a dozen passes over arrays as long as the sampled edges and their
 negatives (gather, subtract, power, clip, scatter), which at 60,000 samples costs about three times what one fused
-loop does. This is the same arithmetic, in the same order, on the same sampled edges and negatives (drawn by the
-caller's torch generator, so a seed gives the same layout on either path up to float rounding): every update of the
+loop does. This is the same arithmetic, in the same order, for given sampled edges and negatives (``sample_epoch``
+draws them here, from the same distribution as the torch epoch but not the same numbers): every update of the
 epoch is computed from the positions at its start, summed per vertex, scaled by the vertex's mobility and applied
 at the end. ``cache=True`` keeps the compiled code on disk, so only the first use on a machine pays the compile.
 """
@@ -68,13 +68,47 @@ def epoch(
         Y[v, 1] += upd[v, 1] * mobility[v]
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_U24 = np.float32(1.0 / (1 << 24))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _splitmix(s: np.uint64) -> tuple[np.uint64, np.uint64]:
+    """SplitMix64: the next state and a well-mixed 64-bit draw from it."""
+    s = s + _GOLDEN
+    z = (s ^ (s >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return s, z ^ (z >> np.uint64(31))
+
+
 @numba.njit(cache=True, nogil=True)
-def sample_edges(draws: np.ndarray, prob: np.ndarray, out: np.ndarray) -> int:
-    """Write the positions ``e`` with ``draws[e] < prob[e]`` into ``out`` in order; return how many
-    (``(draws < prob).nonzero()``, which costs torch several times this loop)."""
+def sample_epoch(
+    prob: np.ndarray, head: np.ndarray, tail: np.ndarray, n_vertices: int, n_negatives: int, state: np.ndarray,
+    out_head: np.ndarray, out_tail: np.ndarray, out_neg: np.ndarray,
+) -> int:
+    """One epoch's draws in one pass: each directed edge ``e`` is kept with probability ``prob[e]`` (its head and
+    tail written in order into ``out_head``/``out_tail``), then ``n_negatives`` uniform vertices per kept edge into
+    ``out_neg`` (negative ``j * P + p`` belongs to kept edge ``p``, as ``epoch`` reads them); returns P.
+
+    Why: drawing the uniforms and the negatives with torch's generator and selecting the kept edges took about as
+    long as the epoch's own updates on a warm step at 8,000 samples; SplitMix64 (``state`` uint64 [1], advanced in
+    place, seeded by the caller) costs about a nanosecond a draw and needs no intermediate arrays.
+    """
+    s = state[0]
     count = 0
-    for e in range(draws.shape[0]):
-        if draws[e] < prob[e]:
-            out[count] = e
-            count += 1
+    for e in range(prob.shape[0]):  # branch-free: the kept edges' order is random, a branch would mispredict
+        s, u = _splitmix(s)
+        out_head[count] = head[e]
+        out_tail[count] = tail[e]
+        count += np.float32(u >> np.uint64(40)) * _U24 < prob[e]
+    n, low = np.uint64(n_vertices), np.uint64(0xFFFFFFFF)
+    total = count * n_negatives
+    for i in range(0, total, 2):  # two negatives per draw, from its high and low 32 bits (Lemire's multiply-shift)
+        s, u = _splitmix(s)
+        out_neg[i] = np.int64(((u >> np.uint64(32)) * n) >> np.uint64(32))
+        if i + 1 < total:
+            out_neg[i + 1] = np.int64(((u & low) * n) >> np.uint64(32))
+    state[0] = s
     return count

