@@ -199,12 +199,13 @@ def predict(step: StepProjection, head: torch.nn.Module, points_2d: np.ndarray) 
     return torch.softmax(_logits(step, head, points_2d), 1).numpy().astype(np.float32)
 
 
-def grid_points(bounds: tuple[float, float, float, float], resolution: int) -> np.ndarray:
-    """Pixel centres [R*R, 2] in row-major order; row 0 is y_max, column 0 is x_min."""
+def grid_points(bounds: tuple[float, float, float, float], resolution: int, height: int | None = None) -> np.ndarray:
+    """Pixel centres [H*R, 2] of an image R wide and H (default R) high over ``bounds``, in row-major order; row 0 is
+    y_max, column 0 is x_min."""
     x0, y0, x1, y1 = bounds
-    step_x, step_y = (x1 - x0) / resolution, (y1 - y0) / resolution
-    xs = x0 + (np.arange(resolution) + 0.5) * step_x
-    ys = y1 - (np.arange(resolution) + 0.5) * step_y
+    rows = resolution if height is None else height
+    xs = x0 + (np.arange(resolution) + 0.5) * ((x1 - x0) / resolution)
+    ys = y1 - (np.arange(rows) + 0.5) * ((y1 - y0) / rows)
     gx, gy = np.meshgrid(xs, ys)
     return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
 

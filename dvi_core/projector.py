@@ -25,7 +25,7 @@ from .neighbors import cross_query, exact_query, features_digest, knn
 from .placement import LayoutEncoder, continue_places
 from .settle import settle
 from .train import LossWeights, TrainData, train_models
-from .validation import check_fit_inputs, check_head_classes, check_params
+from .validation import check_fit_inputs, check_head_classes, check_params, check_transform_inputs
 
 VARIANTS = ("dvi", "faithful")
 
@@ -156,19 +156,13 @@ class StepProjection:
         moves where the model changed. Applies to the default variant when both steps hold the same samples;
         otherwise, and without these arguments, the points are placed afresh.
         """
-        X = _checked_rows(X, self.n_features_in_, "X")
+        X, Xp, Yp = check_transform_inputs(self, X, prev, prev_features, prev_embedding)
         if isinstance(self.encoder, LayoutEncoder):
             Y = _apply(lambda t: self.encoder(t, self.decoder), X, self.device, 2)
         else:
             Y = _apply(self.encoder, X, self.device, 2)
-        given = [a is not None for a in (prev, prev_features, prev_embedding)]
-        if any(given) and not all(given):
-            raise ValueError("The 'prev', 'prev_features' and 'prev_embedding' parameters of StepProjection.transform "
-                             "go together. Got only some of them instead; pass all three or none.")
-        if prev is None or prev_features is None or prev_embedding is None:
+        if prev is None or Xp is None or Yp is None:
             return Y
-        Xp = _checked_rows(prev_features, prev.n_features_in_, "prev_features", len(X))
-        Yp = _checked_rows(prev_embedding, 2, "prev_embedding", len(X))
         if not (isinstance(self.encoder, LayoutEncoder) and isinstance(prev.encoder, LayoutEncoder)
                 and len(prev.embedding_) == len(self.embedding_) and len(X)):
             return Y
@@ -222,23 +216,6 @@ def _models_of(cfg: dict[str, Any]) -> tuple[Encoder | LayoutEncoder, Decoder]:
                             cfg["n_neighbors"])
         return enc, build_decoder(cfg["n_features"], cfg["hidden"], cfg["n_layers"], cfg["n_components"], cfg["n_ref"])
     return build_models(cfg["n_features"], cfg["hidden"], cfg["n_layers"], cfg["n_components"])
-
-
-def _checked_rows(A: np.ndarray, width: int, name: str, n: int | None = None) -> np.ndarray:
-    """``A`` as a contiguous float32 [n, width] array of finite values, else a ValueError naming the parameter."""
-    A = np.ascontiguousarray(A, dtype=np.float32)  # views with negative strides cannot become tensors
-    rows = "N" if n is None else str(n)
-    if A.ndim != 2 or A.shape[1] != width or (n is not None and len(A) != n):
-        raise ValueError(
-            f"The '{name}' parameter of StepProjection.transform must have shape [{rows}, {width}]. "
-            f"Got shape {A.shape} instead."
-        )
-    if not np.isfinite(A).all():
-        raise ValueError(
-            f"The '{name}' parameter of StepProjection.transform must be finite. "
-            f"Got {int((~np.isfinite(A)).any(1).sum())} rows with NaN or inf instead; drop or fix them first."
-        )
-    return A
 
 
 @torch.no_grad()

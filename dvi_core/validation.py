@@ -111,3 +111,36 @@ def check_head_classes(logits: torch.Tensor) -> None:
             f"The 'head' parameter of {_FIT} must predict at least 2 distinct classes on 'features'. "
             f"Got a single predicted class ({int(pred[0])}) instead."
         )
+
+
+def _rows(A: np.ndarray, width: int, name: str, n: int | None = None) -> np.ndarray:
+    """``A`` as a contiguous float32 [n, width] array of finite values, else a ValueError naming the parameter."""
+    A = np.ascontiguousarray(A, dtype=np.float32)  # views with negative strides cannot become tensors
+    rows = "N" if n is None else str(n)
+    if A.ndim != 2 or A.shape[1] != width or (n is not None and len(A) != n):
+        raise ValueError(
+            f"The '{name}' parameter of StepProjection.transform must have shape [{rows}, {width}]. "
+            f"Got shape {A.shape} instead."
+        )
+    if not np.isfinite(A).all():
+        raise ValueError(
+            f"The '{name}' parameter of StepProjection.transform must be finite. "
+            f"Got {int((~np.isfinite(A)).any(1).sum())} rows with NaN or inf instead; drop or fix them first."
+        )
+    return A
+
+
+def check_transform_inputs(
+    step: StepProjection, X: Any, prev: StepProjection | None, prev_features: Any, prev_embedding: Any,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Validate and convert ``StepProjection.transform``'s arrays, before any work: float32 (X, prev_features,
+    prev_embedding), the last two None when no previous step is given."""
+    given = [a is not None for a in (prev, prev_features, prev_embedding)]
+    if any(given) and not all(given):
+        raise ValueError("The 'prev', 'prev_features' and 'prev_embedding' parameters of StepProjection.transform "
+                         "go together. Got only some of them instead; pass all three or none.")
+    X = _rows(X, step.n_features_in_, "X")
+    if prev is None:
+        return X, None, None
+    return (X, _rows(prev_features, prev.n_features_in_, "prev_features", len(X)),
+            _rows(prev_embedding, 2, "prev_embedding", len(X)))

@@ -124,21 +124,11 @@ def render(model: StepProjection, head: torch.nn.Module, bounds: tuple[float, fl
     when it says so (a user's request is waiting for the CPU).
     """
     rows = size if height is None else height
-    pts = grid_points(bounds, size, rows)
+    pts = landscape.grid_points(bounds, size, rows)
     if cell <= 1 or min(size, rows) < 4 * cell:
         return landscape.colorize(_logits(model, head, pts, stop), n_classes).reshape(rows, size, 3)
     return landscape.colorize(_adaptive_logits(model, head, pts, (rows, size), cell, stop),
                               n_classes).reshape(rows, size, 3)
-
-
-def grid_points(bounds: tuple[float, float, float, float], width: int, height: int) -> np.ndarray:
-    """Pixel centres [height * width, 2] of a ``width`` x ``height`` image of ``bounds``, row-major, row 0 at the
-    largest y (for a square image the same points as ``landscape.grid_points``)."""
-    x0, y0, x1, y1 = bounds
-    xs = x0 + (np.arange(width) + 0.5) * ((x1 - x0) / width)
-    ys = y1 - (np.arange(height) + 0.5) * ((y1 - y0) / height)
-    gx, gy = np.meshgrid(xs, ys)
-    return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
 
 
 MARGIN_FLOOR = 0.005
