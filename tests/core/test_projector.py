@@ -98,6 +98,28 @@ def test_boundary_points_do_not_pull_the_samples_layout(digits):
     np.testing.assert_array_equal(layouts[0][: len(X)], layouts[1][: len(X)])
 
 
+def test_warm_mobility_follows_own_and_neighbours_change():
+    """Constructed graph: a sample that kept its neighbours stays still unless its neighbours changed; mobility grows
+    faster than linearly with change, so small changes move little."""
+    from dvi_core.projector import _recipe, warm_mobility
+
+    recipe = _recipe(DVIProjector(seed=0), 50, warm=True, n_samples=100)
+    # samples 0-3 are each other's neighbours, as are 4-7; samples 0-3 and 4 kept all of theirs, 5-7 lost them all
+    knn_now = np.array([[0, 1, 2, 3]] * 4 + [[4, 5, 6, 7]] * 4)
+    npr = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    move = warm_mobility(npr, knn_now, recipe)
+    assert move.dtype == np.float32 and move.shape == (8,)
+    assert (move[:4] == 0).all(), f"samples in an unchanged neighbourhood moved: {move[:4]}"
+    assert move[4] > 0, "a sample whose neighbours all changed is held still"
+    assert move[4] < move[5] <= 1.0, f"mobility does not follow change: {move[4:]}"
+    # a moderate change moves a sample less than in proportion (change squared)
+    half = warm_mobility(np.full(4, 0.5), np.array([[0, 1, 2, 3]] * 4), recipe)
+    assert (half < 0.5).all() and (half > 0).all(), f"mobility at half change {half}"
+    # the faithful variant's recipe moves every sample fully
+    faithful = _recipe(DVIProjector(variant="faithful", seed=0), 50, warm=True, n_samples=100)
+    np.testing.assert_array_equal(warm_mobility(npr, knn_now, faithful), np.ones(8, np.float32))
+
+
 def test_layout_schedule_is_longer_for_small_steps():
     from dvi_core.projector import LONG_LAYOUT_MAX_N, _layout_epochs
 
