@@ -69,11 +69,18 @@ def _secs(ts: list[float]) -> str:
     return ", ".join(f"{t:.2f}" for t in ts)
 
 
+_TITLES = {
+    "cnn": "MNIST 10k, small CNN, 8k train / 2k test, 256-d features",
+    "mlp-noisy": "cross-check: MNIST 10k, 784-512-256 MLP, 20 % noisy training labels, other split, 256-d features",
+}
+
+
 def markdown_table(result: dict[str, Any]) -> str:
     """Markdown version with the run's context and the target check."""
     header, rows = table_rows(result)
+    title = _TITLES.get(result.get("case", "cnn"), result.get("case", ""))
     out = [
-        "# Projection benchmark (MNIST 10k, small CNN, 8k train / 2k test, 256-d features)",
+        f"# Projection benchmark ({title})",
         "",
         f"Epochs: {result['epochs']}; test accuracy per epoch: {[round(a, 3) for a in result['test_accuracy']]}; "
         f"umap-learn compile (warm-up, not in its wall time): {_fmt(result['umap_compile_s'], 'wall_s')} s.",
