@@ -80,66 +80,44 @@ class NoisyMLP(nn.Module):
 
 def load_epochs(n_epochs: int, seed: int = 0, case: str = "cnn") -> Epochs:
     """Train (or load from cache) the ``case``'s network for ``n_epochs`` and return its per-epoch features."""
-    if case == "mlp-noisy":
-        return _load_mlp_noisy(n_epochs, seed)
-    if case != "cnn":
+    if case not in CASES:
         raise ValueError(f"The 'case' parameter of load_epochs must be one of {CASES}. Got {case!r} instead.")
-    path = os.path.join(CACHE, f"proj_cnn_e{n_epochs}_s{seed}.npz")
+    path = os.path.join(CACHE, f"proj_{case.replace('-', '_')}_e{n_epochs}_s{seed}.npz")
     if os.path.exists(path):
         return Epochs(**dict(np.load(path)))
     d = np.load(DATA)
     x = torch.from_numpy(d["images"].astype(np.float32) / 255.0)[:, None]
     y = torch.from_numpy(d["labels"].astype(np.int64))
-    xtr, ytr, xte, yte = x[:8000], y[:8000], x[8000:], y[8000:]
-    torch.manual_seed(seed)
-    model = SmallCNN()
-    opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
-    gen = torch.Generator().manual_seed(seed)
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("train", "test", "head_w", "head_b", "acc")}
-    for _ in range(n_epochs):
-        model.train()
-        perm = torch.randperm(8000, generator=gen)
-        for s in range(0, 8000, 128):
-            i = perm[s : s + 128]
-            loss = nn.functional.cross_entropy(model(xtr[i]), ytr[i])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        model.eval()
-        out["train"].append(_features(model, xtr))
-        out["test"].append(_features(model, xte))
-        out["head_w"].append(model.head.weight.detach().numpy().copy())
-        out["head_b"].append(model.head.bias.detach().numpy().copy())
-        with torch.no_grad():
-            out["acc"].append(np.float32((model.head(torch.from_numpy(out["test"][-1])).argmax(1) == yte)
-                                         .float().mean()))
-    ep = Epochs(**{k: np.stack(v) for k, v in out.items()}, y_train=ytr.numpy(), y_test=yte.numpy())
+    if case == "cnn":
+        xtr, ytr, xte, yte = x[:8000], y[:8000], x[8000:], y[8000:]
+        torch.manual_seed(seed)
+        model: nn.Module = SmallCNN()
+        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+        gen, batch = torch.Generator().manual_seed(seed), 128
+    else:
+        xte, yte, xtr, ytr = x[:2000], y[:2000], x[2000:], y[2000:].clone()
+        gen, batch = torch.Generator().manual_seed(seed + 7), 64
+        noisy = torch.rand(len(ytr), generator=gen) < LABEL_NOISE
+        ytr[noisy] = torch.randint(10, (int(noisy.sum()),), generator=gen)
+        torch.manual_seed(seed + 7)
+        model = NoisyMLP()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ep = _train(model, opt, (xtr, ytr, xte, yte), n_epochs, gen, batch)
     os.makedirs(CACHE, exist_ok=True)
     np.savez(path, **ep.__dict__)
     return ep
 
 
-def _load_mlp_noisy(n_epochs: int, seed: int) -> Epochs:
-    """The ``mlp-noisy`` case (module docstring), trained or loaded from the cache."""
-    path = os.path.join(CACHE, f"proj_mlp_noisy_e{n_epochs}_s{seed}.npz")
-    if os.path.exists(path):
-        return Epochs(**dict(np.load(path)))
-    d = np.load(DATA)
-    x = torch.from_numpy(d["images"].astype(np.float32) / 255.0)[:, None]
-    y = torch.from_numpy(d["labels"].astype(np.int64))
-    xte, yte, xtr, ytr = x[:2000], y[:2000], x[2000:], y[2000:].clone()
-    gen = torch.Generator().manual_seed(seed + 7)
-    noisy = torch.rand(len(ytr), generator=gen) < LABEL_NOISE
-    ytr[noisy] = torch.randint(10, (int(noisy.sum()),), generator=gen)
-    torch.manual_seed(seed + 7)
-    model = NoisyMLP()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+def _train(model: nn.Module, opt: torch.optim.Optimizer, data: tuple[torch.Tensor, ...], n_epochs: int,
+           gen: torch.Generator, batch: int) -> Epochs:
+    """Train ``model`` (``features`` + ``head``) for ``n_epochs`` on shuffled batches; its features after each."""
+    xtr, ytr, xte, yte = data
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("train", "test", "head_w", "head_b", "acc")}
     for _ in range(n_epochs):
         model.train()
         perm = torch.randperm(len(xtr), generator=gen)
-        for s in range(0, len(xtr), 64):
-            i = perm[s : s + 64]
+        for s in range(0, len(xtr), batch):
+            i = perm[s : s + batch]
             loss = nn.functional.cross_entropy(model(xtr[i]), ytr[i])
             opt.zero_grad()
             loss.backward()
@@ -152,7 +130,4 @@ def _load_mlp_noisy(n_epochs: int, seed: int) -> Epochs:
         with torch.no_grad():
             out["acc"].append(np.float32((model.head(torch.from_numpy(out["test"][-1])).argmax(1) == yte)
                                          .float().mean()))
-    ep = Epochs(**{k: np.stack(v) for k, v in out.items()}, y_train=ytr.numpy(), y_test=yte.numpy())
-    os.makedirs(CACHE, exist_ok=True)
-    np.savez(path, **ep.__dict__)
-    return ep
+    return Epochs(**{k: np.stack(v) for k, v in out.items()}, y_train=ytr.numpy(), y_test=yte.numpy())
