@@ -169,7 +169,8 @@ def main() -> None:
     t0 = time.perf_counter()
     load_start = list(os.getloadavg())
     ep = load_epochs(max(n_epochs, 10) if args.case == "cnn" else n_epochs, case=args.case)
-    print(f"{args.case} features ready in {time.perf_counter() - t0:.0f}s; test accuracy per epoch {np.round(ep.acc, 3)}")
+    print(f"{args.case} features ready in {time.perf_counter() - t0:.0f}s; "
+          f"test accuracy per epoch {np.round(ep.acc, 3)}")
     methods = args.methods.split(",")
     warm = _warm_up_umap() if "umap-learn" in methods else None
     rows: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
