@@ -75,7 +75,7 @@ D = 2 is allowed (the map is still learned, which is handy for toy data); D < 2 
 from . import boundary, landscape, metrics
 from .projector import DVIProjector, StepProjection
 
-__version__ = "0.5.4"
+__version__ = "0.5.5"
 """Version of the method: part of the plugin's cache key, so results of another version are never served."""
 
 __all__ = ["__version__", "DVIProjector", "StepProjection", "boundary", "landscape", "metrics"]

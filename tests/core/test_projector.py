@@ -115,6 +115,12 @@ def test_warm_mobility_follows_own_and_neighbours_change():
     # a moderate change moves a sample less than in proportion (change squared)
     half = warm_mobility(np.full(4, 0.5), np.array([[0, 1, 2, 3]] * 4), recipe)
     assert (half < 0.5).all() and (half > 0).all(), f"mobility at half change {half}"
+    # a step where most samples changed a lot ranks movement more steeply: the same change moves less
+    alone = np.repeat(np.arange(9)[:, None], 4, 1)  # each sample its own only neighbour: change = own loss
+    probe = 0.3
+    calm = warm_mobility(1 - np.r_[probe, np.full(8, 0.15)], alone, recipe)[0]  # median change 0.15
+    stormy = warm_mobility(1 - np.r_[probe, np.full(8, 0.5)], alone, recipe)[0]  # median change 0.5
+    assert calm == pytest.approx(probe**2) and stormy == pytest.approx(probe**3), f"{calm}, {stormy}"
     # the faithful variant's recipe moves every sample fully
     faithful = _recipe(DVIProjector(variant="faithful", seed=0), 50, warm=True, n_samples=100)
     np.testing.assert_array_equal(warm_mobility(npr, knn_now, faithful), np.ones(8, np.float32))
